@@ -1,0 +1,227 @@
+"""Lazy JIT build of the op extensions (CPU and CUDA) with ninja, cached on disk and safe across processes.
+
+Why this shape:
+- Nothing compiles at import: the first op call that needs a kernel builds it (`get_extension`).
+- The cache key hashes every source and header in `stylegan.cuda`, the compiler flags, the torch version and the
+  Python ABI (and the GPU architectures for CUDA), so an unchanged tree never rebuilds and a changed one never
+  loads a stale binary.
+- Concurrent builders (DDP ranks, pytest-xdist) serialise on an `flock` held on a lock file; the OS releases it
+  when the holder dies, so a killed build cannot hang later runs. The build itself runs in a private temporary
+  folder that is renamed into place only when complete, so nobody ever imports a half-written module.
+- A failed build is remembered for the process (the only global mutable state of the package: the build cache),
+  its log written next to the cache, and reported once.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.machinery
+import importlib.resources
+import importlib.util
+import os
+import shutil
+import sys
+import sysconfig
+import tempfile
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+OPS_ENV = "STYLEGAN_OPS"  # 'ref' forces the pure-torch reference everywhere
+CACHE_ENV = "STYLEGAN_CACHE_DIR"  # overrides the build cache location
+VALID_IMPLS = ("auto", "cpu", "cuda", "ref")
+
+CPU_CFLAGS = ["-O3", "-std=c++17", "-fno-math-errno", "-march=native"]
+CUDA_CFLAGS = ["-O3", "-std=c++17", "-DSTYLEGAN_WITH_CUDA"]
+NVCC_FLAGS = ["-O3", "-std=c++17", "--use_fast_math", "-DSTYLEGAN_WITH_CUDA"]
+
+
+class OpBuildError(RuntimeError):
+    """A kernel extension could not be compiled or loaded; the message names the build log."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    module: Optional[types.ModuleType]
+    error: Optional[str]  # one-line reason when module is None
+    log_path: Optional[Path]
+
+
+# The op build cache: (op, device_type) -> result. The one piece of global mutable state the package keeps.
+_BUILD_CACHE: Dict[Tuple[str, str], BuildResult] = {}
+_WARNED: set = set()
+
+
+def source_dir() -> Path:
+    """Folder holding the kernel sources (works for editable installs and built wheels alike)."""
+    return Path(str(importlib.resources.files("stylegan.cuda")))
+
+
+def cache_dir() -> Path:
+    """Root of the on-disk build cache: $STYLEGAN_CACHE_DIR, else $XDG_CACHE_HOME/stylegan/ops, else ~/.cache."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "stylegan" / "ops"
+
+
+def forced_reference() -> bool:
+    """True when the user forced the pure-torch reference with STYLEGAN_OPS=ref."""
+    return os.environ.get(OPS_ENV, "").strip().lower() == "ref"
+
+
+def _sources(op: str, device_type: str) -> List[Path]:
+    src = source_dir()
+    files = [src / f"{op}.cpp"]
+    if device_type == "cuda":
+        files.append(src / f"{op}.cu")
+    return files
+
+
+def _cuda_arch_tag() -> str:
+    if not torch.cuda.is_available():
+        return "nogpu"
+    caps = sorted({torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+    return "-".join(f"sm{a}{b}" for a, b in caps)
+
+
+def _build_key(op: str, device_type: str) -> str:
+    """Hash of everything that changes the binary: sources, headers, flags, torch, Python ABI, GPU arch."""
+    h = hashlib.sha256()
+    src = source_dir()
+    for path in sorted(src.iterdir()):
+        if path.suffix in (".h", ".cuh", ".cpp", ".cu"):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    flags = CPU_CFLAGS if device_type == "cpu" else CUDA_CFLAGS + NVCC_FLAGS
+    h.update(repr((op, device_type, flags, torch.__version__, torch.version.cuda)).encode())
+    h.update(repr((sys.version_info[:2], sysconfig.get_config_var("SOABI"))).encode())
+    if device_type == "cuda":
+        h.update(_cuda_arch_tag().encode())
+    return h.hexdigest()[:16]
+
+
+def _module_name(op: str, device_type: str, key: str) -> str:
+    return f"stylegan_{op}_{device_type}_{key}"
+
+
+def _import_from(path: Path, name: str) -> types.ModuleType:
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def _compile(op: str, device_type: str, name: str, build_dir: Path) -> None:
+    from torch.utils.cpp_extension import load
+
+    kwargs = dict(
+        name=name,
+        sources=[str(p) for p in _sources(op, device_type)],
+        extra_include_paths=[str(source_dir())],
+        build_directory=str(build_dir),
+        verbose=False,
+    )
+    if device_type == "cuda":
+        kwargs.update(extra_cflags=CUDA_CFLAGS, extra_cuda_cflags=NVCC_FLAGS, with_cuda=True)
+    else:
+        kwargs.update(extra_cflags=CPU_CFLAGS, with_cuda=False)
+    load(**kwargs)
+
+
+def _build(op: str, device_type: str) -> BuildResult:
+    root = cache_dir()
+    key = _build_key(op, device_type)
+    name = _module_name(op, device_type, key)
+    final_dir = root / name
+    so_path = final_dir / f"{name}{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    log_path = root / f"{name}.log"
+
+    if device_type == "cuda" and not torch.cuda.is_available():
+        return BuildResult(None, "torch has no usable CUDA device", None)
+    if not all(p.exists() for p in _sources(op, device_type)):
+        return BuildResult(None, f"kernel sources for {op!r} not found in {source_dir()}", None)
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the OS if this process dies
+        if not so_path.exists():
+            print(f"stylegan: building the {device_type.upper()} kernel for {op} (first use; cached in {root}) ...",
+                  file=sys.stderr, flush=True)
+            tmp_dir = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+            try:
+                _compile(op, device_type, name, tmp_dir)
+                built = tmp_dir / so_path.name
+                if not built.exists():
+                    raise OpBuildError(f"the build finished without producing {built.name}")
+                if final_dir.exists():
+                    shutil.rmtree(final_dir)
+                os.replace(tmp_dir, final_dir)
+            except Exception as exc:  # compiler missing, compile error, ...: report, never crash the caller
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+                log_path.write_text(f"building {name} from {source_dir()} failed:\n{exc}\n")
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                return BuildResult(None, f"build failed ({first[:200]})", log_path)
+    try:
+        return BuildResult(_import_from(so_path, name), None, None)
+    except Exception as exc:
+        log_path.write_text(f"importing {so_path} failed:\n{exc}\n")
+        return BuildResult(None, f"import failed ({exc})", log_path)
+
+
+def get_extension(op: str, device_type: str) -> BuildResult:
+    """Returns the compiled extension for `op` on 'cpu' or 'cuda' (building it once), or why it is unavailable."""
+    if device_type not in ("cpu", "cuda"):
+        raise ValueError(f"device_type must be 'cpu' or 'cuda', got {device_type!r}")
+    cache_key = (op, device_type)
+    if cache_key not in _BUILD_CACHE:
+        _BUILD_CACHE[cache_key] = _build(op, device_type)
+    return _BUILD_CACHE[cache_key]
+
+
+def clear_cache() -> None:
+    """Forgets in-process build results (tests use it to force a fresh lookup)."""
+    _BUILD_CACHE.clear()
+    _WARNED.clear()
+
+
+def resolve_impl(op: str, impl: str, device: torch.device) -> Tuple[str, Optional[types.ModuleType]]:
+    """Chooses the implementation for one op call: returns ('ref', None) or (device_type, extension module).
+
+    'auto' takes the kernel for the tensor's device, or falls back to the reference after ONE warning;
+    'cpu'/'cuda' demand that kernel (OpBuildError naming the log otherwise); 'ref' is pure torch.
+    """
+    if impl not in VALID_IMPLS:
+        raise ValueError(f"impl must be one of {VALID_IMPLS}, got {impl!r}")
+    if impl == "ref" or forced_reference():
+        return "ref", None
+    device_type = device.type
+    if impl in ("cpu", "cuda") and impl != device_type:
+        raise ValueError(f"impl={impl!r} was requested but the tensors are on {device_type!r}")
+    if device_type not in ("cpu", "cuda"):
+        if impl == "auto":
+            return "ref", None
+        raise ValueError(f"no kernel for device {device_type!r}; use impl='ref'")
+    result = get_extension(op, device_type)
+    if result.module is not None:
+        return device_type, result.module
+    where = f"; build log: {result.log_path}" if result.log_path else ""
+    if impl != "auto":
+        raise OpBuildError(f"stylegan.ops.{op}: the {device_type} kernel is unavailable: {result.error}{where}")
+    if (op, device_type) not in _WARNED:
+        _WARNED.add((op, device_type))
+        import warnings
+
+        warnings.warn(
+            f"stylegan.ops.{op}: the {device_type} kernel is unavailable ({result.error}{where}); using the "
+            f"slower pure-torch reference. To fix: install a C++ compiler and ninja (pip install ninja) "
+            f"{'and the CUDA toolkit matching torch ' if device_type == 'cuda' else ''}then run `stylegan doctor`; "
+            f"set {OPS_ENV}=ref to silence this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "ref", None

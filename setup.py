@@ -1,0 +1,31 @@
+"""Installs the `stylegan` package: one import namespace built from the card's top-level folders.
+
+`ops/`, `training/` and `cuda/` are installed as `stylegan.ops`, `stylegan.training` and `stylegan.cuda`, so no
+generic top-level `ops` or `training` module lands in site-packages. Kernel sources ship as package data and are
+JIT-compiled on first use (see ops/build.py).
+"""
+from setuptools import setup
+
+setup(
+    name="stylegan",
+    version="0.1.0",
+    description="Style-based GAN (StyleGAN v1) in PyTorch: fused ops, networks equal to the official ones, "
+    "progressive training, safe loading of official and rosinality weights.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=["stylegan", "stylegan.benchmarks", "stylegan.cli", "stylegan.formats", "stylegan.ops", "stylegan.training", "stylegan.cuda"],
+    package_dir={
+        "stylegan": "stylegan",
+        "stylegan.cli": "stylegan/cli",
+        "stylegan.formats": "stylegan/formats",
+        "stylegan.benchmarks": "stylegan/benchmarks",
+        "stylegan.ops": "ops",
+        "stylegan.training": "training",
+        "stylegan.cuda": "cuda",
+    },
+    package_data={"stylegan.cuda": ["*.h", "*.cuh", "*.cpp", "*.cu"]},
+    install_requires=["torch>=2.1", "ninja", "numpy", "pillow", "click>=8", "tqdm"],
+    extras_require={"test": ["pytest"], "tensorboard": ["tensorboard"]},
+    entry_points={"console_scripts": ["stylegan = stylegan.cli:main"]},
+)

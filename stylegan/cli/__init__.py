@@ -1,0 +1,21 @@
+"""The `stylegan` command: a click group; each subcommand lives in its own module of this package."""
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="stylegan")
+def main() -> None:
+    """StyleGAN (Karras et al. 2019): train, generate, mix styles, convert and inspect networks."""
+
+
+def _register() -> None:
+    from .doctor import doctor
+
+    main.add_command(doctor)
+
+
+_register()
