@@ -116,7 +116,8 @@ def _import_from(path: Path, name: str) -> types.ModuleType:
     return module
 
 
-def _compile(op: str, device_type: str, name: str, build_dir: Path) -> None:
+def _compile(op: str, device_type: str, name: str, build_dir: Path) -> types.ModuleType:
+    """Compiles with ninja into build_dir and returns the imported module."""
     from torch.utils.cpp_extension import load
 
     kwargs = dict(
@@ -130,7 +131,7 @@ def _compile(op: str, device_type: str, name: str, build_dir: Path) -> None:
         kwargs.update(extra_cflags=CUDA_CFLAGS, extra_cuda_cflags=NVCC_FLAGS, with_cuda=True)
     else:
         kwargs.update(extra_cflags=CPU_CFLAGS, with_cuda=False)
-    load(**kwargs)
+    return load(**kwargs)
 
 
 def _build(op: str, device_type: str) -> BuildResult:
@@ -138,7 +139,7 @@ def _build(op: str, device_type: str) -> BuildResult:
     key = _build_key(op, device_type)
     name = _module_name(op, device_type, key)
     final_dir = root / name
-    so_path = final_dir / f"{name}{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    so_path = final_dir / f"{name}.so"  # the name torch.utils.cpp_extension gives it
     log_path = root / f"{name}.log"
 
     if device_type == "cuda" and not torch.cuda.is_available():
@@ -154,13 +155,13 @@ def _build(op: str, device_type: str) -> BuildResult:
                   file=sys.stderr, flush=True)
             tmp_dir = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
             try:
-                _compile(op, device_type, name, tmp_dir)
-                built = tmp_dir / so_path.name
-                if not built.exists():
-                    raise OpBuildError(f"the build finished without producing {built.name}")
+                module = _compile(op, device_type, name, tmp_dir)
+                if not (tmp_dir / so_path.name).exists():
+                    raise OpBuildError(f"the build finished without producing {so_path.name}")
                 if final_dir.exists():
                     shutil.rmtree(final_dir)
-                os.replace(tmp_dir, final_dir)
+                os.replace(tmp_dir, final_dir)  # the loaded module stays mapped; later processes import final_dir
+                return BuildResult(module, None, None)
             except Exception as exc:  # compiler missing, compile error, ...: report, never crash the caller
                 shutil.rmtree(tmp_dir, ignore_errors=True)
                 log_path.write_text(f"building {name} from {source_dir()} failed:\n{exc}\n")
