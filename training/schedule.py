@@ -1,0 +1,162 @@
+"""The progressive-growing schedule as a pure function of the number of real images shown.
+
+Same semantics as NVlabs stylegan `training/training_loop.py` `training_schedule()` (1-GPU defaults from
+`train.py`): starting at `lod_initial_resolution`, each level is trained for `lod_training_kimg` (stabilise) and
+then the next level is faded in over `lod_transition_kimg`; `lod` = log2(final) - log2(current) counts down to 0.
+Being a pure function of `images_shown` is what makes `--resume` exact: the loop never keeps schedule state.
+
+Also here: the small training helpers whose constants come from the official code (EMA beta, level-change test,
+style-mixing crossover range, real-image fading).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+
+from .config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Training parameters at one moment; `lod` has the official meaning (0 = full resolution)."""
+
+    images_shown: int
+    kimg: float
+    lod: float                 # official level of detail, >= 0
+    resolution: int            # resolution the networks run at: 2 ** (R - floor(lod)) (official s.resolution)
+    alpha: float               # weight of the newest (fading-in) layers: 1 - frac(lod); 1.0 when stable
+    fading: bool               # True while a new level is being faded in (lod not an integer)
+    batch: int                 # minibatch size (official s.minibatch)
+    lr_G: float
+    lr_D: float
+    level_index: int           # 0 at lod_initial_resolution, +1 per doubling (counts the level being faded in)
+    phase_index: int           # official phase_idx = floor(kimg / (training + transition))
+    num_active_layers: int     # synthesis layers that run at this resolution: 2*log2(resolution) - 2
+    done: bool                 # images_shown >= total_kimg * 1000
+
+
+def resolution_at(lod: float, resolution_log2: int) -> int:
+    """Resolution the networks run at for a given lod (official: 2 ** (R - floor(lod)))."""
+    return 2 ** (resolution_log2 - int(math.floor(lod)))
+
+
+def phase_at(images_shown: int, cfg: TrainConfig, world_size: int = 1) -> Phase:
+    """Return the Phase (lod, resolution, batch, learning rates, ...) after `images_shown` real images.
+
+    Official training_schedule(), line by line: phase_dur = training + transition kimg; phase_idx =
+    floor(kimg / phase_dur); lod = R - log2(initial) - phase_idx - max(phase_kimg - training, 0) / transition,
+    clipped at 0; resolution = 2 ** (R - floor(lod)); minibatch and learning rates looked up by that resolution.
+    `cfg.batch` (the `--batch` option) replaces the minibatch dict at every resolution.
+    """
+    if images_shown < 0:
+        raise ValueError(f"images_shown must be >= 0, got {images_shown}")
+    kimg = images_shown / 1000.0
+    R = cfg.resolution_log2
+    phase_dur = cfg.lod_training_kimg + cfg.lod_transition_kimg
+    phase_idx = int(math.floor(kimg / phase_dur)) if phase_dur > 0 else 0
+    phase_kimg = kimg - phase_idx * phase_dur
+
+    lod = float(R - math.floor(math.log2(cfg.lod_initial_resolution)))
+    lod -= phase_idx
+    if cfg.lod_transition_kimg > 0:
+        lod -= max(phase_kimg - cfg.lod_training_kimg, 0.0) / cfg.lod_transition_kimg
+    lod = max(lod, 0.0)
+    resolution = resolution_at(lod, R)
+
+    if cfg.batch is not None:
+        batch = cfg.batch
+    else:
+        batch = cfg.minibatch_dict.get(resolution, cfg.minibatch_base)
+    batch -= batch % world_size
+    if batch < 1:
+        raise ValueError(f"minibatch {batch} at {resolution}px is smaller than world_size {world_size}")
+
+    lr_G = cfg.G_lrate_dict.get(resolution, cfg.G_lrate_base)
+    lr_D = cfg.D_lrate_dict.get(resolution, cfg.D_lrate_base)
+    if cfg.lrate_rampup_kimg > 0:
+        rampup = min(kimg / cfg.lrate_rampup_kimg, 1.0)
+        lr_G *= rampup
+        lr_D *= rampup
+
+    frac = lod - math.floor(lod)
+    start_log2 = int(math.log2(cfg.lod_initial_resolution))
+    level_index = (R - start_log2) - int(math.floor(lod))
+    return Phase(
+        images_shown=images_shown,
+        kimg=kimg,
+        lod=lod,
+        resolution=resolution,
+        alpha=1.0 - frac,
+        fading=frac > 0.0,
+        batch=batch,
+        lr_G=lr_G,
+        lr_D=lr_D,
+        level_index=level_index,
+        phase_index=phase_idx,
+        num_active_layers=2 * int(math.log2(resolution)) - 2,
+        done=images_shown >= cfg.total_kimg * 1000,
+    )
+
+
+def level_key(lod: float) -> Tuple[int, int]:
+    """(floor(lod), ceil(lod)): changes when a fade starts AND when it ends, like the official reset test."""
+    return int(math.floor(lod)), int(math.ceil(lod))
+
+
+def is_level_change(prev_lod: Optional[float], lod: float) -> bool:
+    """True when Adam state should be reset (official `reset_opt_for_new_lod`: floor or ceil of lod changed).
+
+    The official loop starts with prev_lod = -1, so the very first step also counts as a change; we return True
+    for prev_lod None too (a fresh optimizer is already reset, so that is harmless).
+    """
+    if prev_lod is None:
+        return True
+    return level_key(prev_lod) != level_key(lod)
+
+
+def ema_beta(batch: int, G_smoothing_kimg: float) -> float:
+    """G_ema decay per step: 0.5 ** (batch / (G_smoothing_kimg * 1000)) (official Gs_beta; half-life in images)."""
+    if G_smoothing_kimg <= 0:
+        return 0.0
+    return 0.5 ** (batch / (G_smoothing_kimg * 1000.0))
+
+
+def mixing_cutoff(num_active_layers: int, style_mixing_prob: float, generator: Optional[torch.Generator] = None) -> int:
+    """Crossover layer for style-mixing regularisation: layers < cutoff use ws1, the rest ws2.
+
+    Official G_style: with probability style_mixing_prob the cutoff is uniform in [1, cur_layers), else
+    cur_layers (no mixing), where cur_layers = num_layers - 2*int(lod) = the layers active at this resolution.
+    One cutoff per minibatch, as official.
+    """
+    u = torch.rand((), generator=generator).item()
+    if num_active_layers > 1 and u < style_mixing_prob:
+        return int(torch.randint(1, num_active_layers, (), generator=generator).item())
+    return num_active_layers
+
+
+def box_down2(x: torch.Tensor) -> torch.Tensor:
+    """2x2 box average (official downscale2d factor 2 and the dataset's lower-lod images)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
+
+
+def nearest_up2(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour 2x upsample via expand+reshape (bit-identical to F.interpolate, much faster on CPU)."""
+    n, c, h, w = x.shape
+    return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
+
+
+def fade_reals(x: torch.Tensor, lod: float) -> torch.Tensor:
+    """Blend reals with their 2x-coarser version by frac(lod) (official process_reals 'FadeLOD').
+
+    x must already be at resolution_at(lod). While a new level fades in, G's output is a blend of the new
+    layers and the upsampled old ones, so D would otherwise see sharp reals vs half-blurry fakes.
+    """
+    t = lod - math.floor(lod)
+    if t == 0.0:
+        return x
+    y = nearest_up2(box_down2(x))
+    return x + (y - x) * t
