@@ -13,9 +13,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from .convert import convert
     from .doctor import doctor
+    from .info import info
 
-    main.add_command(doctor)
+    for command in (convert, doctor, info):
+        main.add_command(command)
 
 
 _register()

@@ -1,0 +1,129 @@
+"""Our own network format: a torch zip file of config JSON strings and state dicts.
+
+Why: it loads with `torch.load(weights_only=True)` (no code can run), carries its configs as plain JSON so a reader
+needs nothing but this package, and has a `format_version` so future layouts can be read or refused clearly.
+Training checkpoints use the same layout plus a 'training' entry, so `stylegan.load` reads them too.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Dict, Optional, Union
+
+import torch
+
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+NETWORK_KEYS = ("G", "D", "G_ema")
+
+
+def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
+    """Writes `data` to `path` so that a reader never sees a partial file: temp file, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def to_payload(G=None, D=None, G_ema=None, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The dict stored on disk: format_version, '<name>_config' JSON strings and '<name>' state dicts."""
+    payload: Dict[str, Any] = {"format_version": FORMAT_VERSION}
+    for key, net in (("G", G), ("D", D), ("G_ema", G_ema)):
+        if net is None:
+            continue
+        if not hasattr(net, "config") or not hasattr(net, "state_dict"):
+            raise TypeError(f"save: {key} must be a stylegan Generator/Discriminator, got {type(net).__name__}")
+        payload[f"{key}_config"] = net.config.to_json()
+        payload[key] = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    if len(payload) == 1:
+        raise ValueError("save: nothing to save; pass at least one of G, D, G_ema")
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise TypeError(f"save: extra must be a dict, got {type(extra).__name__}")
+        payload["extra"] = extra
+    return payload
+
+
+def save(path: Union[str, os.PathLike], G=None, D=None, G_ema=None, extra: Optional[Dict[str, Any]] = None) -> None:
+    """Saves networks in our format, atomically; `extra` holds plain data (tensors, numbers, strings, dicts)."""
+    buffer = io.BytesIO()
+    torch.save(to_payload(G, D, G_ema, extra), buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def is_native(payload: Any) -> bool:
+    """True for a dict written by `save` or by training checkpoints."""
+    return isinstance(payload, dict) and "format_version" in payload
+
+
+def check_version(payload: Dict[str, Any], name: str) -> None:
+    version = payload.get("format_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"{name}: stylegan format_version {version!r} is not supported by this version of the "
+                         f"package (it reads {list(SUPPORTED_VERSIONS)}); upgrade stylegan to read it")
+
+
+def networks_from_payload(payload: Dict[str, Any], name: str, device: Union[str, torch.device] = "cpu"):
+    """Rebuilds (G, D, G_ema, configs) from a native payload, naming the file and entry on any mismatch."""
+    from ..config import DiscriminatorConfig, GeneratorConfig
+    from ..discriminator import Discriminator
+    from ..generator import Generator
+
+    check_version(payload, name)
+    nets: Dict[str, Any] = {key: None for key in NETWORK_KEYS}
+    configs: Dict[str, Any] = {}
+    for key in NETWORK_KEYS:
+        if key not in payload:
+            continue
+        config_json = payload.get(f"{key}_config")
+        if not isinstance(config_json, str):
+            raise ValueError(f"{name}: entry {key!r} has no '{key}_config' JSON string")
+        is_d = key == "D"
+        config = (DiscriminatorConfig if is_d else GeneratorConfig).from_json(config_json)
+        net = (Discriminator if is_d else Generator)(config)
+        _load_state(net, payload[key], f"{name}: {key}")
+        nets[key] = net.to(device).eval()
+        configs["D" if is_d else "G"] = config
+    if not any(nets.values()):
+        raise ValueError(f"{name}: a stylegan file but it holds no network (expected one of {NETWORK_KEYS})")
+    return nets["G"], nets["D"], nets["G_ema"], configs
+
+
+def _load_state(net: torch.nn.Module, state: Any, where: str) -> None:
+    if not isinstance(state, dict):
+        raise ValueError(f"{where}: expected a state dict, got {type(state).__name__}")
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"{where}: state dict does not match the config (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]})")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) or value.shape != own[key].shape:
+            shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{where}: {key} has shape {shape}, expected {list(own[key].shape)}")
+    net.load_state_dict(state)
+
+
+def read_payload(fileobj: BinaryIO) -> Any:
+    """torch.load with weights_only=True: only tensors and plain containers can come out; no code runs."""
+    return torch.load(fileobj, map_location="cpu", weights_only=True)

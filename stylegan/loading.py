@@ -1,0 +1,136 @@
+"""`stylegan.load()`: one entry point for every network file we read, with the format detected from the content.
+
+Formats: our own (`stylegan.save`, training checkpoints), the official NVlabs StyleGAN TensorFlow pickles (read
+without TensorFlow by a restricted unpickler) and rosinality/style-based-gan-pytorch checkpoints (zip or legacy
+torch serialization). Nothing in a file can run code: torch files are read with `weights_only=True`, pickles with
+an allow-list; anything else raises `UnsafePickleError` naming the forbidden global.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Dict, Optional, Union
+
+import torch
+
+from .formats import native
+from .formats.safe_pickle import UnsafePickleError
+
+ZIP_MAGIC = b"PK\x03\x04"
+# Legacy (pre-zip) torch.save files start with a pickled magic number: protocol 2, LONG1 of 10 bytes.
+LEGACY_TORCH_PREFIX = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+@dataclass
+class Networks:
+    """What a file held: G, D and G_ema (absent ones None), their configs ({'G': ..., 'D': ...}), the format."""
+
+    G: Optional[torch.nn.Module]
+    D: Optional[torch.nn.Module]
+    G_ema: Optional[torch.nn.Module]
+    config: Dict[str, Any]
+    source_format: str  # 'stylegan', 'nvlabs-tf' or 'rosinality'
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        """The generator to sample from: G_ema when present (the official Gs), else G."""
+        net = self.G_ema if self.G_ema is not None else self.G
+        if net is None:
+            raise ValueError(f"this {self.source_format} file holds no generator")
+        return net
+
+
+def _read_all(path_or_fileobj: Union[str, os.PathLike, BinaryIO]) -> tuple:
+    if isinstance(path_or_fileobj, (str, os.PathLike)):
+        name = os.fspath(path_or_fileobj)
+        if not os.path.exists(name):
+            raise FileNotFoundError(f"network file not found: {name}")
+        if os.path.isdir(name):
+            raise ValueError(f"{name} is a directory; expected a network file")
+        with open(name, "rb") as f:
+            return f.read(), name
+    if hasattr(path_or_fileobj, "read"):
+        return path_or_fileobj.read(), getattr(path_or_fileobj, "name", "<file object>")
+    raise TypeError(f"load: expected a path or a binary file object, got {type(path_or_fileobj).__name__}")
+
+
+_FORBIDDEN_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|Unsupported class|unsupported global) ?([\w.]+)", re.I)
+
+
+def _torch_load(data: bytes, name: str) -> Any:
+    """torch.load(weights_only=True), turning torch's refusals into UnsafePickleError naming the global."""
+    try:
+        return native.read_payload(io.BytesIO(data))
+    except pickle.UnpicklingError as exc:
+        match = _FORBIDDEN_GLOBAL.search(str(exc))
+        if match:
+            raise UnsafePickleError(f"{name}: refusing to load: the file references the forbidden global "
+                                    f"{match.group(1)!r} (loading never executes code from a file)") from None
+        raise ValueError(f"{name}: not a readable torch file ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"{name}: corrupt or truncated torch file ({str(exc).splitlines()[0][:200]}); expected a "
+                         f"stylegan, NVlabs TF or rosinality network file") from None
+
+
+def _from_torch_payload(payload: Any, name: str, device) -> Networks:
+    if native.is_native(payload):
+        G, D, G_ema, configs = native.networks_from_payload(payload, name, device)
+        extra = payload.get("extra") or {}
+        if "training" in payload:
+            extra = {**extra, "training": payload["training"]}
+        return Networks(G, D, G_ema, configs, "stylegan", extra)
+    from .formats import rosinality
+
+    if rosinality.is_rosinality(payload):
+        return rosinality.networks_from_checkpoint(payload, name, device)
+    keys = sorted(payload)[:8] if isinstance(payload, dict) else type(payload).__name__
+    raise ValueError(f"{name}: a torch file, but not a known network format (top-level keys: {keys}); expected "
+                     f"a stylegan file or a rosinality checkpoint")
+
+
+def _from_official_pickle(data: bytes, name: str, device) -> Networks:
+    """(G, D, Gs) of an official pickle -> our networks (Gs becomes G_ema, the one to sample from)."""
+    from .formats import nvlabs_tf
+
+    try:
+        G_state, D_state, Gs_state = nvlabs_tf.read_official_pickle(io.BytesIO(data))
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{name}: {exc}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{name}: corrupt or truncated pickle ({type(exc).__name__}: {str(exc)[:200]}); expected "
+                         f"an NVlabs StyleGAN pickle holding (G, D, Gs)") from None
+    nets = {}
+    for key, state, convert in (("G", G_state, nvlabs_tf.generator_from_tf), ("D", D_state,
+                                nvlabs_tf.discriminator_from_tf), ("G_ema", Gs_state, nvlabs_tf.generator_from_tf)):
+        try:
+            nets[key] = None if state is None else convert(state).to(device).eval()
+        except ValueError as exc:
+            raise ValueError(f"{name}: network {key}: {exc}") from None
+    configs = {"G": (nets["G_ema"] or nets["G"]).config, "D": nets["D"].config if nets["D"] else None}
+    return Networks(nets["G"], nets["D"], nets["G_ema"], configs, "nvlabs-tf")
+
+
+def load(path_or_fileobj: Union[str, os.PathLike, BinaryIO], device: Union[str, torch.device] = "cpu") -> Networks:
+    """Returns the networks stored in a file of any supported format, detected from its content.
+
+    Raises ValueError naming the file for empty, truncated, corrupt or unknown files, and UnsafePickleError when a
+    file references code (it is never executed).
+    """
+    data, name = _read_all(path_or_fileobj)
+    if not data:
+        raise ValueError(f"{name}: the file is empty; expected a network file")
+    if data.startswith(ZIP_MAGIC) or data.startswith(LEGACY_TORCH_PREFIX):
+        return _from_torch_payload(_torch_load(data, name), name, device)
+    if data[:1] == b"\x80":  # a plain pickle: the official NVlabs TensorFlow format
+        return _from_official_pickle(data, name, device)
+    raise ValueError(f"{name}: unknown file format (starts with {data[:8]!r}); expected a stylegan file, an NVlabs "
+                     f"StyleGAN .pkl or a rosinality .model checkpoint")
+
+
+def save(path: Union[str, os.PathLike], G=None, D=None, G_ema=None, extra: Optional[Dict[str, Any]] = None) -> None:
+    """Saves networks in our format (atomic write; loadable with torch.load(weights_only=True) and stylegan.load)."""
+    native.save(path, G=G, D=D, G_ema=G_ema, extra=extra)
