@@ -1,0 +1,391 @@
+"""Training data: a folder or .zip of images, or `builtin:glyphs`, prepared once into a uint8 cache.
+
+Why a cache: decoding, cropping and Lanczos-resizing thousands of JPEGs every epoch would dominate a CPU run, and
+progressive growing only ever needs the full-resolution pixels (lower resolutions are 2x2 box averages of them,
+computed on the batch in torch, as the official dataset_tool's lod images are). The cache is an `.npy` file
+[N, H, W, C] uint8 (opened as a memmap, so DataLoader workers share pages), plus labels and a JSON header, keyed by
+the source (path + every file's size/mtime, or the glyph parameters) and the resolution.
+
+Rules (documented for users):
+- Folders are searched recursively for .png .jpg .jpeg .webp .bmp (case-insensitive); zips likewise.
+- Each image is centre-cropped to a square and resized to the target resolution with Lanczos. Images smaller than
+  the target are upscaled with one warning that counts them; if EVERY image is smaller, it is a ValueError.
+- Channels follow the data: the majority of images decide between grayscale (1), RGB (3) and RGBA (4); the others
+  are converted.
+- Unreadable files are skipped and counted (warning); with strict=True the first ones are named in a ValueError.
+- Labels: unlabelled unless the folder/zip root has a `dataset.json` of the form
+  {"labels": [["relative/path.png", 3], ...]} (paths relative to the root, '/' separators). Every image must have
+  a label then. builtin:glyphs is labelled (36 classes, 0-9 then A-Z).
+- An empty dataset is a ValueError; so is one with fewer images than one minibatch (checked by the loop with
+  `check_enough_images`).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import warnings
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .glyphs import GlyphParams, render_glyph
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+BUILTIN_GLYPHS = "builtin:glyphs"
+CACHE_ENV = "STYLEGAN_CACHE"
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """$STYLEGAN_CACHE/datasets if set, else ~/.cache/stylegan/datasets."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser() / "datasets"
+    return Path.home() / ".cache" / "stylegan" / "datasets"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sources: a uniform view of folder / zip members.
+
+class _Source:
+    """List of (name, opener) for the images of a folder or zip, plus its fingerprint and optional labels."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise ValueError(f"dataset {spec!r} does not exist (expected a folder, a .zip file or {BUILTIN_GLYPHS})")
+        self.path = path
+        self.is_zip = path.is_file()
+        if self.is_zip:
+            if not zipfile.is_zipfile(path):
+                raise ValueError(f"dataset {spec!r} is a file but not a .zip archive")
+            with zipfile.ZipFile(path) as zf:
+                infos = [i for i in zf.infolist() if not i.is_dir()]
+            self.names = sorted(i.filename for i in infos if i.filename.lower().endswith(IMAGE_EXTENSIONS))
+            st = path.stat()
+            self.fingerprint_items: List[Any] = [str(path.resolve()), st.st_size, st.st_mtime_ns]
+            self._has_json = any(i.filename == "dataset.json" for i in infos)
+        else:
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            self.names = [p.relative_to(path).as_posix() for p in files]
+            items: List[Any] = [str(path.resolve())]
+            for p, name in zip(files, self.names):
+                st = p.stat()
+                items.append([name, st.st_size, st.st_mtime_ns])
+            js = path / "dataset.json"
+            self._has_json = js.is_file()
+            if self._has_json:
+                st = js.stat()
+                items.append(["dataset.json", st.st_size, st.st_mtime_ns])
+            self.fingerprint_items = items
+
+    def read(self, name: str) -> bytes:
+        if self.is_zip:
+            with zipfile.ZipFile(self.path) as zf:
+                return zf.read(name)
+        return (self.path / name).read_bytes()
+
+    def labels(self) -> Optional[Dict[str, int]]:
+        if not self._has_json:
+            return None
+        try:
+            meta = json.loads(self.read("dataset.json"))
+            entries = meta["labels"]
+            if entries is None:
+                return None
+            return {str(k): int(v) for k, v in entries}
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{self.spec}: dataset.json must look like "
+                             f'{{"labels": [["file.png", 0], ...]}} ({e})') from None
+
+
+def _channels_of(img: Image.Image) -> int:
+    """1 (gray), 3 (colour) or 4 (with alpha): the class an image votes for."""
+    if img.mode in ("1", "L", "I", "I;16", "F"):
+        return 1
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        return 4
+    return 3
+
+
+def _convert(img: Image.Image, channels: int) -> Image.Image:
+    if channels == 1:
+        if img.mode in ("I", "I;16", "F"):
+            arr = np.asarray(img, dtype=np.float64)
+            hi = 65535.0 if arr.max() > 255 else 255.0
+            return Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        return img.convert("L")
+    return img.convert("RGB" if channels == 3 else "RGBA")
+
+
+def center_crop_resize(img: Image.Image, resolution: int) -> Image.Image:
+    """Centre-crop to a square (the largest one), then Lanczos-resize to resolution x resolution."""
+    w, h = img.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    img = img.crop((left, top, left + s, top + s))
+    if s != resolution:
+        img = img.resize((resolution, resolution), Image.LANCZOS)
+    return img
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preparation into the cache.
+
+def _cache_key(kind: str, items: Any, resolution: int) -> str:
+    blob = json.dumps({"v": CACHE_VERSION, "kind": kind, "items": items, "resolution": resolution},
+                      sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _prepare_folder(source: _Source, resolution: int, strict: bool, out_images: Path) -> Dict[str, Any]:
+    if not source.names:
+        raise ValueError(f"dataset {source.spec!r} contains no images "
+                         f"(looked for {', '.join(IMAGE_EXTENSIONS)}, recursively)")
+    # Pass 1: headers only (cheap): readable?, size, mode.
+    bad: List[str] = []
+    ok: List[Tuple[str, int, int]] = []   # name, min side, channels
+    for name in source.names:
+        try:
+            with Image.open(io.BytesIO(source.read(name))) as im:
+                ok.append((name, min(im.size), _channels_of(im)))
+        except Exception:  # noqa: BLE001 - any decoder error means "unreadable", counted below
+            bad.append(name)
+    channels = Counter(c for _, _, c in ok).most_common(1)[0][0] if ok else 3
+    # Pass 2: decode, convert, crop, resize into a memmap.
+    tmp = out_images.with_name(out_images.name + f".tmp{os.getpid()}.npy")
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                    shape=(max(len(ok), 1), resolution, resolution, channels))
+    kept: List[str] = []
+    small = 0
+    for name, side, _ in ok:
+        try:
+            with Image.open(io.BytesIO(source.read(name))) as im:
+                im.load()
+                img = center_crop_resize(_convert(im, channels), resolution)
+        except Exception:  # noqa: BLE001 - truncated/corrupt data only shows up on full decode
+            bad.append(name)
+            continue
+        small += side < resolution
+        a = np.asarray(img, dtype=np.uint8)
+        arr[len(kept)] = a.reshape(resolution, resolution, channels)
+        kept.append(name)
+    if bad and strict:
+        del arr
+        tmp.unlink(missing_ok=True)
+        shown = ", ".join(sorted(bad)[:5]) + (" ..." if len(bad) > 5 else "")
+        raise ValueError(f"dataset {source.spec!r}: {len(bad)} unreadable image(s): {shown}")
+    if not kept:
+        del arr
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"dataset {source.spec!r}: none of its {len(source.names)} image file(s) could be read")
+    if small == len(kept):
+        del arr
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"dataset {source.spec!r}: every image is smaller than the target resolution {resolution}"
+                         f" (largest square side {max(s for _, s, _ in ok)}); choose a smaller --resolution")
+    if bad:
+        warnings.warn(f"dataset {source.spec!r}: skipped {len(bad)} unreadable image(s) (strict mode names them)")
+    if small:
+        warnings.warn(f"dataset {source.spec!r}: {small} of {len(kept)} image(s) are smaller than {resolution}px "
+                      f"and were upscaled")
+    arr.flush()
+    n = len(kept)
+    del arr
+    # Trim to the images actually kept (rare path: some failed only on full decode).
+    if n != len(ok):
+        full = np.load(tmp, mmap_mode="r")
+        _atomic_save_npy(out_images, np.ascontiguousarray(full[:n]))
+        del full
+        tmp.unlink()
+    else:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, out_images)
+    labels = source.labels()
+    label_list: Optional[List[int]] = None
+    if labels is not None:
+        missing = [k for k in kept if k not in labels]
+        if missing:
+            raise ValueError(f"dataset {source.spec!r}: dataset.json has no label for {len(missing)} image(s), "
+                             f"e.g. {missing[0]!r}")
+        label_list = [labels[k] for k in kept]
+        if min(label_list) < 0:
+            raise ValueError(f"dataset {source.spec!r}: labels must be integers >= 0")
+    return {"names": kept, "labels": label_list, "skipped": len(bad), "upscaled": small, "channels": channels}
+
+
+def _prepare_glyphs(params: GlyphParams, resolution: int, out_images: Path) -> Dict[str, Any]:
+    tmp = out_images.with_name(out_images.name + f".tmp{os.getpid()}.npy")
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(params.count, resolution, resolution, 3))
+    labels = []
+    for i in range(params.count):
+        arr[i], label = render_glyph(i, resolution, params)
+        labels.append(label)
+    arr.flush()
+    del arr
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, out_images)
+    return {"names": None, "labels": labels, "skipped": 0, "upscaled": 0, "channels": 3,
+            "num_classes": params.num_classes}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+class ImageDataset(torch.utils.data.Dataset):
+    """The prepared dataset: item i -> (uint8 tensor [C, H, W], int label or -1). Opens/creates the cache."""
+
+    def __init__(self, data: str, resolution: int, cache_dir: Optional[os.PathLike] = None, strict: bool = False,
+                 glyphs_count: int = 10000, glyphs_seed: int = 0, verbose: bool = False) -> None:
+        if resolution < 1 or resolution & (resolution - 1):
+            raise ValueError(f"dataset resolution must be a power of two, got {resolution}")
+        self.data = data
+        self.resolution = resolution
+        cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        if data == BUILTIN_GLYPHS:
+            params = GlyphParams(count=glyphs_count, seed=glyphs_seed)
+            key = _cache_key("glyphs", params.to_dict(), resolution)
+            source: Optional[_Source] = None
+        elif data.startswith("builtin:"):
+            raise ValueError(f"unknown built-in dataset {data!r}; available: {BUILTIN_GLYPHS}")
+        else:
+            source = _Source(data)
+            key = _cache_key("zip" if source.is_zip else "folder", source.fingerprint_items, resolution)
+        self.fingerprint = key
+        folder = cache / key
+        images_path, meta_path = folder / "images.npy", folder / "meta.json"
+        if not (images_path.is_file() and meta_path.is_file()):
+            folder.mkdir(parents=True, exist_ok=True)
+            if verbose:
+                print(f"Preparing dataset {data} at {resolution}px into {folder} ...", flush=True)
+            if source is None:
+                meta = _prepare_glyphs(params, resolution, images_path)
+            else:
+                meta = _prepare_folder(source, resolution, strict, images_path)
+            meta.update(source=data, resolution=resolution, fingerprint=key)
+            tmp = meta_path.with_name(f"meta.json.tmp{os.getpid()}")
+            tmp.write_text(json.dumps(meta))
+            os.replace(tmp, meta_path)   # meta.json last: its presence marks a complete cache entry
+        self.cache_path = folder
+        self.meta: Dict[str, Any] = json.loads(meta_path.read_text())
+        self.images: np.ndarray = np.load(images_path, mmap_mode="r")
+        if self.images.ndim != 4 or self.images.shape[1:3] != (resolution, resolution):
+            raise ValueError(f"dataset cache {images_path} is damaged (shape {self.images.shape}); delete the folder")
+        labels = self.meta.get("labels")
+        self.labels: Optional[np.ndarray] = np.asarray(labels, dtype=np.int64) if labels is not None else None
+        self.num_classes = int(self.meta.get("num_classes") or (int(self.labels.max()) + 1 if self.labels is not None
+                                                                 else 0))
+        self.skipped = int(self.meta.get("skipped", 0))
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.images.shape[3])
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> Tuple[torch.Tensor, int]:
+        img = torch.from_numpy(np.array(self.images[i], copy=True)).permute(2, 0, 1)  # [C, H, W] uint8
+        label = int(self.labels[i]) if self.labels is not None else -1
+        return img, label
+
+
+def check_enough_images(num_images: int, batch: int, data: str) -> None:
+    """ValueError when the dataset cannot fill one minibatch (a GAN cannot train on it meaningfully)."""
+    if num_images < batch:
+        raise ValueError(f"dataset {data!r} has {num_images} image(s), fewer than one minibatch ({batch}); "
+                         f"add images or lower --batch")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampling.
+
+class InfiniteSampler(torch.utils.data.Sampler):
+    """Endless stream of indices: a fresh permutation per epoch (seed + epoch), each rank taking every
+    world_size-th item. `start` skips that many of this rank's items, which is how `--resume` continues the exact
+    data order without replaying it."""
+
+    def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True,
+                 start: int = 0) -> None:
+        if size <= 0:
+            raise ValueError(f"InfiniteSampler: size must be > 0, got {size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"InfiniteSampler: rank {rank} not in [0, {world_size})")
+        self.size, self.rank, self.world_size = size, rank, world_size
+        self.seed, self.shuffle, self.start = seed, shuffle, start
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.size)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.size)
+
+    def __iter__(self) -> Iterator[int]:
+        # Global position of this rank's item k: k * world_size + rank (over the concatenation of epochs).
+        k = self.start
+        epoch, order = -1, np.empty(0, dtype=np.int64)
+        while True:
+            g = k * self.world_size + self.rank
+            e, pos = divmod(g, self.size)
+            if e != epoch:
+                epoch, order = e, self._epoch_order(e)
+            yield int(order[pos])
+            k += 1
+
+
+def make_loader(dataset: ImageDataset, batch: int, start: int, seed: int, workers: int = 0, rank: int = 0,
+                world_size: int = 1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """Iterator of (uint8 [batch, C, H, W], int64 labels) starting at this rank's `start`-th sample."""
+    sampler = InfiniteSampler(len(dataset), rank=rank, world_size=world_size, seed=seed, start=start)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
+                                         pin_memory=False, drop_last=True, persistent_workers=False,
+                                         prefetch_factor=2 if workers > 0 else None)
+    return iter(loader)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batch transforms (torch, float).
+
+def to_float(batch_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (official adjust_dynamic_range([0, 255] -> [-1, 1]))."""
+    return batch_u8.to(torch.float32) * (2.0 / 255.0) - 1.0
+
+
+def downsample_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Repeated 2x2 box averages down to `resolution` (official lower-lod images: dataset_tool averages 2x2 blocks;
+    here in float, without the intermediate uint8 rounding)."""
+    h = x.shape[-1]
+    if resolution > h or h % resolution or (h // resolution) & (h // resolution - 1):
+        raise ValueError(f"cannot box-downsample {h}px to {resolution}px")
+    while x.shape[-1] > resolution:
+        n, c, hh, ww = x.shape
+        x = x.reshape(n, c, hh // 2, 2, ww // 2, 2).mean(dim=(3, 5))
+    return x
+
+
+def random_mirror(x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Flip each sample left-right with probability 1/2 (official mirror_augment, per sample)."""
+    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    if not bool(flip.any()):
+        return x
+    out = x.clone()
+    out[flip] = x[flip].flip(-1)
+    return out
