@@ -115,4 +115,4 @@ def render_glyph(index: int, resolution: int, params: GlyphParams = GlyphParams(
     img = img * (1 - a_in) + fill * a_in                             # fill inside
     big = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")
     small = big.resize((resolution, resolution), Image.LANCZOS)
-    return np.asarray(small, dtype=np.uint8), label
+    return np.array(small, dtype=np.uint8), label
