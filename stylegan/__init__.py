@@ -4,3 +4,16 @@ Networks numerically equal to the official NVlabs StyleGAN, fused ops with CPU/C
 training, and safe loading of official TF pickles, rosinality checkpoints and our own format.
 """
 __version__ = "0.1.0"
+
+_LAZY_EXPORTS = {  # imported on first use, so `import stylegan` (and the CLI) stays light
+    "Generator": "stylegan.generator", "Discriminator": "stylegan.discriminator",
+    "GeneratorConfig": "stylegan.config", "DiscriminatorConfig": "stylegan.config",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module 'stylegan' has no attribute {name!r}")
