@@ -154,11 +154,71 @@ def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: Scaling = 1, down:
     chosen, module = build.resolve_impl("upfirdn2d", impl, x.device)
     if chosen == "ref":
         return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
-    return _upfirdn2d_kernel(module, x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), flip_filter, gain)
+    return _upfirdn2d_kernel(module, x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), flip_filter, gain,
+                             chosen)
 
 
-def _upfirdn2d_kernel(module, x, f, up, down, padding, flip_filter, gain):  # filled in by the kernel work
-    raise NotImplementedError
+# dtypes each kernel computes in (half types accumulate in float32 on CUDA).
+KERNEL_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+}
+
+
+def grad_padding(in_hw: Tuple[int, int], out_hw: Tuple[int, int], f_wh: Tuple[int, int], up: Tuple[int, int],
+                 down: Tuple[int, int], padding: Tuple[int, int, int, int]) -> Tuple[int, int, int, int]:
+    """Padding of the upfirdn2d (up/down swapped, filter flipped) that computes the gradient wrt x.
+
+    For input (H, W) and output (oh, ow) it is [fw-px0-1, W*upx - ow*downx + px0 - upx + 1, fh-py0-1, ...], which
+    makes the gradient exactly (H, W) and aligns every output sample with the inputs it was computed from.
+    """
+    (h, w), (oh, ow), (fw, fh) = in_hw, out_hw, f_wh
+    (upx, upy), (downx, downy) = up, down
+    px0, _, py0, _ = padding
+    return (fw - px0 - 1, w * upx - ow * downx + px0 - upx + 1,
+            fh - py0 - 1, h * upy - oh * downy + py0 - upy + 1)
+
+
+class _Upfirdn2d(torch.autograd.Function):
+    """upfirdn2d in the compiled kernel; its backward applies this same Function to the gradient.
+
+    Because the backward is itself a differentiable call of this Function, derivatives of any order (the
+    gradient penalty's double backward included) run in the kernel and never touch the reference.
+    The filter is a constant: no gradient is computed for f (callers pass it detached).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, f: torch.Tensor, module, up: Tuple[int, int], down: Tuple[int, int],
+                padding: Tuple[int, int, int, int], flip_filter: bool, gain: float) -> torch.Tensor:
+        y = module.upfirdn2d(x, f, up[0], up[1], down[0], down[1], padding[0], padding[1], padding[2], padding[3],
+                             bool(flip_filter), float(gain))
+        ctx.save_for_backward(f)
+        ctx.module, ctx.up, ctx.down, ctx.padding = module, up, down, padding
+        ctx.flip_filter, ctx.gain = flip_filter, gain
+        ctx.in_hw, ctx.out_hw = (x.shape[2], x.shape[3]), (y.shape[2], y.shape[3])
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        (f,) = ctx.saved_tensors
+        dx = None
+        if ctx.needs_input_grad[0]:
+            gp = grad_padding(ctx.in_hw, ctx.out_hw, filter_size(f), ctx.up, ctx.down, ctx.padding)
+            dx = _Upfirdn2d.apply(dy, f, ctx.module, ctx.down, ctx.up, gp, not ctx.flip_filter, ctx.gain)
+        return dx, None, None, None, None, None, None, None
+
+
+def _upfirdn2d_kernel(module, x: torch.Tensor, f: Optional[torch.Tensor], up: Tuple[int, int],
+                      down: Tuple[int, int], padding: Tuple[int, int, int, int], flip_filter: bool,
+                      gain: float, device_type: str) -> torch.Tensor:
+    """Runs the compiled kernel through the autograd Function (dtype checked here, everything else in C++)."""
+    if x.dtype not in KERNEL_DTYPES[device_type]:
+        names = ", ".join(str(d).replace("torch.", "") for d in KERNEL_DTYPES[device_type])
+        raise TypeError(f"upfirdn2d: the {device_type} kernel supports x dtypes {names}; got {x.dtype} "
+                        f"(cast x, or use impl='ref')")
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    return _Upfirdn2d.apply(x, f.detach(), module, up, down, padding, flip_filter, gain)
 
 
 def _resample_padding(f, up, down, padding, mode):

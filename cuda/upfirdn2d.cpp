@@ -1,0 +1,419 @@
+// upfirdn2d extension: argument validation, the CPU kernel and the Python binding. Compiled alone for the CPU
+// extension; compiled with -DSTYLEGAN_WITH_CUDA together with upfirdn2d.cu it also dispatches CUDA tensors to
+// the raw-pointer launcher defined there. The index math lives in upfirdn2d.h, shared with the CUDA kernels.
+//
+// CPU kernel design (why it is fast without materialising the zero-stuffed image):
+// - Parallel over the N*C planes; each thread owns scratch buffers allocated once per chunk.
+// - A plane is first copied into a zero-padded buffer that covers exactly the input range the outputs read, so
+//   the inner loops have no bounds checks (the padding contributes exact zeros).
+// - Along x, outputs split into phases (polyphase): with g = gcd(up, down), outputs ox = r + (up/g)*q share one
+//   tap set and read inputs that advance by down/g per q. Each phase is a short FIR over contiguous (or stride-2)
+//   input: vectorisable. Phases are computed into contiguous rows and then interleaved into the output row.
+// - 2-D filters: each output row sums the rows of its vertical taps in one register-blocked pass.
+//   Separable (1-D) filters: a width pass per input row into a scratch image, then a height pass.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "upfirdn2d.h"
+
+#ifdef STYLEGAN_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime.h>
+
+namespace upfirdn2d {
+// Defined in upfirdn2d.cu. x, y: element pointers of dtype `dtype`; g: effective filter in float32 (float64 when
+// dtype is kFloat64). Returns the launch status.
+cudaError_t launch_cuda(const void* x, void* y, const void* g, DType dtype, const Params& p, cudaStream_t stream);
+}  // namespace upfirdn2d
+#endif
+
+namespace upfirdn2d {
+namespace {
+
+// Polyphase plan along x: phase r covers outputs r, r + out_step, ... and reads inputs in0 + q*in_step + i.
+struct Phase {
+    int64_t first_out;  // r
+    int64_t n_out;      // number of outputs in the phase
+    int64_t in0;        // input index under the phase's first tap for its first output
+    int64_t tap0;       // first tap (later taps: tap0 + i*up)
+    int64_t n_taps;     // taps that land on real samples
+};
+
+struct AxisPlan {
+    int64_t out_step = 1, in_step = 1;
+    std::vector<Phase> phases;
+    int64_t lo = 0, hi = 0;  // input range [lo, hi) read by any output (may extend past the input: zeros)
+};
+
+AxisPlan plan_axis(int64_t out_len, int64_t up, int64_t down, int64_t pad0, int64_t f_size) {
+    AxisPlan plan;
+    const int64_t g = std::gcd(up, down);
+    plan.out_step = up / g;
+    plan.in_step = down / g;
+    bool any = false;
+    for (int64_t r = 0; r < std::min(plan.out_step, out_len); ++r) {
+        const AxisTaps t = axis_taps_unclipped(r, up, down, pad0, f_size);
+        Phase ph{r, (out_len - r + plan.out_step - 1) / plan.out_step, t.in0, t.tap0, t.count};
+        plan.phases.push_back(ph);
+        if (ph.n_taps > 0 && ph.n_out > 0) {
+            const int64_t lo = ph.in0, hi = ph.in0 + (ph.n_out - 1) * plan.in_step + ph.n_taps;
+            plan.lo = any ? std::min(plan.lo, lo) : lo;
+            plan.hi = any ? std::max(plan.hi, hi) : hi;
+            any = true;
+        }
+    }
+    return plan;
+}
+
+// Input row range [lo, hi) read by the output rows (vertical taps are computed per row with axis_taps_unclipped).
+void row_range(int64_t out_h, int64_t up, int64_t down, int64_t pad0, int64_t f_h, int64_t& lo, int64_t& hi) {
+    bool any = false;
+    lo = hi = 0;
+    for (int64_t oy = 0; oy < out_h; ++oy) {
+        const AxisTaps t = axis_taps_unclipped(oy, up, down, pad0, f_h);
+        if (t.count == 0) continue;
+        lo = any ? std::min(lo, t.in0) : t.in0;
+        hi = any ? std::max(hi, t.in0 + t.count) : t.in0 + t.count;
+        any = true;
+    }
+}
+
+// out[q] = sum_{j < ny, i < nx} w[j*nx + i] * rows[j][q*step + i] for q < n.
+// Register-blocked: B outputs stay in registers while all taps stream through, so the accumulator is stored
+// once. STEP is the input step per output (1 or 2 compiled in for vectorisation; 0 = runtime `step`).
+template <typename T, int STEP>
+void fir_rows(T* __restrict out, int64_t n, const T* const* rows, int64_t ny, int64_t nx, const T* w,
+              int64_t step_rt) {
+    constexpr int B = 64 / sizeof(T);
+    const int64_t step = STEP > 0 ? STEP : step_rt;
+    int64_t q0 = 0;
+    for (; q0 + B <= n; q0 += B) {
+        T acc[B];
+#pragma GCC unroll 16
+        for (int b = 0; b < B; ++b) acc[b] = T(0);
+        for (int64_t j = 0; j < ny; ++j) {
+            const T* src = rows[j] + q0 * step;
+            for (int64_t i = 0; i < nx; ++i) {
+                const T wv = w[j * nx + i];
+                const T* s = src + i;
+#pragma GCC unroll 16
+                for (int b = 0; b < B; ++b) acc[b] += wv * s[b * step];
+            }
+        }
+#pragma GCC unroll 16
+        for (int b = 0; b < B; ++b) out[q0 + b] = acc[b];
+    }
+    for (; q0 < n; ++q0) {
+        T acc = T(0);
+        for (int64_t j = 0; j < ny; ++j)
+            for (int64_t i = 0; i < nx; ++i) acc += w[j * nx + i] * rows[j][q0 * step + i];
+        out[q0] = acc;
+    }
+}
+
+template <typename T>
+void fir_rows_any(T* out, int64_t n, const T* const* rows, int64_t ny, int64_t nx, const T* w, int64_t step) {
+    if (step == 1)
+        fir_rows<T, 1>(out, n, rows, ny, nx, w, 1);
+    else if (step == 2)
+        fir_rows<T, 2>(out, n, rows, ny, nx, w, 2);
+    else
+        fir_rows<T, 0>(out, n, rows, ny, nx, w, step);
+}
+
+// Per-thread scratch for one chunk of planes.
+template <typename T>
+struct Scratch {
+    std::vector<T> pad;      // zero-padded input (whole plane for 2-D filters, one row for separable ones)
+    std::vector<T> tmp;      // separable: width-pass result, rows [row_lo, row_hi) x out_w
+    std::vector<T> phase;    // phase rows before interleaving (only when out_step > 1)
+    std::vector<T> w;        // tap weights of the current (row, phase)
+    std::vector<const T*> rows;  // row pointers of the current output row / phase
+};
+
+template <typename T>
+class CpuKernel {
+   public:
+    CpuKernel(const Params& p, const T* g) : p_(p), g_(g) {
+        xplan_ = plan_axis(p.out_w, p.up_x, p.down_x, p.pad_x0, p.f_w);
+        row_range(p.out_h, p.up_y, p.down_y, p.pad_y0, p.f_h, row_lo_, row_hi_);
+        pad_w_ = xplan_.hi - xplan_.lo;
+        pad_h_ = row_hi_ - row_lo_;
+        // Real input overlapping the padded buffer.
+        copy_x0_ = std::max<int64_t>(xplan_.lo, 0);
+        copy_x1_ = std::min<int64_t>(xplan_.hi, p.in_w);
+        copy_y0_ = std::max<int64_t>(row_lo_, 0);
+        copy_y1_ = std::min<int64_t>(row_hi_, p.in_h);
+        phase_len_ = (p.out_w + xplan_.out_step - 1) / xplan_.out_step;
+    }
+
+    void run(const T* x, T* y, int64_t plane_begin, int64_t plane_end) const {
+        Scratch<T> s;
+        s.pad.assign(std::max<int64_t>(p_.separable ? pad_w_ : pad_w_ * pad_h_, 1), T(0));
+        if (p_.separable) s.tmp.assign(std::max<int64_t>(pad_h_ * p_.out_w, 1), T(0));
+        if (xplan_.out_step > 1) s.phase.assign(xplan_.out_step * phase_len_, T(0));
+        s.w.resize(p_.f_w * p_.f_h + 1);
+        s.rows.resize(p_.f_h + 1);
+        for (int64_t plane = plane_begin; plane < plane_end; ++plane) {
+            const T* xp = x + (plane / p_.c) * p_.in_sn + (plane % p_.c) * p_.in_sc;
+            T* yp = y + plane * p_.out_h * p_.out_w;  // the CPU output is contiguous NCHW
+            if (p_.separable)
+                plane_separable(xp, yp, s);
+            else
+                plane_2d(xp, yp, s);
+        }
+    }
+
+   private:
+    // Copies input row iy into dst, which holds input columns [xplan_.lo, xplan_.hi).
+    void copy_row(const T* xp, int64_t iy, T* dst) const {
+        const T* src = xp + iy * p_.in_sy;
+        T* d = dst + (copy_x0_ - xplan_.lo);
+        if (p_.in_sx == 1) {
+            if (copy_x1_ > copy_x0_) std::memcpy(d, src + copy_x0_, (copy_x1_ - copy_x0_) * sizeof(T));
+        } else {
+            for (int64_t ix = copy_x0_; ix < copy_x1_; ++ix) d[ix - copy_x0_] = src[ix * p_.in_sx];
+        }
+    }
+
+    // Padded input rows -> one output row: for every x phase, the FIR over the `ny` rows in_rows[j] with the
+    // 2-D filter rows ky[j] (2-D filters) or over the single row with the 1-D taps (separable width pass).
+    void horizontal(const T* const* in_rows, int64_t ny, const int64_t* ky, T* out_row, Scratch<T>& s) const {
+        const int64_t step = xplan_.out_step;
+        for (const Phase& ph : xplan_.phases) {
+            T* dst = step == 1 ? out_row : s.phase.data() + ph.first_out * phase_len_;
+            if (ph.n_out == 0) continue;
+            if (ph.n_taps == 0) {
+                std::fill(dst, dst + ph.n_out, T(0));
+                continue;
+            }
+            T* w = s.w.data();
+            for (int64_t j = 0; j < ny; ++j) {
+                for (int64_t i = 0; i < ph.n_taps; ++i) {
+                    const int64_t kx = ph.tap0 + i * p_.up_x;
+                    w[j * ph.n_taps + i] = p_.separable ? g_[kx] : g_[ky[j] * p_.f_w + kx];
+                }
+            }
+            const T* rows_local[kMaxRowsOnStack];
+            std::vector<const T*> rows_heap;
+            const T** rows = rows_local;
+            if (ny > kMaxRowsOnStack) {
+                rows_heap.resize(ny);
+                rows = rows_heap.data();
+            }
+            for (int64_t j = 0; j < ny; ++j) rows[j] = in_rows[j] + (ph.in0 - xplan_.lo);
+            fir_rows_any<T>(dst, ph.n_out, rows, ny, ph.n_taps, w, xplan_.in_step);
+        }
+        if (step == 1) return;
+        const T* a0 = s.phase.data();
+        if (step == 2) {  // the common upsample-by-2 case: a vectorisable two-way interleave
+            const T* a1 = a0 + phase_len_;
+            const int64_t n1 = xplan_.phases.size() > 1 ? xplan_.phases[1].n_out : 0;
+            for (int64_t q = 0; q < n1; ++q) {
+                out_row[2 * q] = a0[q];
+                out_row[2 * q + 1] = a1[q];
+            }
+            if (xplan_.phases[0].n_out > n1) out_row[2 * n1] = a0[n1];
+            return;
+        }
+        for (const Phase& ph : xplan_.phases) {
+            const T* a = a0 + ph.first_out * phase_len_;
+            for (int64_t q = 0; q < ph.n_out; ++q) out_row[ph.first_out + q * step] = a[q];
+        }
+    }
+
+    void plane_2d(const T* xp, T* yp, Scratch<T>& s) const {
+        T* pad = s.pad.data();
+        for (int64_t iy = copy_y0_; iy < copy_y1_; ++iy) copy_row(xp, iy, pad + (iy - row_lo_) * pad_w_);
+        int64_t ky[kMaxRowsOnStack];
+        std::vector<int64_t> ky_heap;
+        int64_t* kys = ky;
+        if (p_.f_h > kMaxRowsOnStack) {
+            ky_heap.resize(p_.f_h);
+            kys = ky_heap.data();
+        }
+        for (int64_t oy = 0; oy < p_.out_h; ++oy) {
+            T* out_row = yp + oy * p_.out_w;
+            const AxisTaps t = axis_taps_unclipped(oy, p_.up_y, p_.down_y, p_.pad_y0, p_.f_h);
+            if (t.count == 0) {
+                std::fill(out_row, out_row + p_.out_w, T(0));
+                continue;
+            }
+            for (int64_t j = 0; j < t.count; ++j) {
+                s.rows[j] = pad + (t.in0 + j - row_lo_) * pad_w_;
+                kys[j] = t.tap0 + j * p_.up_y;
+            }
+            horizontal(s.rows.data(), t.count, kys, out_row, s);
+        }
+    }
+
+    void plane_separable(const T* xp, T* yp, Scratch<T>& s) const {
+        // Width pass: every real input row the height pass reads -> tmp (rows outside the input stay zero).
+        const int64_t zero_ky = 0;
+        for (int64_t iy = copy_y0_; iy < copy_y1_; ++iy) {
+            copy_row(xp, iy, s.pad.data());
+            const T* row = s.pad.data();
+            horizontal(&row, 1, &zero_ky, s.tmp.data() + (iy - row_lo_) * p_.out_w, s);
+        }
+        // Height pass: out row = sum_j g[tap0 + j*up_y] * tmp row (in0 + j).
+        T* w = s.w.data();
+        for (int64_t oy = 0; oy < p_.out_h; ++oy) {
+            T* out_row = yp + oy * p_.out_w;
+            const AxisTaps t = axis_taps_unclipped(oy, p_.up_y, p_.down_y, p_.pad_y0, p_.f_h);
+            if (t.count == 0) {
+                std::fill(out_row, out_row + p_.out_w, T(0));
+                continue;
+            }
+            for (int64_t j = 0; j < t.count; ++j) {
+                s.rows[j] = s.tmp.data() + (t.in0 + j - row_lo_) * p_.out_w;
+                w[j] = g_[t.tap0 + j * p_.up_y];
+            }
+            fir_rows<T, 1>(out_row, p_.out_w, s.rows.data(), t.count, 1, w, 1);
+        }
+    }
+
+    static constexpr int64_t kMaxRowsOnStack = 64;
+    Params p_;
+    const T* g_;
+    AxisPlan xplan_;
+    int64_t row_lo_ = 0, row_hi_ = 0, pad_w_ = 0, pad_h_ = 0, phase_len_ = 0;
+    int64_t copy_x0_ = 0, copy_x1_ = 0, copy_y0_ = 0, copy_y1_ = 0;
+};
+
+at::Tensor forward_cpu(const at::Tensor& x_in, const at::Tensor& g, Params p) {
+    // The planes are read row by row: rows must be contiguous (stride_x == 1) for speed. Channels-last and other
+    // layouts with a non-unit x stride are made contiguous first (one fast transpose by torch).
+    at::Tensor x = x_in.stride(3) == 1 ? x_in : x_in.contiguous();
+    p.in_sn = x.stride(0);
+    p.in_sc = x.stride(1);
+    p.in_sy = x.stride(2);
+    p.in_sx = x.stride(3);
+    at::Tensor y = at::empty({p.n, p.c, p.out_h, p.out_w}, x.options());
+    p.out_sn = p.c * p.out_h * p.out_w;
+    p.out_sc = p.out_h * p.out_w;
+    p.out_sy = p.out_w;
+    p.out_sx = 1;
+    const int64_t planes = p.n * p.c;
+    if (planes > 0) {
+        AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu", [&] {
+            const CpuKernel<scalar_t> kernel(p, g.data_ptr<scalar_t>());
+            const scalar_t* xd = x.data_ptr<scalar_t>();
+            scalar_t* yd = y.data_ptr<scalar_t>();
+            at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) { kernel.run(xd, yd, begin, end); });
+        });
+    }
+    if (x_in.suggest_memory_format() == at::MemoryFormat::ChannelsLast)
+        y = y.contiguous(at::MemoryFormat::ChannelsLast);
+    return y;
+}
+
+#ifdef STYLEGAN_WITH_CUDA
+at::Tensor forward_cuda(const at::Tensor& x, const at::Tensor& g, Params p) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    DType dtype;
+    switch (x.scalar_type()) {
+        case at::kHalf: dtype = kFloat16; break;
+        case at::kBFloat16: dtype = kBFloat16; break;
+        case at::kFloat: dtype = kFloat32; break;
+        case at::kDouble: dtype = kFloat64; break;
+        default: TORCH_CHECK_TYPE(false, "upfirdn2d (CUDA kernel): unsupported dtype ", x.scalar_type());
+    }
+    at::Tensor y = at::empty({p.n, p.c, p.out_h, p.out_w}, x.options().memory_format(x.suggest_memory_format()));
+    p.in_sn = x.stride(0);
+    p.in_sc = x.stride(1);
+    p.in_sy = x.stride(2);
+    p.in_sx = x.stride(3);
+    p.out_sn = y.stride(0);
+    p.out_sc = y.stride(1);
+    p.out_sy = y.stride(2);
+    p.out_sx = y.stride(3);
+    if (y.numel() == 0) return y;
+    const cudaError_t err =
+        launch_cuda(x.data_ptr(), y.data_ptr(), g.data_ptr(), dtype, p, at::cuda::getCurrentCUDAStream());
+    TORCH_CHECK(err == cudaSuccess, "upfirdn2d: CUDA kernel launch failed: ", cudaGetErrorString(err));
+    return y;
+}
+#endif
+
+}  // namespace
+
+// y = upfirdn2d(x, f, up, down, padding, flip_filter, gain). f: 1-D (separable) or 2-D float filter on x's
+// device; it is scaled by gain**(f.dim()/2), cast to x's dtype (as the reference does), and flipped unless
+// flip_filter, so that the kernels only ever correlate.
+at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, int64_t up_x, int64_t up_y, int64_t down_x,
+                     int64_t down_y, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1, bool flip_filter,
+                     double gain) {
+    TORCH_CHECK_VALUE(x.dim() == 4, "upfirdn2d: x must be 4-D [N, C, H, W], got shape ", x.sizes());
+    TORCH_CHECK_VALUE(f.dim() == 1 || f.dim() == 2, "upfirdn2d: f must be 1-D or 2-D, got shape ", f.sizes());
+    TORCH_CHECK_VALUE(f.numel() > 0, "upfirdn2d: f must not be empty, got shape ", f.sizes());
+    TORCH_CHECK_TYPE(f.is_floating_point(), "upfirdn2d: f must be floating point, got ", f.scalar_type());
+    TORCH_CHECK_VALUE(f.device() == x.device(), "upfirdn2d: f is on ", f.device(), " but x is on ", x.device());
+    TORCH_CHECK_VALUE(up_x >= 1 && up_y >= 1, "upfirdn2d: up must be >= 1, got (", up_x, ", ", up_y, ")");
+    TORCH_CHECK_VALUE(down_x >= 1 && down_y >= 1, "upfirdn2d: down must be >= 1, got (", down_x, ", ", down_y, ")");
+    const bool cuda = x.is_cuda();
+    if (!cuda) {
+        TORCH_CHECK_VALUE(x.device().is_cpu(), "upfirdn2d: no kernel for device ", x.device());
+        TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+                         "upfirdn2d (CPU kernel): x must be float32 or float64, got ", x.scalar_type());
+    }
+#ifndef STYLEGAN_WITH_CUDA
+    TORCH_CHECK(!cuda, "upfirdn2d: this extension was built without CUDA support");
+#endif
+
+    Params p{};
+    p.n = x.size(0);
+    p.c = x.size(1);
+    p.in_h = x.size(2);
+    p.in_w = x.size(3);
+    p.up_x = up_x;
+    p.up_y = up_y;
+    p.down_x = down_x;
+    p.down_y = down_y;
+    p.pad_x0 = pad_x0;
+    p.pad_x1 = pad_x1;
+    p.pad_y0 = pad_y0;
+    p.pad_y1 = pad_y1;
+    p.separable = f.dim() == 1;
+    p.f_w = f.size(-1);
+    p.f_h = f.size(0);
+    p.out_w = out_size(p.in_w, up_x, down_x, pad_x0, pad_x1, p.f_w);
+    p.out_h = out_size(p.in_h, up_y, down_y, pad_y0, pad_y1, p.f_h);
+    TORCH_CHECK_VALUE(p.out_w >= 1 && p.out_h >= 1, "upfirdn2d: padding (", pad_x0, ", ", pad_x1, ", ", pad_y0,
+                      ", ", pad_y1, ") crops the ", p.in_h, "x", p.in_w, " input to nothing (output ", p.out_h,
+                      "x", p.out_w, ")");
+
+    // Effective correlation filter, in the accumulation type (float32 for half types).
+    at::Tensor g = (f * std::pow(gain, f.dim() / 2.0)).to(x.scalar_type());
+    if (!flip_filter) g = p.separable ? g.flip({0}) : g.flip({0, 1});
+    const auto acc_type = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    g = g.to(acc_type).contiguous();
+
+#ifdef STYLEGAN_WITH_CUDA
+    if (cuda) return forward_cuda(x, g, p);
+#endif
+    return forward_cpu(x, g, p);
+}
+
+}  // namespace upfirdn2d
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.doc() = "stylegan upfirdn2d kernels (CPU, and CUDA when built with it)";
+    m.def("upfirdn2d", &upfirdn2d::upfirdn2d, "upsample, pad, FIR filter, downsample (see stylegan.ops.upfirdn2d)",
+          pybind11::arg("x"), pybind11::arg("f"), pybind11::arg("up_x"), pybind11::arg("up_y"),
+          pybind11::arg("down_x"), pybind11::arg("down_y"), pybind11::arg("pad_x0"), pybind11::arg("pad_x1"),
+          pybind11::arg("pad_y0"), pybind11::arg("pad_y1"), pybind11::arg("flip_filter"), pybind11::arg("gain"));
+    m.attr("with_cuda") =
+#ifdef STYLEGAN_WITH_CUDA
+        true;
+#else
+        false;
+#endif
+}
