@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -100,5 +100,130 @@ def bias_act(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1, ac
     return _bias_act_kernel(module, x, b, dim, act, alpha, gain, clamp)
 
 
-def _bias_act_kernel(module, x, b, dim, act, alpha, gain, clamp):  # filled in by the kernel work
-    raise NotImplementedError
+# ---------------------------------------------------------------------------------------------------------------
+# Kernel path: nested autograd Functions, so that first AND second derivatives run in the kernel.
+#
+#   _BiasAct.forward:   y = kernel mode 0 (x, b)                     saves x / y as the spec's grad_needs says
+#   _BiasAct.backward:  dx, db = _BiasActGrad(dy, x, b, y)           db is fused into the kernel's loop
+#   _BiasActGrad.backward (the double backward, e.g. a gradient penalty):
+#       d_dy = _BiasActGrad(g) (mode 1 again: dx is linear in dy), d_x = kernel mode 2 (g, dy, x) for activations
+#       with a second derivative, d_b = sum of d_x; g = gradient of dx (+ gradient of db spread along `dim`).
+
+_KERNEL_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+}
+
+
+@dataclass(frozen=True)
+class _KernelConfig:
+    """Everything but the tensors: the key of the Function cache."""
+
+    dim: int
+    act: str
+    alpha: float
+    gain: float
+    clamp: float  # < 0: no clamp
+
+    @property
+    def spec(self) -> Activation:
+        return ACTIVATIONS[self.act]
+
+    @property
+    def saves_x(self) -> bool:
+        return self.spec.grad_needs == "x" or self.spec.has_2nd_grad
+
+    @property
+    def saves_y(self) -> bool:
+        return self.spec.grad_needs == "y" or self.clamp >= 0
+
+
+def _run(module, cfg: _KernelConfig, mode: int, x: torch.Tensor, b: Optional[torch.Tensor],
+         xref: Optional[torch.Tensor], yref: Optional[torch.Tensor], dy: Optional[torch.Tensor],
+         want_bias_grad: bool):
+    """One kernel call; returns (out, bias_grad or None). The kernel ignores references it does not need."""
+    out, bias_grad = module.bias_act(x, b, xref, yref, dy, mode, cfg.dim, cfg.spec.kernel_index, cfg.alpha,
+                                     cfg.gain, cfg.clamp, want_bias_grad)
+    return out, bias_grad
+
+
+def _bias_shape(cfg: _KernelConfig, ndim: int):
+    return [-1 if i == cfg.dim else 1 for i in range(ndim)]
+
+
+def _make_functions(module, cfg: _KernelConfig):
+    """Builds the (forward, gradient) pair of autograd Functions for one kernel module and configuration."""
+
+    class BiasActKernelGrad(torch.autograd.Function):
+        """dy -> (dx, db) through kernel mode 1; differentiable again (mode 1 for dy, mode 2 for x and b)."""
+
+        @staticmethod
+        def forward(ctx, dy, x, b, y):
+            dx, db = _run(module, cfg, 1, dy, b, x, y, None, want_bias_grad=b is not None)
+            if db is None:
+                db = dx.new_empty([0])
+                ctx.mark_non_differentiable(db)
+            ctx.set_materialize_grads(False)
+            ctx.x_shape = dy.shape
+            ctx.save_for_backward(dy if cfg.spec.has_2nd_grad else None, x, b, y)
+            return dx, db
+
+        @staticmethod
+        def backward(ctx, g_dx, g_db):
+            dy, x, b, y = ctx.saved_tensors
+            g = g_dx
+            if g_db is not None and b is not None:
+                spread = g_db.reshape(_bias_shape(cfg, len(ctx.x_shape)))
+                g = spread.expand(ctx.x_shape) if g is None else g + spread
+            if g is None:
+                return None, None, None, None
+            d_dy = d_x = d_b = None
+            if ctx.needs_input_grad[0]:
+                d_dy = BiasActKernelGrad.apply(g, x, b, y)[0]
+            if cfg.spec.has_2nd_grad and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
+                d_x, d_b = _run(module, cfg, 2, g, b, x, y, dy, want_bias_grad=b is not None)
+                if not ctx.needs_input_grad[2]:
+                    d_b = None
+            return d_dy, d_x, d_b, None
+
+    class BiasActKernel(torch.autograd.Function):
+        """y = clamp(act(x + b) * gain) through kernel mode 0; backward is BiasActKernelGrad."""
+
+        @staticmethod
+        def forward(ctx, x, b):
+            y, _ = _run(module, cfg, 0, x, b, None, None, None, want_bias_grad=False)
+            ctx.save_for_backward(x if cfg.saves_x else None, b, y if cfg.saves_y else None)
+            return y
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, b, y = ctx.saved_tensors
+            if dy is None or not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
+                return None, None
+            dx, db = BiasActKernelGrad.apply(dy, x, b, y)
+            return (dx if ctx.needs_input_grad[0] else None), (db if ctx.needs_input_grad[1] else None)
+
+    return BiasActKernel, BiasActKernelGrad
+
+
+# (module name, config) -> (BiasActKernel, BiasActKernelGrad): Functions are built once per configuration.
+_FUNCTIONS: Dict[Tuple[str, _KernelConfig], Tuple[type, type]] = {}
+
+
+def _bias_act_kernel(module, x: torch.Tensor, b: Optional[torch.Tensor], dim: int, act: str,
+                     alpha: Optional[float], gain: Optional[float], clamp: Optional[float]) -> torch.Tensor:
+    """Runs bias_act through the compiled kernel (forward, first and second derivative)."""
+    allowed = _KERNEL_DTYPES[x.device.type]
+    if x.dtype not in allowed:
+        raise TypeError(f"bias_act: the {x.device.type} kernel supports dtypes {[str(d) for d in allowed]}, got "
+                        f"dtype {x.dtype}; use impl='ref' or convert x")
+    if not 0 <= dim < x.ndim:
+        raise ValueError(f"bias_act: dim={dim} is out of range for x of rank {x.ndim}")
+    spec = ACTIVATIONS[act]
+    cfg = _KernelConfig(dim=dim, act=act, alpha=float(alpha if alpha is not None else spec.def_alpha),
+                        gain=float(gain if gain is not None else spec.def_gain),
+                        clamp=float(clamp if clamp is not None else -1))
+    key = (module.__name__, cfg)
+    if key not in _FUNCTIONS:
+        _FUNCTIONS[key] = _make_functions(module, cfg)
+    return _FUNCTIONS[key][0].apply(x, b)

@@ -1,0 +1,340 @@
+// bias_act extension: input validation, the CPU kernel and the pybind bindings. Compiled alone for CPU; compiled
+// with -DSTYLEGAN_WITH_CUDA together with bias_act.cu it also sends CUDA tensors to the launcher defined there.
+// The per-element math lives in bias_act.h, shared with the CUDA kernel.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "bias_act.h"
+
+#if defined(STYLEGAN_WITH_CUDA)
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+
+// Defined in bias_act.cu. Returns nullptr on success, else the CUDA error string.
+extern const char* bias_act_cuda_launch(const BiasActParams& p, int dtype_code, cudaStream_t stream);
+#endif
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------------------------
+// CPU kernel. All arrays share one dense layout, so element i of each is the same logical element; the work is a
+// flat loop over memory in which the bias is either constant over a span (`inner` >= kMinInner consecutive
+// elements share it, e.g. NCHW with dim=1) or periodic (channels_last, last dim): both inner loops are plain
+// contiguous loops the compiler vectorises.
+
+constexpr long long kMinInner = 16;       // shorter constant-bias runs use the periodic form
+constexpr long long kGrainElems = 32768;  // elements per parallel task (keeps tasks >> thread wake-up cost)
+constexpr int kLanes = 16;                // independent accumulators for the fused bias-gradient sum
+
+template <int MODE, int ACT, bool USE_Y, typename T>
+struct Span {
+    // Process elements [base, base + n); bias of element base + j is bscalar, or bvec[j] when bvec != nullptr.
+    // Returns the sum of the outputs when SUM (used for the fused bias gradient).
+    template <bool SUM>
+    static inline double run(const BiasActParams& p, const BiasActScalars<T>& s, long long base, long long n,
+                             T bscalar, const T* bvec) {
+        constexpr bool needs_x = MODE == SG_MODE_GRAD2 || (MODE == SG_MODE_GRAD && ACT == SG_ACT_SWISH);
+        const T* __restrict__ in = static_cast<const T*>(p.x) + base;
+        const T* __restrict__ xr = needs_x ? static_cast<const T*>(p.xref) + base : nullptr;
+        const T* __restrict__ yr = USE_Y ? static_cast<const T*>(p.yref) + base : nullptr;
+        const T* __restrict__ dy = MODE == SG_MODE_GRAD2 ? static_cast<const T*>(p.dy) + base : nullptr;
+        T* __restrict__ out = static_cast<T*>(p.out) + base;
+        auto elem = [&](long long j) -> T {
+            T bias = bvec ? bvec[j] : bscalar;
+            return bias_act_elem<MODE, ACT, T>(in[j], bias, needs_x ? xr[j] : T(0), USE_Y ? yr[j] : T(0),
+                                               MODE == SG_MODE_GRAD2 ? dy[j] : T(0), s);
+        };
+        if (!SUM) {
+            if (bvec) {
+                for (long long j = 0; j < n; ++j) out[j] = bias_act_elem<MODE, ACT, T>(
+                    in[j], bvec[j], needs_x ? xr[j] : T(0), USE_Y ? yr[j] : T(0),
+                    MODE == SG_MODE_GRAD2 ? dy[j] : T(0), s);
+            } else {
+                for (long long j = 0; j < n; ++j) out[j] = bias_act_elem<MODE, ACT, T>(
+                    in[j], bscalar, needs_x ? xr[j] : T(0), USE_Y ? yr[j] : T(0),
+                    MODE == SG_MODE_GRAD2 ? dy[j] : T(0), s);
+            }
+            return 0.0;
+        }
+        // Fused sum: kLanes independent accumulators so the loop still vectorises without reassociation flags.
+        T acc[kLanes] = {};
+        long long j = 0;
+        for (; j + kLanes <= n; j += kLanes) {
+            for (int l = 0; l < kLanes; ++l) {
+                T v = elem(j + l);
+                out[j + l] = v;
+                acc[l] += v;
+            }
+        }
+        for (; j < n; ++j) {
+            T v = elem(j);
+            out[j] = v;
+            acc[0] += v;
+        }
+        double total = 0;
+        for (int l = 0; l < kLanes; ++l) total += (double)acc[l];
+        return total;
+    }
+};
+
+template <int MODE, int ACT, bool USE_Y, typename T>
+bool cpu_kernel(const BiasActParams& p, double* bias_grad) {  // true when it filled bias_grad
+    using S = Span<MODE, ACT, USE_Y, T>;
+    const BiasActScalars<T> s = bias_act_scalars<T>(p);
+    const T* b = static_cast<const T*>(p.b);
+    const long long numel = p.numel;
+    const long long inner = p.inner;
+    const long long C = p.bias_size;
+    const long long blocks = b ? numel / inner : 0;
+    const int threads = at::get_num_threads();
+
+    if (b && inner >= kMinInner && blocks >= 2LL * threads) {
+        // Constant-bias blocks (e.g. NCHW, dim=1): one task = whole blocks, so per-block sums need no atomics.
+        std::vector<double> block_sums(bias_grad ? blocks : 0);
+        const long long grain = std::max<long long>(1, kGrainElems / inner);
+        at::parallel_for(0, blocks, grain, [&](long long begin, long long end) {
+            for (long long blk = begin; blk < end; ++blk) {
+                const T bias = b[blk % C];
+                if (bias_grad)
+                    block_sums[blk] = S::template run<true>(p, s, blk * inner, inner, bias, nullptr);
+                else
+                    S::template run<false>(p, s, blk * inner, inner, bias, nullptr);
+            }
+        });
+        if (bias_grad) {
+            for (long long c = 0; c < C; ++c) bias_grad[c] = 0;
+            for (long long blk = 0; blk < blocks; ++blk) bias_grad[blk % C] += block_sums[blk];
+        }
+        return bias_grad != nullptr;
+    }
+    if (!b || inner >= kMinInner) {
+        // No bias, or a few very long constant-bias blocks: split the flat range, cut spans at block boundaries.
+        at::parallel_for(0, numel, kGrainElems, [&](long long begin, long long end) {
+            long long pos = begin;
+            while (pos < end) {
+                long long stop = b ? std::min(end, (pos / inner + 1) * inner) : end;
+                T bias = b ? b[(pos / inner) % C] : T(0);
+                S::template run<false>(p, s, pos, stop - pos, bias, nullptr);
+                pos = stop;
+            }
+        });
+        return false;
+    }
+    // Periodic bias (channels_last with dim=1, the last dim, ...): expand the bias pattern once into a row whose
+    // length is a multiple of the period, then walk the flat array row by row (the last row may be partial).
+    const long long period = inner * C;
+    const long long row = period * std::max<long long>(1, (1024 + period - 1) / period);
+    std::vector<T> bexp(row);
+    for (long long j = 0; j < row; ++j) bexp[j] = b[(j / inner) % C];
+    const long long rows = (numel + row - 1) / row;
+    at::parallel_for(0, rows, std::max<long long>(1, kGrainElems / row), [&](long long begin, long long end) {
+        for (long long r = begin; r < end; ++r) {
+            long long n = std::min(row, numel - r * row);
+            S::template run<false>(p, s, r * row, n, T(0), bexp.data());
+        }
+    });
+    return false;
+}
+
+template <typename T>
+bool cpu_dispatch(const BiasActParams& p, bool use_y, double* bias_grad) {
+#define SG_CASE(ACT)                                                                                      \
+    case ACT:                                                                                             \
+        if (p.mode == SG_MODE_FORWARD) return cpu_kernel<SG_MODE_FORWARD, ACT, false, T>(p, bias_grad);    \
+        if (p.mode == SG_MODE_GRAD) {                                                                     \
+            if (use_y) return cpu_kernel<SG_MODE_GRAD, ACT, true, T>(p, bias_grad);                       \
+            if (!bias_act_grad_needs_y(ACT)) return cpu_kernel<SG_MODE_GRAD, ACT, false, T>(p, bias_grad); \
+        }                                                                                                 \
+        if (p.mode == SG_MODE_GRAD2 && bias_act_has_2nd_grad(ACT)) {                                      \
+            if (use_y) return cpu_kernel<SG_MODE_GRAD2, ACT, true, T>(p, bias_grad);                      \
+            return cpu_kernel<SG_MODE_GRAD2, ACT, false, T>(p, bias_grad);                                \
+        }                                                                                                 \
+        break;
+    switch (p.act) {
+        SG_CASE(SG_ACT_LINEAR)
+        SG_CASE(SG_ACT_RELU)
+        SG_CASE(SG_ACT_LRELU)
+        SG_CASE(SG_ACT_TANH)
+        SG_CASE(SG_ACT_SIGMOID)
+        SG_CASE(SG_ACT_ELU)
+        SG_CASE(SG_ACT_SELU)
+        SG_CASE(SG_ACT_SOFTPLUS)
+        SG_CASE(SG_ACT_SWISH)
+    }
+#undef SG_CASE
+    TORCH_CHECK(false, "bias_act: internal error: no CPU kernel for mode ", p.mode, ", act ", p.act);
+    return false;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validation and layout.
+
+void check_same(const torch::Tensor& t, const char* name, const torch::Tensor& x, const char* xname) {
+    TORCH_CHECK_VALUE(t.device() == x.device(), "bias_act: ", name, " is on ", t.device(), " but ", xname,
+                      " is on ", x.device(), "; expected the same device");
+    TORCH_CHECK_TYPE(t.scalar_type() == x.scalar_type(), "bias_act: ", name, " has dtype ", t.scalar_type(),
+                     " but ", xname, " has ", x.scalar_type(), "; expected the same dtype");
+    TORCH_CHECK_VALUE(t.sizes() == x.sizes(), "bias_act: ", name, " has shape ", t.sizes(), " but ", xname,
+                      " has ", x.sizes(), "; expected the same shape");
+}
+
+std::vector<int64_t> reduce_dims(int64_t ndim, int64_t keep) {
+    std::vector<int64_t> dims;
+    for (int64_t i = 0; i < ndim; ++i)
+        if (i != keep) dims.push_back(i);
+    return dims;
+}
+
+// Returns t with exactly the strides of `like` (a dense tensor), copying only when they differ.
+torch::Tensor match_layout(const torch::Tensor& t, const torch::Tensor& like) {
+    if (t.strides() == like.strides()) return t;
+    return torch::empty_like(like).copy_(t);
+}
+
+// The kernel entry point. Returns {out, bias_grad}; bias_grad (the sum of `out` over every dim but `dim`) is
+// computed only when want_bias_grad, fused into the CPU loop where the layout allows, else by a torch sum.
+std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor> b_opt,
+                                    c10::optional<torch::Tensor> xref_opt, c10::optional<torch::Tensor> yref_opt,
+                                    c10::optional<torch::Tensor> dy_opt, int64_t mode, int64_t dim, int64_t act,
+                                    double alpha, double gain, double clamp, bool want_bias_grad) {
+    TORCH_CHECK_VALUE(mode >= SG_MODE_FORWARD && mode <= SG_MODE_GRAD2, "bias_act: mode must be 0, 1 or 2, got ",
+                      mode);
+    TORCH_CHECK_VALUE(act >= SG_ACT_FIRST && act <= SG_ACT_LAST, "bias_act: act code must be in [", SG_ACT_FIRST,
+                      ", ", SG_ACT_LAST, "], got ", act);
+    TORCH_CHECK_VALUE(mode != SG_MODE_GRAD2 || bias_act_has_2nd_grad((int)act), "bias_act: act code ", act,
+                      " has no second derivative (mode 2)");
+    TORCH_CHECK_VALUE(x.dim() >= 1, "bias_act: x must have at least one dimension, got a scalar");
+    TORCH_CHECK_VALUE(dim >= 0 && dim < x.dim(), "bias_act: dim=", dim, " is out of range for x of rank ", x.dim());
+    const bool is_cuda = x.device().is_cuda();
+    const auto dtype = x.scalar_type();
+    if (is_cuda) {
+        TORCH_CHECK_TYPE(dtype == torch::kFloat16 || dtype == torch::kBFloat16 || dtype == torch::kFloat32 ||
+                             dtype == torch::kFloat64,
+                         "bias_act: CUDA kernel supports float16, bfloat16, float32 and float64, got dtype ", dtype);
+    } else {
+        TORCH_CHECK_VALUE(x.device().is_cpu(), "bias_act: x must be a CPU or CUDA tensor, got device ", x.device());
+        TORCH_CHECK_TYPE(dtype == torch::kFloat32 || dtype == torch::kFloat64,
+                         "bias_act: CPU kernel supports float32 and float64, got dtype ", dtype);
+    }
+    const bool needs_x = mode == SG_MODE_GRAD2 || (mode == SG_MODE_GRAD && bias_act_grad_needs_x((int)act));
+    const bool needs_y = mode == SG_MODE_GRAD && bias_act_grad_needs_y((int)act);
+    const bool use_clamp = clamp >= 0;
+    TORCH_CHECK_VALUE(!needs_x || xref_opt.has_value(), "bias_act: mode ", mode, " with act code ", act,
+                      " needs the forward input x (xref)");
+    TORCH_CHECK_VALUE(!(needs_y || (mode != SG_MODE_FORWARD && use_clamp)) || yref_opt.has_value(),
+                      "bias_act: mode ", mode, " with act code ", act, use_clamp ? " and a clamp" : "",
+                      " needs the forward output y (yref)");
+    TORCH_CHECK_VALUE(mode != SG_MODE_GRAD2 || dy_opt.has_value(), "bias_act: mode 2 needs dy");
+
+    torch::Tensor b, xref, yref, dy;
+    if (b_opt.has_value()) {
+        b = *b_opt;
+        TORCH_CHECK_VALUE(b.device() == x.device(), "bias_act: b is on ", b.device(), " but x is on ", x.device(),
+                          "; expected the same device");
+        TORCH_CHECK_TYPE(b.scalar_type() == dtype, "bias_act: b has dtype ", b.scalar_type(), " but x has ", dtype,
+                         "; expected the same dtype");
+        TORCH_CHECK_VALUE(b.dim() == 1 && b.size(0) == x.size(dim), "bias_act: b must have shape [", x.size(dim),
+                          "] (x.shape[", dim, "]), got ", b.sizes());
+        b = b.contiguous();
+    }
+    // Only the references this mode reads are kept (a caller may pass more).
+    if (xref_opt.has_value() && needs_x) check_same(*xref_opt, "xref", x, "x"), xref = *xref_opt;
+    if (yref_opt.has_value() && mode != SG_MODE_FORWARD && (needs_y || use_clamp))
+        check_same(*yref_opt, "yref", x, "x"), yref = *yref_opt;
+    if (dy_opt.has_value() && mode == SG_MODE_GRAD2) check_same(*dy_opt, "dy", x, "x"), dy = *dy_opt;
+
+    // One dense layout for every array: that of the forward input (or output), so the result keeps x's memory
+    // format (channels_last stays channels_last); a non-dense lead tensor is first copied into a dense one.
+    torch::Tensor lead = yref.defined() ? yref : (xref.defined() ? xref : x);
+    if (!lead.is_non_overlapping_and_dense()) lead = torch::empty_like(lead).copy_(lead);
+    x = match_layout(x, lead);
+    if (xref.defined()) xref = match_layout(xref, lead);
+    if (yref.defined()) yref = match_layout(yref, lead);
+    if (dy.defined()) dy = match_layout(dy, lead);
+    torch::Tensor out = torch::empty_like(lead);
+    torch::Tensor bias_grad;
+    if (x.numel() == 0) {
+        if (want_bias_grad) bias_grad = torch::zeros({x.size(dim)}, x.options());
+        return {out, bias_grad};
+    }
+
+    BiasActParams p;
+    p.x = x.data_ptr();
+    p.b = b.defined() ? b.data_ptr() : nullptr;
+    p.xref = xref.defined() ? xref.data_ptr() : nullptr;
+    p.yref = yref.defined() ? yref.data_ptr() : nullptr;
+    p.dy = dy.defined() ? dy.data_ptr() : nullptr;
+    p.out = out.data_ptr();
+    p.numel = x.numel();
+    p.bias_size = x.size(dim);
+    p.inner = x.size(dim) > 1 ? lead.stride(dim) : p.numel;  // a size-1 dim's stride says nothing
+    p.mode = (int)mode;
+    p.act = (int)act;
+    p.alpha = alpha;
+    p.gain = gain;
+    p.clamp = clamp;
+
+    if (is_cuda) {
+#if defined(STYLEGAN_WITH_CUDA)
+        const c10::cuda::CUDAGuard guard(x.device());
+        const int code = dtype == torch::kFloat16 ? SG_DTYPE_F16 : dtype == torch::kBFloat16 ? SG_DTYPE_BF16
+                         : dtype == torch::kFloat32 ? SG_DTYPE_F32 : SG_DTYPE_F64;
+        const char* err = bias_act_cuda_launch(p, code, c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
+        TORCH_CHECK(err == nullptr, "bias_act: CUDA kernel launch failed: ", err ? err : "");
+#else
+        TORCH_CHECK(false, "bias_act: this extension was built without CUDA support; x is on ", x.device());
+#endif
+        if (want_bias_grad) bias_grad = out.sum(reduce_dims(x.dim(), dim));
+        return {out, bias_grad};
+    }
+
+    // The bias gradient is fused into the loop where the layout has constant-bias blocks; else a torch sum.
+    std::vector<double> sums(want_bias_grad ? p.bias_size : 0);
+    double* sums_ptr = want_bias_grad ? sums.data() : nullptr;
+    const bool use_y = yref.defined();
+    const bool fused = dtype == torch::kFloat32 ? cpu_dispatch<float>(p, use_y, sums_ptr)
+                                                : cpu_dispatch<double>(p, use_y, sums_ptr);
+    if (want_bias_grad) {
+        if (fused) {
+            bias_grad = torch::empty({p.bias_size}, torch::TensorOptions().dtype(torch::kFloat64));
+            std::copy(sums.begin(), sums.end(), bias_grad.data_ptr<double>());
+            bias_grad = bias_grad.to(dtype);
+        } else {
+            bias_grad = out.sum(reduce_dims(x.dim(), dim));
+        }
+    }
+    return {out, bias_grad};
+}
+
+// Lets the Python side check that its spec table agrees with the codes compiled here.
+pybind11::dict act_table() {
+    pybind11::dict d;
+    for (int a = SG_ACT_FIRST; a <= SG_ACT_LAST; ++a) {
+        std::string needs = bias_act_grad_needs_x(a) ? "x" : (bias_act_grad_needs_y(a) ? "y" : "");
+        d[pybind11::int_(a)] = pybind11::make_tuple(needs, bias_act_has_2nd_grad(a));
+    }
+    return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.doc() = "stylegan bias_act kernels (CPU, and CUDA when built with it)";
+    m.def("bias_act", &bias_act, "Fused bias + activation + gain + clamp: mode 0 forward, 1 grad, 2 second grad",
+          pybind11::arg("x"), pybind11::arg("b"), pybind11::arg("xref"), pybind11::arg("yref"), pybind11::arg("dy"),
+          pybind11::arg("mode"), pybind11::arg("dim"), pybind11::arg("act"), pybind11::arg("alpha"),
+          pybind11::arg("gain"), pybind11::arg("clamp"), pybind11::arg("want_bias_grad"));
+    m.def("act_table", &act_table, "act code -> (grad_needs, has_2nd_grad) as compiled into the kernel");
+#if defined(STYLEGAN_WITH_CUDA)
+    m.attr("with_cuda") = true;
+#else
+    m.attr("with_cuda") = false;
+#endif
+}

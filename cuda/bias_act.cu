@@ -1,0 +1,112 @@
+// bias_act CUDA kernel and its launcher. No torch headers: the launcher takes raw pointers (in BiasActParams) and a
+// cudaStream_t, and bias_act.cpp (built with -DSTYLEGAN_WITH_CUDA) calls it. The per-element math is bias_act.h,
+// the same code the CPU kernel runs. Half types load and store in their own format and compute in float32.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "common.h"
+#include "bias_act.h"
+
+namespace {
+
+template <typename T>
+struct Compute {
+    typedef T type;
+    static __device__ __forceinline__ T load(T v) { return v; }
+    static __device__ __forceinline__ T store(T v) { return v; }
+};
+template <>
+struct Compute<__half> {
+    typedef float type;
+    static __device__ __forceinline__ float load(__half v) { return __half2float(v); }
+    static __device__ __forceinline__ __half store(float v) { return __float2half_rn(v); }
+};
+template <>
+struct Compute<__nv_bfloat16> {
+    typedef float type;
+    static __device__ __forceinline__ float load(__nv_bfloat16 v) { return __bfloat162float(v); }
+    static __device__ __forceinline__ __nv_bfloat16 store(float v) { return __float2bfloat16_rn(v); }
+};
+
+constexpr int kBlock = 256;
+constexpr int kItemsPerThread = 4;
+
+// Grid-stride loop over the flat, densely laid out arrays (see BiasActParams).
+template <typename T, int MODE, int ACT, bool USE_Y>
+__global__ void bias_act_kernel(BiasActParams p) {
+    typedef typename Compute<T>::type S;
+    const BiasActScalars<S> s = bias_act_scalars<S>(p);
+    constexpr bool needs_x = MODE == SG_MODE_GRAD2 || (MODE == SG_MODE_GRAD && ACT == SG_ACT_SWISH);
+    const T* in = static_cast<const T*>(p.x);
+    const T* b = static_cast<const T*>(p.b);
+    const T* xr = static_cast<const T*>(p.xref);
+    const T* yr = static_cast<const T*>(p.yref);
+    const T* dy = static_cast<const T*>(p.dy);
+    T* out = static_cast<T*>(p.out);
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < p.numel; i += stride) {
+        S bias = b ? Compute<T>::load(b[(i / p.inner) % p.bias_size]) : (S)0;
+        S xv = needs_x ? Compute<T>::load(xr[i]) : (S)0;
+        S yv = USE_Y ? Compute<T>::load(yr[i]) : (S)0;
+        S dv = MODE == SG_MODE_GRAD2 ? Compute<T>::load(dy[i]) : (S)0;
+        out[i] = Compute<T>::store(bias_act_elem<MODE, ACT, S>(Compute<T>::load(in[i]), bias, xv, yv, dv, s));
+    }
+}
+
+template <typename T, int MODE, int ACT, bool USE_Y>
+cudaError_t launch(const BiasActParams& p, cudaStream_t stream) {
+    long long blocks = (p.numel + (long long)kBlock * kItemsPerThread - 1) / ((long long)kBlock * kItemsPerThread);
+    if (blocks < 1) blocks = 1;
+    if (blocks > 65535LL * 16) blocks = 65535LL * 16;  // grid-stride loop covers the rest
+    bias_act_kernel<T, MODE, ACT, USE_Y><<<(unsigned)blocks, kBlock, 0, stream>>>(p);
+    return cudaGetLastError();
+}
+
+template <typename T, int ACT>
+cudaError_t dispatch_mode(const BiasActParams& p, cudaStream_t stream) {
+    const bool use_y = p.yref != nullptr;
+    if (p.mode == SG_MODE_FORWARD) return launch<T, SG_MODE_FORWARD, ACT, false>(p, stream);
+    if (p.mode == SG_MODE_GRAD) {
+        if (use_y) return launch<T, SG_MODE_GRAD, ACT, true>(p, stream);
+        if (!bias_act_grad_needs_y(ACT)) return launch<T, SG_MODE_GRAD, ACT, false>(p, stream);
+        return cudaErrorInvalidValue;  // grad_needs y but none given (bias_act.cpp checks this first)
+    }
+    if (p.mode == SG_MODE_GRAD2 && bias_act_has_2nd_grad(ACT)) {
+        if (use_y) return launch<T, SG_MODE_GRAD2, ACT, true>(p, stream);
+        return launch<T, SG_MODE_GRAD2, ACT, false>(p, stream);
+    }
+    return cudaErrorInvalidValue;
+}
+
+template <typename T>
+cudaError_t dispatch_act(const BiasActParams& p, cudaStream_t stream) {
+    switch (p.act) {
+        case SG_ACT_LINEAR: return dispatch_mode<T, SG_ACT_LINEAR>(p, stream);
+        case SG_ACT_RELU: return dispatch_mode<T, SG_ACT_RELU>(p, stream);
+        case SG_ACT_LRELU: return dispatch_mode<T, SG_ACT_LRELU>(p, stream);
+        case SG_ACT_TANH: return dispatch_mode<T, SG_ACT_TANH>(p, stream);
+        case SG_ACT_SIGMOID: return dispatch_mode<T, SG_ACT_SIGMOID>(p, stream);
+        case SG_ACT_ELU: return dispatch_mode<T, SG_ACT_ELU>(p, stream);
+        case SG_ACT_SELU: return dispatch_mode<T, SG_ACT_SELU>(p, stream);
+        case SG_ACT_SOFTPLUS: return dispatch_mode<T, SG_ACT_SOFTPLUS>(p, stream);
+        case SG_ACT_SWISH: return dispatch_mode<T, SG_ACT_SWISH>(p, stream);
+        default: return cudaErrorInvalidValue;
+    }
+}
+
+}  // namespace
+
+// Runs one bias_act mode on `stream`. dtype_code: SG_DTYPE_*. Returns nullptr on success, else why it failed.
+const char* bias_act_cuda_launch(const BiasActParams& p, int dtype_code, cudaStream_t stream) {
+    if (p.numel <= 0) return nullptr;
+    cudaError_t err;
+    switch (dtype_code) {
+        case SG_DTYPE_F16: err = dispatch_act<__half>(p, stream); break;
+        case SG_DTYPE_BF16: err = dispatch_act<__nv_bfloat16>(p, stream); break;
+        case SG_DTYPE_F32: err = dispatch_act<float>(p, stream); break;
+        case SG_DTYPE_F64: err = dispatch_act<double>(p, stream); break;
+        default: return "unsupported dtype code";
+    }
+    return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+}
