@@ -1,0 +1,160 @@
+"""`stylegan generate`, `stylegan style-mixing`, `stylegan interpolate`: PNGs and GIFs from a network and seeds.
+
+Thin wrappers over `stylegan.generate`: parse and validate the options, open the network (path or URL), call the
+API, write files. Every user error is a click error naming the option.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import click
+import numpy as np
+import torch
+
+from .. import generate as api
+from .options import (GridShape, SeedList, batch_option, class_option, device_option, generator_of, network_option,
+                      noise_mode_option, open_network, prepare_outdir, prepare_outfile, truncation_options)
+
+PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _pil_image(image: np.ndarray):
+    """PIL image of one HWC uint8 array (1, 3 or 4 channels)."""
+    import PIL.Image
+
+    channels = image.shape[-1]
+    if channels not in PIL_MODES:
+        raise click.ClickException(f"cannot save a {channels}-channel image: PNG/GIF support 1, 3 or 4 channels")
+    return PIL.Image.fromarray(image[..., 0] if channels == 1 else image, PIL_MODES[channels])
+
+
+def _save_png(image: np.ndarray, path: Path) -> None:
+    try:
+        _pil_image(image).save(path, format="PNG")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc}") from None
+
+
+def _check_psi(psi: float) -> None:
+    if not math.isfinite(psi):
+        raise click.BadParameter(f"{psi!r} is not a finite number", param_hint="--trunc")
+
+
+def _check_class(G: torch.nn.Module, class_idx: Optional[int]) -> None:
+    label_size = int(G.config.label_size)
+    if label_size == 0 and class_idx is not None:
+        raise click.BadParameter("the network is unconditional (label_size=0): leave out --class",
+                                 param_hint="--class")
+    if label_size > 0 and (class_idx is None or class_idx >= label_size):
+        raise click.BadParameter(f"the network is label-conditional with {label_size} classes: pass --class N "
+                                 f"with 0 <= N <= {label_size - 1}", param_hint="--class")
+
+
+def _open_generator(network: str, device: torch.device, psi: float, class_idx: Optional[int]) -> torch.nn.Module:
+    _check_psi(psi)
+    G = generator_of(open_network(network, device))
+    _check_class(G, class_idx)
+    return G
+
+
+@click.command()
+@network_option
+@click.option("--seeds", type=SeedList(), required=True, help="Seeds, e.g. 0-7,42 (ranges inclusive).")
+@truncation_options
+@noise_mode_option
+@class_option
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True,
+              help="Folder for seedNNNN.png (or grid.png).")
+@click.option("--grid", "grid", type=GridShape(), default=None,
+              help="Write one grid.png of COLSxROWS images instead of one PNG per seed.")
+@device_option
+@batch_option
+def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode: str, class_idx: Optional[int],
+             outdir: Path, grid: Optional[Tuple[int, int]], device: torch.device, batch_size: Optional[int]) -> None:
+    """Generate one image per seed (seedNNNN.png), or one grid.png with --grid."""
+    if grid is not None and len(seeds) > grid[0] * grid[1]:
+        raise click.BadParameter(f"{len(seeds)} seeds do not fit a {grid[0]}x{grid[1]} grid "
+                                 f"({grid[0] * grid[1]} cells)", param_hint="--grid")
+    outdir = prepare_outdir(outdir)
+    G = _open_generator(network, device, psi, class_idx)
+    images = api.generate_images(G, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode, class_idx=class_idx,
+                                 batch_size=batch_size)
+    if grid is not None:
+        path = outdir / "grid.png"
+        _save_png(api.image_grid(images, *grid), path)
+        click.echo(f"wrote {path} ({len(seeds)} images, {grid[0]}x{grid[1]})")
+        return
+    for seed, image in zip(seeds, images):
+        _save_png(image, outdir / f"seed{seed:04d}.png")
+    click.echo(f"wrote {len(seeds)} image(s) to {outdir}")
+
+
+@click.command("style-mixing")
+@network_option
+@click.option("--rows", "row_seeds", type=SeedList(), default="85,100,75,458,1500", show_default=True,
+              help="Seeds of the rows: the images whose remaining styles are kept.")
+@click.option("--cols", "col_seeds", type=SeedList(), default="55,821,1789,293", show_default=True,
+              help="Seeds of the columns: the images the --styles layers are taken from.")
+@click.option("--styles", default="coarse", show_default=True,
+              help="Layers copied from the column image: coarse (4-8 px), middle (16-32 px), fine (64 px and up) "
+                   "or an inclusive layer range A-B.")
+@truncation_options
+@noise_mode_option
+@class_option
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True,
+              help="Folder for grid.png and each cell ROW-COL.png.")
+@device_option
+@batch_option
+def style_mixing(network: str, row_seeds: List[int], col_seeds: List[int], styles: str, psi: float, cutoff: int,
+                 noise_mode: str, class_idx: Optional[int], outdir: Path, device: torch.device,
+                 batch_size: Optional[int]) -> None:
+    """Style-mixing grid (the paper's Figure 3): grid.png and each mixed cell as ROW-COL.png."""
+    outdir = prepare_outdir(outdir)
+    G = _open_generator(network, device, psi, class_idx)
+    try:
+        layers = api.layer_range(styles, int(G.num_layers))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--styles") from None
+    grid, cells = api.style_mixing_grid(G, row_seeds, col_seeds, layers, psi=psi, cutoff=cutoff,
+                                        noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size)
+    _save_png(grid, outdir / "grid.png")
+    for (row_seed, col_seed), image in cells.items():
+        _save_png(image, outdir / f"{row_seed}-{col_seed}.png")
+    click.echo(f"wrote {outdir / 'grid.png'} and {len(cells)} cell image(s) (layers {layers.start}-"
+               f"{layers.stop - 1} from the columns)")
+
+
+@click.command()
+@network_option
+@click.option("--seeds", type=SeedList(), required=True, help="At least 2 key seeds; the walk loops back to the first.")
+@click.option("--frames", type=click.IntRange(min=1), default=60, show_default=True, help="Frames in total.")
+@click.option("--space", type=click.Choice(api.INTERPOLATION_SPACES), default="w", show_default=True,
+              help="Interpolate in w (linear) or z (spherical).")
+@truncation_options
+@noise_mode_option
+@class_option
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("interpolation.gif"),
+              show_default=True, help="Output GIF (loops forever).")
+@click.option("--fps", type=click.FloatRange(min=1, max=100), default=25.0, show_default=True,
+              help="Frames per second of the GIF.")
+@device_option
+@batch_option
+def interpolate(network: str, seeds: List[int], frames: int, space: str, psi: float, cutoff: int, noise_mode: str,
+                class_idx: Optional[int], out: Path, fps: float, device: torch.device,
+                batch_size: Optional[int]) -> None:
+    """Looping latent walk through the seeds, saved as an animated GIF."""
+    if len(seeds) < 2:
+        raise click.BadParameter(f"got {len(seeds)} seed; interpolation needs at least 2", param_hint="--seeds")
+    out = prepare_outfile(out)
+    G = _open_generator(network, device, psi, class_idx)
+    video = api.interpolate(G, seeds, frames, space=space, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
+                            class_idx=class_idx, batch_size=batch_size)
+    images = [_pil_image(frame) for frame in video]
+    try:
+        images[0].save(out, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                       duration=max(1, round(1000.0 / fps)))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc}") from None
+    click.echo(f"wrote {out} ({frames} frames, {space} space, seeds {','.join(map(str, seeds))})")

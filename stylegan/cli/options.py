@@ -1,0 +1,203 @@
+"""Shared click parameter types and options for the sampling commands (and any later command that wants them).
+
+Why here: seed lists, devices, networks given as paths or URLs and output folders are validated the same way in
+every command, and every user mistake becomes a click error naming the option, never a traceback.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Tuple
+
+import click
+import torch
+
+MAX_SEED = 2 ** 32 - 1  # np.random.RandomState accepts seeds in [0, 2**32 - 1]
+MAX_SEEDS = 1_000_000  # a typo like 0-99999999 should fail fast, not allocate forever
+NOISE_MODES = ("const", "random", "none")
+
+
+def parse_seeds(text: str) -> List[int]:
+    """Seeds of '0-7,42' style text, in order: comma-separated ints and inclusive ascending ranges A-B.
+
+    ValueError for empty items ('', '1,,2'), non-integers ('a'), descending ranges ('3-1'), seeds outside
+    [0, 2**32 - 1] and lists longer than MAX_SEEDS.
+    """
+    if text is None or not str(text).strip():
+        raise ValueError("empty seed list: expected e.g. '0-7,42'")
+    seeds: List[int] = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            raise ValueError(f"{text!r} has an empty item: expected comma-separated seeds or ranges like '0-7,42'")
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", item)
+        if match is None:
+            raise ValueError(f"{item!r} is not a seed or a range: expected an int >= 0 or 'A-B' with A <= B")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise ValueError(f"range {item!r} is empty: expected A-B with A <= B")
+        if last > MAX_SEED:
+            raise ValueError(f"seed {last} in {item!r} is out of range: expected seeds in [0, {MAX_SEED}]")
+        if len(seeds) + (last - first + 1) > MAX_SEEDS:
+            raise ValueError(f"{text!r} holds more than {MAX_SEEDS} seeds")
+        seeds.extend(range(first, last + 1))
+    return seeds
+
+
+class SeedList(click.ParamType):
+    """click type: '0-7,42' -> [0, 1, ..., 7, 42] (see parse_seeds)."""
+
+    name = "seeds"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> List[int]:
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_seeds(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class GridShape(click.ParamType):
+    """click type: 'COLSxROWS' such as '4x2' -> (4, 2)."""
+
+    name = "COLSxROWS"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
+        if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+            self.fail(f"{value!r} is not a grid: expected COLSxROWS with both >= 1, e.g. 4x2", param, ctx)
+        return int(match.group(1)), int(match.group(2))
+
+
+class DeviceType(click.ParamType):
+    """click type: 'cpu', 'cuda' or 'cuda:N' -> torch.device, refused when that device is not available."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> torch.device:
+        if isinstance(value, torch.device):
+            return value
+        text = str(value).strip().lower()
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+            self.fail(f"{value!r} is not a device: expected cpu, cuda or cuda:N", param, ctx)
+        device = torch.device(text)
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                self.fail(f"{value!r} requested but CUDA is not available here (use --device cpu)", param, ctx)
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                self.fail(f"{value!r} requested but only {torch.cuda.device_count()} GPU(s) exist", param, ctx)
+        return device
+
+
+def default_device() -> str:
+    """'cuda' when a GPU is visible, else 'cpu'."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _decorate(*decorators: Callable) -> Callable:
+    def apply(fn: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+    return apply
+
+
+def network_option(fn: Callable) -> Callable:
+    """--network PATH|URL (required); open it with open_network()."""
+    return click.option("--network", "network", required=True, metavar="PATH|URL",
+                        help="Network file (ours, NVlabs .pkl or rosinality .model) or an http(s) URL, "
+                             "downloaded once into the cache.")(fn)
+
+
+def device_option(fn: Callable) -> Callable:
+    """--device cpu|cuda|cuda:N (default: cuda when available)."""
+    return click.option("--device", type=DeviceType(), default=default_device, show_default="cuda if available",
+                        help="Where to run the network.")(fn)
+
+
+def truncation_options(fn: Callable) -> Callable:
+    """--trunc PSI (default 1.0: no truncation) and --trunc-cutoff N (default 8, used when PSI < 1)."""
+    return _decorate(
+        click.option("--trunc", "psi", type=float, default=1.0, show_default=True,
+                     help="Truncation psi; 1.0 disables truncation."),
+        click.option("--trunc-cutoff", "cutoff", type=click.IntRange(min=0), default=8, show_default=True,
+                     help="Truncate only the first N layers (used when --trunc < 1)."),
+    )(fn)
+
+
+def noise_mode_option(fn: Callable) -> Callable:
+    """--noise-mode const|random|none (default const: a seed always gives the same image)."""
+    return click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const", show_default=True,
+                        help="Per-pixel noise: the network's stored constant noise, fresh random noise, or none.")(fn)
+
+
+def class_option(fn: Callable) -> Callable:
+    """--class N for label-conditional networks."""
+    return click.option("--class", "class_idx", type=click.IntRange(min=0), default=None,
+                        help="Class index (required for, and only for, label-conditional networks).")(fn)
+
+
+def batch_option(fn: Callable) -> Callable:
+    """--batch N (default: chosen from the network's resolution)."""
+    return click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None,
+                        help="Images per forward pass [default: automatic, bounded memory].")(fn)
+
+
+def open_network(network: str, device: torch.device, param_hint: str = "--network",
+                 progress: Optional[bool] = None):
+    """stylegan.load() of a path or http(s) URL (downloaded once into the cache); errors -> click.BadParameter."""
+    from ..download import DownloadError, download, is_url
+    from .network_file import load_network_file
+
+    path = network
+    if is_url(network):
+        try:
+            path = str(download(network, progress=progress))
+        except (DownloadError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint=param_hint) from None
+    try:
+        return load_network_file(path, param_hint=param_hint, device=str(device))
+    except click.BadParameter:
+        raise
+    except OSError as exc:  # permission denied, I/O errors: still the user's file, not our bug
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint=param_hint) from None
+
+
+def generator_of(networks, param_hint: str = "--network") -> torch.nn.Module:
+    """The generator to sample from (G_ema when present, else G), in eval mode; BadParameter if there is none."""
+    G = networks.G_ema if networks.G_ema is not None else networks.G
+    if G is None:
+        raise click.BadParameter(f"the file holds no generator (source format: {networks.source_format})",
+                                 param_hint=param_hint)
+    return G.eval()
+
+
+def prepare_outdir(path: Path, param_hint: str = "--outdir") -> Path:
+    """Creates `path` if needed and proves it is writable (by writing a probe file), else click.BadParameter.
+
+    Why probe up front: failing after minutes of generation because the folder is read-only wastes the run.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write to {str(path)!r}: {exc.strerror or exc}", param_hint=param_hint) \
+            from None
+    return path
+
+
+def prepare_outfile(path: Path, param_hint: str = "--out") -> Path:
+    """Makes sure `path`'s folder exists and is writable; click.BadParameter otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise click.BadParameter(f"{str(path)!r} is a directory; expected a file name", param_hint=param_hint)
+    prepare_outdir(path.parent if str(path.parent) else Path("."), param_hint=param_hint)
+    return path
+
