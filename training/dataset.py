@@ -357,7 +357,10 @@ def make_loader(dataset: ImageDataset, batch: int, start: int, seed: int, worker
     sampler = InfiniteSampler(len(dataset), rank=rank, world_size=world_size, seed=seed, start=start)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
                                          pin_memory=False, drop_last=True, persistent_workers=False,
-                                         prefetch_factor=2 if workers > 0 else None)
+                                         prefetch_factor=2 if workers > 0 else None,
+                                         # own generator: creating a loader must not consume the global RNG,
+                                         # or a resumed run would diverge from an uninterrupted one
+                                         generator=torch.Generator().manual_seed(seed))
     return iter(loader)
 
 

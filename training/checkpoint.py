@@ -1,0 +1,151 @@
+"""Training checkpoints: atomic writes, the last K kept, and everything needed for an exact resume.
+
+Layout (a torch zip file readable with `torch.load(weights_only=True)` and by `stylegan.load()`): the native network
+format of `stylegan/formats/native.py` -- {'format_version': 1, 'G', 'D', 'G_ema': state dicts, 'G_config',
+'D_config', 'G_ema_config': JSON strings} -- plus 'training': {optimizer states, images_shown, lod, RNG states
+(torch, numpy, python), data sampler position, tick counters, train config JSON, dataset fingerprint}.
+Only tensors, dicts, lists, tuples, numbers and strings are stored, so loading can never run code.
+
+Why atomic: a run killed while writing (SIGKILL, power loss, full disk) must leave the previous checkpoint intact,
+so the bytes go to a temp file in the same folder, are flushed and fsynced, then os.replace()d over the final
+name (a rename within one filesystem is atomic), and the directory is fsynced.
+"""
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import numpy as np
+import torch
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{10})\.pt$")
+TMP_PREFIX = ".checkpoint-"
+
+
+def checkpoint_name(images_shown: int) -> str:
+    """File name that sorts by training progress: checkpoint-<images_shown, 10 digits>.pt."""
+    return f"checkpoint-{images_shown:010d}.pt"
+
+
+# Test hook: called between the complete temp write and the rename (simulates a crash at the worst moment).
+_before_replace: Optional[Callable[[str], None]] = None
+
+
+def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
+    """torch.save(obj) to `path` so a reader sees either the old file or the complete new one, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        if _before_replace is not None:
+            _before_replace(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:  # some filesystems cannot fsync a directory; the rename is still atomic
+        pass
+    return path
+
+
+def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """Read a checkpoint with weights_only=True; ValueError naming the file if it is not one of ours."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint {path} does not exist") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for damaged files
+        raise ValueError(f"{path} is not a readable checkpoint ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(payload, dict) or "training" not in payload or "G" not in payload:
+        raise ValueError(f"{path} is a torch file but not a stylegan training checkpoint (no 'training' entry)")
+    return payload
+
+
+def list_checkpoints(folder: Union[str, os.PathLike]) -> List[Path]:
+    """Complete checkpoints in `folder`, oldest first (temp files of interrupted writes are ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def find_checkpoint(spec: str, outdir: Union[str, os.PathLike]) -> Path:
+    """Resolve `--resume FILE|DIR|latest` to a checkpoint file (latest = newest in outdir); ValueError if none."""
+    if spec == "latest":
+        folder = Path(outdir)
+    else:
+        p = Path(spec).expanduser()
+        if p.is_file():
+            return p
+        if not p.is_dir():
+            raise ValueError(f"--resume {spec}: no such file or folder")
+        folder = p
+    found = list_checkpoints(folder)
+    if not found:
+        raise ValueError(f"--resume {spec}: no checkpoint-*.pt in {folder}")
+    return found[-1]
+
+
+def prune_checkpoints(folder: Union[str, os.PathLike], keep: int) -> List[Path]:
+    """Delete all but the newest `keep` checkpoints and stale temp files; returns what was deleted."""
+    removed = []
+    found = list_checkpoints(folder)
+    for p in found[:-keep] if keep > 0 else found:
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    for p in Path(folder).glob(TMP_PREFIX + "*.tmp"):
+        # Only our own process writes here; a leftover temp file is from a killed run.
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# RNG states as weights_only-safe values.
+
+def get_rng_states() -> Dict[str, Any]:
+    """torch, numpy and python global RNG states as tensors/lists/numbers (weights_only-loadable)."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    out: Dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
+                   "gauss_next": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_states(states: Dict[str, Any]) -> None:
+    """Inverse of get_rng_states()."""
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = states["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss_next"]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
