@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Union
 
 from tqdm import tqdm
 
@@ -91,7 +91,7 @@ def download(url: str, cache_dir: Optional[Union[str, Path]] = None, progress: O
     return target
 
 
-def _fetch_into(url: str, out, progress: Optional[bool], timeout: float) -> None:
+def _fetch_into(url: str, out: BinaryIO, progress: Optional[bool], timeout: float) -> None:
     """Streams `url` into the open binary file `out`, with a progress bar; checks the length when it is known."""
     request = urllib.request.Request(url, headers={"User-Agent": "stylegan-downloader"})
     try:

@@ -157,7 +157,8 @@ def test_style_mixing_layer_errors(net_file, tmp_path):
     usage_error(style_mixing, ["--network", net_file, "--rows", "1", "--cols", "2", "--styles", "fine",
                                "--outdir", tmp_path], "--styles", "empty")
     usage_error(style_mixing, ["--network", net_file, "--rows", "1", "--cols", "2", "--styles", "0-8",
-                               "--outdir", tmp_path], "--styles", "out of range")
+                               "--outdir", tmp_path / "o"], "--styles", "out of range")
+    assert not (tmp_path / "o").exists()
     usage_error(style_mixing, ["--network", net_file, "--rows", "1,", "--cols", "2", "--outdir", tmp_path],
                 "--rows")
 
@@ -218,6 +219,7 @@ def test_files_that_are_not_networks(tmp_path):
     evil.write_bytes(pickle.dumps(os.system, protocol=2))  # a pickle referencing code: refused, never run
     for path, fragment in ((text, "unknown file format"), (evil, "system"), (tmp_path / "missing.pt", "not found")):
         usage_error(generate, ["--network", path, "--seeds", "0", "--outdir", tmp_path / "o"], "--network", fragment)
+    assert not (tmp_path / "o").exists()  # a failed run leaves no empty output folder behind
 
 
 # ------------------------------------------------------------------------------------------------------ URL loading

@@ -77,8 +77,8 @@ def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode
     if grid is not None and len(seeds) > grid[0] * grid[1]:
         raise click.BadParameter(f"{len(seeds)} seeds do not fit a {grid[0]}x{grid[1]} grid "
                                  f"({grid[0] * grid[1]} cells)", param_hint="--grid")
-    outdir = prepare_outdir(outdir)
     G = _open_generator(network, device, psi, class_idx)
+    outdir = prepare_outdir(outdir)  # after opening the network: a bad --network leaves no empty folder behind
     images = api.generate_images(G, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode, class_idx=class_idx,
                                  batch_size=batch_size)
     if grid is not None:
@@ -111,12 +111,12 @@ def style_mixing(network: str, row_seeds: List[int], col_seeds: List[int], style
                  noise_mode: str, class_idx: Optional[int], outdir: Path, device: torch.device,
                  batch_size: Optional[int]) -> None:
     """Style-mixing grid (the paper's Figure 3): grid.png and each mixed cell as ROW-COL.png."""
-    outdir = prepare_outdir(outdir)
     G = _open_generator(network, device, psi, class_idx)
     try:
         layers = api.layer_range(styles, int(G.num_layers))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--styles") from None
+    outdir = prepare_outdir(outdir)
     grid, cells = api.style_mixing_grid(G, row_seeds, col_seeds, layers, psi=psi, cutoff=cutoff,
                                         noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size)
     _save_png(grid, outdir / "grid.png")
@@ -147,8 +147,8 @@ def interpolate(network: str, seeds: List[int], frames: int, space: str, psi: fl
     """Looping latent walk through the seeds, saved as an animated GIF."""
     if len(seeds) < 2:
         raise click.BadParameter(f"got {len(seeds)} seed; interpolation needs at least 2", param_hint="--seeds")
-    out = prepare_outfile(out)
     G = _open_generator(network, device, psi, class_idx)
+    out = prepare_outfile(out)
     video = api.interpolate(G, seeds, frames, space=space, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
                             class_idx=class_idx, batch_size=batch_size)
     images = [_pil_image(frame) for frame in video]

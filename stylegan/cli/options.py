@@ -149,7 +149,7 @@ def batch_option(fn: Callable) -> Callable:
 
 
 def open_network(network: str, device: torch.device, param_hint: str = "--network",
-                 progress: Optional[bool] = None):
+                 progress: Optional[bool] = None) -> Any:
     """stylegan.load() of a path or http(s) URL (downloaded once into the cache); errors -> click.BadParameter."""
     from ..download import DownloadError, download, is_url
     from .network_file import load_network_file
@@ -168,7 +168,7 @@ def open_network(network: str, device: torch.device, param_hint: str = "--networ
         raise click.BadParameter(f"cannot read {path}: {exc}", param_hint=param_hint) from None
 
 
-def generator_of(networks, param_hint: str = "--network") -> torch.nn.Module:
+def generator_of(networks: Any, param_hint: str = "--network") -> torch.nn.Module:
     """The generator to sample from (G_ema when present, else G), in eval mode; BadParameter if there is none."""
     G = networks.G_ema if networks.G_ema is not None else networks.G
     if G is None:
