@@ -185,11 +185,12 @@ void check_same(const torch::Tensor& t, const char* name, const torch::Tensor& x
                       " has ", x.sizes(), "; expected the same shape");
 }
 
-std::vector<int64_t> reduce_dims(int64_t ndim, int64_t keep) {
+// Sum of t over every dim but `keep` (a copy when there is no other dim: torch's sum over [] means all dims).
+torch::Tensor sum_all_but(const torch::Tensor& t, int64_t keep) {
     std::vector<int64_t> dims;
-    for (int64_t i = 0; i < ndim; ++i)
+    for (int64_t i = 0; i < t.dim(); ++i)
         if (i != keep) dims.push_back(i);
-    return dims;
+    return dims.empty() ? t.clone() : t.sum(dims);
 }
 
 // Returns t with exactly the strides of `like` (a dense tensor), copying only when they differ.
@@ -291,7 +292,7 @@ std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor
 #else
         TORCH_CHECK(false, "bias_act: this extension was built without CUDA support; x is on ", x.device());
 #endif
-        if (want_bias_grad) bias_grad = out.sum(reduce_dims(x.dim(), dim));
+        if (want_bias_grad) bias_grad = sum_all_but(out, dim);
         return {out, bias_grad};
     }
 
@@ -307,7 +308,7 @@ std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor
             std::copy(sums.begin(), sums.end(), bias_grad.data_ptr<double>());
             bias_grad = bias_grad.to(dtype);
         } else {
-            bias_grad = out.sum(reduce_dims(x.dim(), dim));
+            bias_grad = sum_all_but(out, dim);
         }
     }
     return {out, bias_grad};

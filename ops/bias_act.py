@@ -51,9 +51,13 @@ def _check_inputs(x: torch.Tensor, b: Optional[torch.Tensor], dim: int, act: str
         raise TypeError(f"bias_act: x must be a floating-point tensor, got dtype {x.dtype}")
     if act not in ACTIVATIONS:
         raise ValueError(f"bias_act: unknown act {act!r}; expected one of {sorted(ACTIVATIONS)}")
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"bias_act: dim must be an int, got {type(dim).__name__} {dim!r}")
     if clamp is not None and not clamp >= 0:
         raise ValueError(f"bias_act: clamp must be None or >= 0, got {clamp!r}")
     if b is not None:
+        if x.ndim == 0:
+            raise ValueError("bias_act: x is a 0-dim tensor; a bias b needs x with at least one dimension")
         if not isinstance(b, torch.Tensor):
             raise TypeError(f"bias_act: b must be a torch.Tensor or None, got {type(b).__name__}")
         if b.dtype != x.dtype:
@@ -61,7 +65,7 @@ def _check_inputs(x: torch.Tensor, b: Optional[torch.Tensor], dim: int, act: str
         if b.device != x.device:
             raise ValueError(f"bias_act: b is on {b.device} but x is on {x.device}; expected the same device")
         if not 0 <= dim < x.ndim:
-            raise ValueError(f"bias_act: dim={dim} is out of range for x of rank {x.ndim}")
+            raise ValueError(f"bias_act: dim={dim} is out of range for x of rank {x.ndim}; expected 0 <= dim < {x.ndim}")
         if b.ndim != 1 or b.shape[0] != x.shape[dim]:
             raise ValueError(f"bias_act: b must have shape [{x.shape[dim]}] (x.shape[{dim}]), got {list(b.shape)}")
 
@@ -103,11 +107,13 @@ def bias_act(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1, ac
 # ---------------------------------------------------------------------------------------------------------------
 # Kernel path: nested autograd Functions, so that first AND second derivatives run in the kernel.
 #
-#   _BiasAct.forward:   y = kernel mode 0 (x, b)                     saves x / y as the spec's grad_needs says
-#   _BiasAct.backward:  dx, db = _BiasActGrad(dy, x, b, y)           db is fused into the kernel's loop
-#   _BiasActGrad.backward (the double backward, e.g. a gradient penalty):
-#       d_dy = _BiasActGrad(g) (mode 1 again: dx is linear in dy), d_x = kernel mode 2 (g, dy, x) for activations
-#       with a second derivative, d_b = sum of d_x; g = gradient of dx (+ gradient of db spread along `dim`).
+#   BiasActKernel.forward:      y = kernel mode 0 (x, b); saves x / y as the spec's grad_needs (and clamp) need
+#   BiasActKernel.backward:     dx, db = BiasActKernelGrad(dy, x, b, y); db is fused into the kernel's loop
+#   BiasActKernelGrad.backward  (the double backward, e.g. of a gradient penalty), g = gradient of dx (+ gradient
+#       of db spread along `dim`): d_dy = BiasActKernelGrad(g, ...) (mode 1 again: dx is linear in dy);
+#       d_x = kernel mode 2 (g, dy, x) for activations with a second derivative, d_b = its sum (fused).
+# The y saved by the forward is only a cheap stand-in for act(x + b): BiasActKernelGrad returns no gradient for
+# it, its d_x is the whole derivative with respect to x.
 
 _KERNEL_DTYPES = {
     "cpu": (torch.float32, torch.float64),
@@ -217,8 +223,10 @@ def _bias_act_kernel(module, x: torch.Tensor, b: Optional[torch.Tensor], dim: in
     if x.dtype not in allowed:
         raise TypeError(f"bias_act: the {x.device.type} kernel supports dtypes {[str(d) for d in allowed]}, got "
                         f"dtype {x.dtype}; use impl='ref' or convert x")
-    if not 0 <= dim < x.ndim:
-        raise ValueError(f"bias_act: dim={dim} is out of range for x of rank {x.ndim}")
+    if x.ndim == 0:  # the kernel works on arrays; a scalar is a 1-element one
+        return _bias_act_kernel(module, x.reshape(1), None, 0, act, alpha, gain, clamp).reshape(())
+    if b is None:
+        dim = 0  # without a bias `dim` means nothing (as in NVlabs); one config serves every value
     spec = ACTIVATIONS[act]
     cfg = _KernelConfig(dim=dim, act=act, alpha=float(alpha if alpha is not None else spec.def_alpha),
                         gain=float(gain if gain is not None else spec.def_gain),
