@@ -8,7 +8,10 @@ __version__ = "0.1.0"
 _LAZY_EXPORTS = {  # imported on first use, so `import stylegan` (and the CLI) stays light
     "Generator": "stylegan.generator", "Discriminator": "stylegan.discriminator",
     "GeneratorConfig": "stylegan.config", "DiscriminatorConfig": "stylegan.config",
+    "load": "stylegan.loading", "save": "stylegan.loading", "Networks": "stylegan.loading",
+    "UnsafePickleError": "stylegan.formats.safe_pickle",
 }
+__all__ = sorted(_LAZY_EXPORTS)
 
 
 def __getattr__(name):

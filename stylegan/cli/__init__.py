@@ -15,9 +15,10 @@ def main() -> None:
 def _register() -> None:
     from .convert import convert
     from .doctor import doctor
+    from .generate import generate, interpolate, style_mixing
     from .info import info
 
-    for command in (convert, doctor, info):
+    for command in (convert, doctor, generate, info, interpolate, style_mixing):
         main.add_command(command)
 
 
