@@ -24,7 +24,7 @@
 #include "upfirdn2d.h"
 
 #ifdef STYLEGAN_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime.h>
 
@@ -337,7 +337,7 @@ at::Tensor forward_cuda(const at::Tensor& x, const at::Tensor& g, Params p) {
     p.out_sx = y.stride(3);
     if (y.numel() == 0) return y;
     const cudaError_t err =
-        launch_cuda(x.data_ptr(), y.data_ptr(), g.data_ptr(), dtype, p, at::cuda::getCurrentCUDAStream());
+        launch_cuda(x.data_ptr(), y.data_ptr(), g.data_ptr(), dtype, p, c10::cuda::getCurrentCUDAStream().stream());
     TORCH_CHECK(err == cudaSuccess, "upfirdn2d: CUDA kernel launch failed: ", cudaGetErrorString(err));
     return y;
 }

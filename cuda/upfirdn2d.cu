@@ -1,0 +1,184 @@
+// upfirdn2d CUDA kernels and their launcher. No torch headers: the launcher takes raw pointers, the Params
+// struct (sizes and element strides, 64-bit) and a stream; upfirdn2d.cpp validates and dispatches to it.
+//
+// Two kernels, both built on the index math of upfirdn2d.h (the same functions the CPU kernel uses):
+// - tiled: the common StyleGAN cases (up 2, down 2 or plain filtering, equal on both axes, filters of <= 8 taps
+//   per axis). A block stages the input patch a tile of outputs reads, and the filter, in shared memory, then
+//   each thread computes outputs from there.
+// - generic: one thread per output pixel (grid-stride loop), reading global memory through upfirdn2d::pixel.
+// Half types are loaded into and accumulated in float32; float64 accumulates in float64.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "common.h"
+#include "upfirdn2d.h"
+
+namespace upfirdn2d {
+namespace {
+
+template <typename T>
+struct Acc {
+    using type = float;
+};
+template <>
+struct Acc<double> {
+    using type = double;
+};
+
+// Element -> accumulation type.
+struct Load {
+    SG_HOST_DEVICE float operator()(float v) const { return v; }
+    SG_HOST_DEVICE double operator()(double v) const { return v; }
+    SG_HOST_DEVICE float operator()(__half v) const { return __half2float(v); }
+    SG_HOST_DEVICE float operator()(__nv_bfloat16 v) const { return __bfloat162float(v); }
+};
+
+// Accumulation type -> element (round to nearest even).
+template <typename T>
+__device__ __forceinline__ T store_as(typename Acc<T>::type v) {
+    return static_cast<T>(v);
+}
+template <>
+__device__ __forceinline__ __half store_as<__half>(float v) {
+    return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 store_as<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+
+constexpr int kThreads = 256;
+constexpr int kMaxTaps = 8;             // per axis, for the tiled kernel
+constexpr int64_t kMaxBlocks = 1 << 20;  // grid-stride loops cover the rest
+
+template <typename T>
+__global__ void generic_kernel(const T* __restrict__ x, T* __restrict__ y, const typename Acc<T>::type* __restrict__ g,
+                               Params p) {
+    using acc_t = typename Acc<T>::type;
+    const int64_t total = p.n * p.c * p.out_h * p.out_w;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const int64_t ox = idx % p.out_w;
+        int64_t rest = idx / p.out_w;
+        const int64_t oy = rest % p.out_h;
+        rest /= p.out_h;
+        const int64_t c = rest % p.c;
+        const int64_t n = rest / p.c;
+        const T* plane = x + n * p.in_sn + c * p.in_sc;
+        const acc_t v = pixel<acc_t>(plane, g, p, oy, ox, Load());
+        y[n * p.out_sn + c * p.out_sc + oy * p.out_sy + ox * p.out_sx] = store_as<T>(v);
+    }
+}
+
+// Input extent (per axis) read by TILE consecutive outputs: see the bound in the comment of tiled_kernel.
+template <int UP, int DOWN, int TILE>
+struct TileExtent {
+    static constexpr int value = ((TILE - 1) * DOWN + kMaxTaps - 1) / UP + 2;
+};
+
+// One block per tile (grid-stride over all tiles of all planes). For output o the taps read inputs
+// [in0, in0 + count) with in0 >= floor((o*DOWN - pad0) / UP); over a tile starting at o0 the largest index read
+// is at most floor(((o0 + TILE - 1)*DOWN - pad0 + f - 1) / UP), so the patch starting at
+// floor((o0*DOWN - pad0) / UP) needs at most ((TILE-1)*DOWN + f - 1) / UP + 2 entries per axis.
+template <typename T, int UP, int DOWN, int TILE>
+__global__ void tiled_kernel(const T* __restrict__ x, T* __restrict__ y, const typename Acc<T>::type* __restrict__ g,
+                             Params p, int64_t tiles_x, int64_t tiles_y) {
+    using acc_t = typename Acc<T>::type;
+    constexpr int IN = TileExtent<UP, DOWN, TILE>::value;
+    __shared__ acc_t s_in[IN][IN + 1];  // +1: fewer bank conflicts on column-strided reads
+    __shared__ acc_t s_g[kMaxTaps * kMaxTaps];
+
+    const int64_t n_g = p.separable ? p.f_w : p.f_w * p.f_h;
+    for (int64_t i = threadIdx.x; i < n_g; i += blockDim.x) s_g[i] = g[i];
+
+    const int64_t total_tiles = p.n * p.c * tiles_y * tiles_x;
+    for (int64_t tile = blockIdx.x; tile < total_tiles; tile += gridDim.x) {
+        const int64_t tx = tile % tiles_x;
+        const int64_t ty = (tile / tiles_x) % tiles_y;
+        const int64_t plane = tile / (tiles_x * tiles_y);
+        const int64_t n = plane / p.c, c = plane % p.c;
+        const int64_t ox0 = tx * TILE, oy0 = ty * TILE;
+        const int64_t ix0 = floor_div(ox0 * DOWN - p.pad_x0, UP);
+        const int64_t iy0 = floor_div(oy0 * DOWN - p.pad_y0, UP);
+        const T* xp = x + n * p.in_sn + c * p.in_sc;
+
+        __syncthreads();  // the previous tile is done with s_in (and s_g is loaded)
+        for (int i = threadIdx.x; i < IN * IN; i += blockDim.x) {
+            const int r = i / IN, col = i % IN;
+            const int64_t iy = iy0 + r, ix = ix0 + col;
+            const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+            s_in[r][col] = inside ? Load()(xp[iy * p.in_sy + ix * p.in_sx]) : acc_t(0);
+        }
+        __syncthreads();
+
+        for (int i = threadIdx.x; i < TILE * TILE; i += blockDim.x) {
+            const int64_t oy = oy0 + i / TILE, ox = ox0 + i % TILE;
+            if (oy >= p.out_h || ox >= p.out_w) continue;
+            const AxisTaps ax = axis_taps_unclipped(ox, UP, DOWN, p.pad_x0, p.f_w);
+            const AxisTaps ay = axis_taps_unclipped(oy, UP, DOWN, p.pad_y0, p.f_h);
+            const int lx = static_cast<int>(ax.in0 - ix0), ly = static_cast<int>(ay.in0 - iy0);
+            acc_t acc = acc_t(0);
+            for (int j = 0; j < ay.count; ++j) {
+                const int ky = static_cast<int>(ay.tap0) + j * UP;
+                const acc_t* row = &s_in[ly + j][lx];
+                if (p.separable) {
+                    acc_t row_acc = acc_t(0);
+                    for (int k = 0; k < ax.count; ++k) row_acc += s_g[ax.tap0 + k * UP] * row[k];
+                    acc += s_g[ky] * row_acc;
+                } else {
+                    const acc_t* g_row = s_g + ky * p.f_w;
+                    for (int k = 0; k < ax.count; ++k) acc += g_row[ax.tap0 + k * UP] * row[k];
+                }
+            }
+            y[n * p.out_sn + c * p.out_sc + oy * p.out_sy + ox * p.out_sx] = store_as<T>(acc);
+        }
+    }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+template <typename T, int UP, int DOWN, int TILE>
+cudaError_t launch_tiled(const T* x, T* y, const typename Acc<T>::type* g, const Params& p, cudaStream_t stream) {
+    const int64_t tiles_x = ceil_div(p.out_w, TILE), tiles_y = ceil_div(p.out_h, TILE);
+    const int64_t tiles = p.n * p.c * tiles_x * tiles_y;
+    const unsigned blocks = static_cast<unsigned>(tiles < kMaxBlocks ? tiles : kMaxBlocks);
+    tiled_kernel<T, UP, DOWN, TILE><<<blocks, kThreads, 0, stream>>>(x, y, g, p, tiles_x, tiles_y);
+    return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_typed(const void* xv, void* yv, const void* gv, const Params& p, cudaStream_t stream) {
+    using acc_t = typename Acc<T>::type;
+    const T* x = static_cast<const T*>(xv);
+    T* y = static_cast<T*>(yv);
+    const acc_t* g = static_cast<const acc_t*>(gv);
+    const int64_t total = p.n * p.c * p.out_h * p.out_w;
+    if (total == 0) return cudaSuccess;
+
+    const bool isotropic = p.up_x == p.up_y && p.down_x == p.down_y;
+    const bool small = p.f_w <= kMaxTaps && p.f_h <= kMaxTaps;
+    if (isotropic && small) {
+        if (p.up_x == 2 && p.down_x == 1) return launch_tiled<T, 2, 1, 32>(x, y, g, p, stream);
+        if (p.up_x == 1 && p.down_x == 2) return launch_tiled<T, 1, 2, 16>(x, y, g, p, stream);
+        if (p.up_x == 1 && p.down_x == 1) return launch_tiled<T, 1, 1, 32>(x, y, g, p, stream);
+    }
+    const int64_t blocks = ceil_div(total, kThreads);
+    generic_kernel<T><<<static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0, stream>>>(
+        x, y, g, p);
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_cuda(const void* x, void* y, const void* g, DType dtype, const Params& p, cudaStream_t stream) {
+    switch (dtype) {
+        case kFloat16: return launch_typed<__half>(x, y, g, p, stream);
+        case kBFloat16: return launch_typed<__nv_bfloat16>(x, y, g, p, stream);
+        case kFloat32: return launch_typed<float>(x, y, g, p, stream);
+        case kFloat64: return launch_typed<double>(x, y, g, p, stream);
+    }
+    return cudaErrorInvalidValue;
+}
+
+}  // namespace upfirdn2d
