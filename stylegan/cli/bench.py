@@ -1,0 +1,61 @@
+"""`stylegan bench`: benchmark tables. A click group; each benchmark is a subcommand (`ops`; more can be added)."""
+from __future__ import annotations
+
+import json
+from typing import Dict, List
+
+import click
+import torch
+
+from stylegan.benchmarks import timing
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks that print tables stating the machine, thread count and allocator settings."""
+
+
+def _malloc_settings(choice: str) -> List[str]:
+    return list(timing.MALLOC_SETTINGS) if choice == "both" else [choice]
+
+
+@bench.command("ops")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where the ops run.")
+@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed calls per measurement (the median is reported).")
+@click.option("--malloc", "malloc", type=click.Choice(["default", "tuned", "both"]), default="both",
+              show_default=True,
+              help="glibc allocator settings: default, tuned (" +
+                   " ".join(f"{k}={v}" for k, v in timing.TUNED_MALLOC_ENV.items()) +
+                   ") or both (two tables). Each runs in its own subprocess.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write every number to this JSON file.")
+@click.option("--quick", is_flag=True, help="Tiny shapes: checks that the bench runs, measures nothing useful.")
+def ops_command(device: str, repeat: int, malloc: str, json_path: str, quick: bool) -> None:
+    """Time bias_act and upfirdn2d: reference vs kernel, forward / fwd+bwd / double backward."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available to torch on this machine", param_hint="--device")
+    args = ["--device", device, "--repeat", str(repeat)] + (["--quick"] if quick else [])
+    results: Dict[str, dict] = {}
+    from stylegan.benchmarks.ops import TABLE_HEADERS, table_rows  # torch-heavy imports only when run
+
+    for setting in _malloc_settings(malloc):
+        click.echo(f"measuring with malloc={setting} ...", err=True)
+        try:
+            result = timing.run_with_env("stylegan.benchmarks.ops", args, timing.env_for_malloc(setting))
+        except timing.SubprocessError as exc:
+            raise click.ClickException(f"the measurement with malloc={setting} failed: {exc}") from None
+        results[setting] = result
+        click.echo("")
+        click.echo(f"## bench ops, malloc={setting}")
+        click.echo(timing.describe_machine(result["machine"]))
+        click.echo(f"copy bandwidth into an already-mapped buffer: {result['copy_gbps']:.1f} GB/s; "
+                   f"median of {result['repeat']} runs; 'x floor' = kernel time / (bytes / copy bandwidth)")
+        for op, used in result["kernel_used"].items():
+            click.echo(f"{op}: the kernel column runs the {used}")
+        click.echo(timing.format_table(TABLE_HEADERS, table_rows(result)))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+        click.echo(f"\nwrote {json_path}")
