@@ -1,0 +1,173 @@
+"""End-to-end training: tiny CPU run through one fade-in, exact resume, interruption, atomic checkpoints."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from stylegan.cli.train import train as train_cmd
+from stylegan.training import checkpoint as ckpt_mod
+from stylegan.training.checkpoint import atomic_torch_save, list_checkpoints, load_checkpoint
+from stylegan.training.loop import Trainer, train
+
+
+def test_cli_tiny_run_8_to_16(tmp_path, tiny_cli):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(train_cmd, ["--outdir", str(out), "--kimg", "0.064", "--cache-dir", str(tmp_path / "c"),
+                                         "--mirror", *tiny_cli])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "Done: kimg 0.1, lod 0" in res.output
+    recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(recs) == 4
+    for r in recs:
+        for k in ("kimg", "images_shown", "lod", "resolution", "batch", "loss_G", "loss_D", "penalty",
+                  "sec_per_kimg", "img_per_s", "mem_MiB"):
+            assert k in r
+        assert all(math.isfinite(r[k]) for k in ("loss_G", "loss_D", "penalty"))
+        assert r["penalty"] > 0  # WGAN-GP penalty is computed
+    assert [r["images_shown"] for r in recs] == [16, 32, 48, 64]
+    assert [r["resolution"] for r in recs] == [8, 16, 16, 16]
+    assert recs[0]["lod"] == 1.0 and 0 < recs[1]["lod"] < 1 and recs[-1]["lod"] == 0.0
+    ck = list_checkpoints(out)
+    assert ck and ck[-1].name == "checkpoint-0000000064.pt"
+    payload = torch.load(ck[-1], weights_only=True)
+    assert payload["format_version"] == 1 and {"G", "D", "G_ema", "G_config", "D_config"} <= set(payload)
+    t = payload["training"]
+    assert t["images_shown"] == 64 and t["lod"] == 0.0 and isinstance(t["train_config"], str)
+    assert torch.equal(t["w_avg"], payload["G"]["w_avg"]) and t["w_avg"].abs().sum() > 0
+    # G_ema differs from G (it is a running average), but not wildly
+    assert not torch.equal(payload["G"]["mapping.layers.0.weight"], payload["G_ema"]["mapping.layers.0.weight"])
+    assert Image.open(out / "reals.png").size == (128, 32)
+    fakes = Image.open(out / "fakes000000.png")
+    assert fakes.size == (128, 64)  # 8 columns x (2 rows psi 1 + 2 rows psi 0.7), 16 px
+    import stylegan.loading as loading
+    nets = loading.load(ck[-1])
+    assert nets.generator.config.resolution == 16
+
+
+def _weights(path):
+    p = torch.load(path, weights_only=True)
+    return {k: p[k] for k in ("G", "D", "G_ema")}, p["training"]
+
+
+def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
+    small = dict(total_kimg=0.048, lod_training_kimg=0.012, lod_transition_kimg=0.012)
+    full = train(tiny_cfg(outdir=str(tmp_path / "a"), **small), impl="ref", progress=False, log=lambda s: None)
+    # stop inside the fade-in (lod in (0, 1)), then resume twice to cross the end-of-fade Adam reset
+    part1 = train(tiny_cfg(outdir=str(tmp_path / "b"), **small), impl="ref", progress=False, stop_at_images=20,
+                  log=lambda s: None)
+    assert part1.status == "stopped" and part1.images_shown == 20 and 0 < part1.lod < 1
+    part2 = train(tiny_cfg(outdir=str(tmp_path / "b"), **small), resume="latest", impl="ref", progress=False,
+                  stop_at_images=32, log=lambda s: None)
+    assert part2.lod == 0.0
+    part3 = train(tiny_cfg(outdir=str(tmp_path / "b"), **small), resume=str(tmp_path / "b"), impl="ref",
+                  progress=False,
+                  log=lambda s: None)
+    assert part3.status == "done"
+    assert part1.trajectory + part2.trajectory + part3.trajectory == full.trajectory
+    wa, ta = _weights(full.checkpoint)
+    wb, tb = _weights(part3.checkpoint)
+    for net in wa:
+        for k in wa[net]:
+            assert torch.equal(wa[net][k], wb[net][k]), f"{net}.{k} differs after resume"
+    assert ta["images_shown"] == tb["images_shown"] == 48
+    for k in ("opt_G", "opt_D"):
+        for pid, st in ta[k]["state"].items():
+            assert torch.equal(st["exp_avg"], tb[k]["state"][pid]["exp_avg"])
+    # and the logs agree tick by tick (same cadence, same losses)
+    la = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    lb = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [(r["images_shown"], r["lod"]) for r in la] == [(r["images_shown"], r["lod"]) for r in lb]
+    assert la[-1]["loss_G"] == lb[-1]["loss_G"]
+
+
+def test_sigint_writes_checkpoint_and_returns(tiny_cfg, monkeypatch):
+    cfg = tiny_cfg(total_kimg=10.0)
+    trainer = Trainer(cfg, impl="ref", progress=False, log=lambda s: None)
+    real_step = trainer._step
+    calls = []
+
+    def step(phase, loader):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(phase, loader)
+
+    monkeypatch.setattr(trainer, "_step", step)
+    before = signal.getsignal(signal.SIGINT)
+    result = trainer.run()
+    assert result.status == "interrupted" and result.images_shown == 12
+    assert result.checkpoint.name == "checkpoint-0000000012.pt"
+    assert load_checkpoint(result.checkpoint)["training"]["images_shown"] == 12
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_crash_between_write_and_rename_keeps_previous(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint-0000000001.pt"
+    atomic_torch_save({"training": {"v": 1}, "G": {"w": torch.ones(3)}}, path)
+
+    def crash(tmp):
+        assert os.path.getsize(tmp) > 0
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(ckpt_mod, "_before_replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_torch_save({"training": {"v": 2}, "G": {"w": torch.zeros(3)}}, path)
+    assert load_checkpoint(path)["training"]["v"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_sigkill_during_checkpoint_write_leaves_previous_loadable(tmp_path):
+    """A child rewrites a ~16 MB checkpoint in a loop; SIGKILL it mid-write several times."""
+    script = textwrap.dedent(f"""
+        import sys, torch
+        from stylegan.training.checkpoint import atomic_torch_save
+        big = torch.randn(4_000_000)
+        i = 0
+        while True:
+            i += 1
+            atomic_torch_save({{"training": {{"i": i}}, "G": {{"w": big + i}}}}, sys.argv[1])
+            print(i, flush=True)
+    """)
+    path = tmp_path / "checkpoint-0000000001.pt"
+    for attempt in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+        try:
+            first = int(proc.stdout.readline())   # at least one complete write
+            assert first >= 1
+            import time
+            time.sleep(0.05 + 0.07 * attempt)     # now somewhere inside a later write
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        ck = load_checkpoint(path)
+        i = ck["training"]["i"]
+        assert i >= first
+        assert float((ck["G"]["w"] - i).std()) == pytest.approx(1.0, abs=0.01)  # complete, consistent content
+    from stylegan.training.checkpoint import prune_checkpoints
+    prune_checkpoints(tmp_path, keep=5)  # leftover temp files of killed writes are cleaned
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_keep_last_k_and_find(tmp_path):
+    from stylegan.training.checkpoint import checkpoint_name, find_checkpoint, prune_checkpoints
+    for n in (5, 40, 300, 1000):
+        atomic_torch_save({"training": {"n": n}, "G": {}}, tmp_path / checkpoint_name(n))
+    (tmp_path / ".checkpoint-abc.tmp").write_bytes(b"partial")
+    prune_checkpoints(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint_name(300), checkpoint_name(1000)]
+    assert find_checkpoint("latest", tmp_path).name == checkpoint_name(1000)
+    assert find_checkpoint(str(tmp_path), "elsewhere").name == checkpoint_name(1000)
+    assert find_checkpoint(str(tmp_path / checkpoint_name(300)), tmp_path).name == checkpoint_name(300)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        find_checkpoint("latest", tmp_path / "empty")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
