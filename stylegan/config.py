@@ -165,6 +165,11 @@ class GeneratorConfig(_ConfigBase):
     truncation_psi: Optional[float] = 0.7
     truncation_cutoff: Optional[int] = 8
     style_mixing_prob: Optional[float] = 0.9
+    # Variants, not official static_kwargs: the defaults are the official math; rosinality's port (FORMAT_FACTS B5)
+    # sets them, because they change what the network computes and cannot be folded into its weights.
+    instance_norm_eps: float = 1e-8  # rosinality: 1e-5 (torch InstanceNorm2d)
+    bias_before_blur: bool = False  # up-conv layers add their bias before the blur (rosinality), not after
+    noise_per_block: bool = False  # one noise map per resolution shared by its two layers (rosinality)
 
     def __post_init__(self) -> None:
         _check_resolution(self.resolution)
@@ -188,6 +193,9 @@ class GeneratorConfig(_ConfigBase):
                                                    or not isinstance(self.truncation_cutoff, int)):
             _fail("truncation_cutoff", self.truncation_cutoff, "an int or None")
         _check_float("style_mixing_prob", self.style_mixing_prob, 0.0, 1.0, allow_none=True)
+        _check_float("instance_norm_eps", self.instance_norm_eps, 1e-30, 1.0)
+        _check_bool("bias_before_blur", self.bias_before_blur)
+        _check_bool("noise_per_block", self.noise_per_block)
 
     @property
     def num_layers(self) -> int:
@@ -220,6 +228,10 @@ class DiscriminatorConfig(_ConfigBase):
     mbstd_num_features: int = 1
     blur_filter: Optional[Tuple[float, ...]] = (1, 2, 1)
     fused_scale: FusedScale = "auto"
+    # Variants, not official static_kwargs (defaults = official; rosinality's port sets them, FORMAT_FACTS B5).
+    mbstd_whole_batch: bool = False  # minibatch stddev over the whole batch as one group (rosinality)
+    channels_change_in_conv0: bool = False  # each block's first conv changes the channel count (rosinality)
+    from_rgb_activate: bool = True  # FromRGB followed by the nonlinearity (official; rosinality's option)
 
     def __post_init__(self) -> None:
         _check_resolution(self.resolution)
@@ -231,6 +243,8 @@ class DiscriminatorConfig(_ConfigBase):
         if self.nonlinearity not in NONLINEARITIES:
             _fail("nonlinearity", self.nonlinearity, f"one of {NONLINEARITIES}")
         _check_bool("use_wscale", self.use_wscale)
+        for name in ("mbstd_whole_batch", "channels_change_in_conv0", "from_rgb_activate"):
+            _check_bool(name, getattr(self, name))
         _normalize_blur(self)
         _check_fused(self.fused_scale)
         if self.mbstd_group_size > 1 and self.nf(1) % self.mbstd_num_features:

@@ -50,9 +50,10 @@ class DiscriminatorBlock(nn.Module):
         super().__init__()
         level = int(math.log2(res)) - 2
         c_in, c_out = config.nf(level + 1), config.nf(level)
-        self.conv0 = EqualizedConv2d(c_in, c_in, 3, ctx, gain=activation_gain(config.nonlinearity),
+        c_mid = c_out if config.channels_change_in_conv0 else c_in  # variant: rosinality changes C in conv0
+        self.conv0 = EqualizedConv2d(c_in, c_mid, 3, ctx, gain=activation_gain(config.nonlinearity),
                                      use_wscale=config.use_wscale, act=config.nonlinearity)
-        self.conv1 = DownConv(c_in, c_out, config.fused_down(res), ctx, config)
+        self.conv1 = DownConv(c_mid, c_out, config.fused_down(res), ctx, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv1(self.conv0(x))
@@ -65,6 +66,7 @@ class DiscriminatorEpilogue(nn.Module):
         super().__init__()
         gain = activation_gain(config.nonlinearity)
         self.mbstd_group_size = config.mbstd_group_size
+        self.mbstd_whole_batch = config.mbstd_whole_batch
         self.mbstd_num_features = config.mbstd_num_features
         extra = config.mbstd_num_features if config.mbstd_group_size > 1 else 0
         self.conv = EqualizedConv2d(config.nf(1) + extra, config.nf(1), 3, ctx, gain=gain,
@@ -76,7 +78,8 @@ class DiscriminatorEpilogue(nn.Module):
 
     def forward(self, x: torch.Tensor, c: Optional[torch.Tensor]) -> torch.Tensor:
         if self.mbstd_group_size > 1:
-            x = minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_features)
+            group = x.shape[0] if self.mbstd_whole_batch else self.mbstd_group_size
+            x = minibatch_stddev(x, group, self.mbstd_num_features)
         x = self.conv(x)
         x = self.dense0(x.flatten(1))  # NCHW flatten, as the official dense
         x = self.dense1(x)
@@ -106,7 +109,8 @@ class Discriminator(nn.Module):
         # fromrgb[level]: FromRGB at resolution 4 * 2^level (official FromRGB_lod{max_lod - level}).
         self.fromrgb = nn.ModuleList(
             EqualizedConv2d(config.num_channels, config.nf(level + 1), 1, self._ctx, gain=gain,
-                            use_wscale=config.use_wscale, act=config.nonlinearity)
+                            use_wscale=config.use_wscale,
+                            act=config.nonlinearity if config.from_rgb_activate else "linear")
             for level in range(config.max_lod + 1))
         # blocks[level - 1]: the block at resolution 4 * 2^level, level >= 1.
         self.blocks = nn.ModuleList(DiscriminatorBlock(config, 4 << level, self._ctx)

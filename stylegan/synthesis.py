@@ -57,6 +57,8 @@ class SynthesisLayer(nn.Module):
             self.conv = EqualizedConv2d(in_channels, out_channels, 3, ctx, gain=gain, use_wscale=config.use_wscale,
                                         bias=False)
         self.fused = kind == "up" and config.fused_up(self.resolution)
+        self.bias_before_blur = kind == "up" and config.bias_before_blur
+        self.instance_norm_eps = config.instance_norm_eps
         if kind == "up":
             self.resample = Resample(ctx, config.blur_filter)
         if config.use_noise:
@@ -84,6 +86,8 @@ class SynthesisLayer(nn.Module):
             x = F.conv_transpose2d(x, fused_kernel(weight.transpose(0, 1)), stride=2, padding=1)
         else:
             x = F.conv2d(upscale2d_nearest(x), weight, padding=1)
+        if self.bias_before_blur:  # variant: blurring the bias changes the border pixels
+            x = x + self.bias.view(1, -1, 1, 1).to(x.dtype)
         return self.resample.blur(x)
 
     def forward(self, x: Optional[torch.Tensor], w: torch.Tensor, noise: Optional[torch.Tensor]) -> torch.Tensor:
@@ -91,7 +95,7 @@ class SynthesisLayer(nn.Module):
         x = self.produce(x, w)
         if noise is not None and self.noise_strength is not None:
             x = torch.addcmul(x, noise.to(x.dtype), self.noise_strength.view(1, -1, 1, 1))
-        x = bias_act(x, self.bias, self.act, self.ctx)
+        x = bias_act(x, None if self.bias_before_blur else self.bias, self.act, self.ctx)
         if self.use_pixel_norm:
             x = pixel_norm(x)
         scale = shift = None
@@ -99,7 +103,7 @@ class SynthesisLayer(nn.Module):
             s = self.style(w)
             scale = (s[:, :self.channels] + 1)[:, :, None, None]  # official "+1" at run time
             shift = s[:, self.channels:][:, :, None, None]
-        return instance_norm_modulate(x, scale, shift, normalize=self.use_instance_norm)
+        return instance_norm_modulate(x, scale, shift, normalize=self.use_instance_norm, eps=self.instance_norm_eps)
 
     def extra_repr(self) -> str:
         return f"layer={self.layer_idx}, kind={self.kind}, res={self.resolution}, fused={self.fused}"
@@ -139,9 +143,12 @@ class SynthesisNetwork(nn.Module):
     def _noise_inputs(self, n: int, ws: torch.Tensor, noise_mode: str, noise: Optional[Sequence[torch.Tensor]],
                       num_active: int) -> List[Optional[torch.Tensor]]:
         if noise is not None:
+            if isinstance(noise, (list, tuple)) and len(noise) == self.num_layers // 2:
+                noise = [noise[i // 2] for i in range(self.num_layers)]  # one map per block, used by both layers
             if not isinstance(noise, (list, tuple)) or len(noise) != self.num_layers:
                 got = len(noise) if isinstance(noise, (list, tuple)) else type(noise).__name__
-                raise ValueError(f"noise must be a list of num_layers={self.num_layers} tensors, got {got}")
+                raise ValueError(f"noise must be a list of num_layers={self.num_layers} tensors (one per layer) or "
+                                 f"{self.num_layers // 2} (one per block), got {got}")
             for i, t in enumerate(noise):
                 res = layer_resolution(i)
                 if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[0] not in (1, n) or \
@@ -154,6 +161,10 @@ class SynthesisNetwork(nn.Module):
         if noise_mode == "const":
             return self.const_noise()[:num_active]
         if noise_mode == "random":
+            if self.config.noise_per_block:
+                blocks = [torch.randn(n, 1, layer_resolution(2 * b), layer_resolution(2 * b), device=ws.device,
+                                      dtype=ws.dtype) for b in range((num_active + 1) // 2)]
+                return [blocks[i // 2] for i in range(num_active)]
             return [torch.randn(n, 1, layer_resolution(i), layer_resolution(i), device=ws.device, dtype=ws.dtype)
                     for i in range(num_active)]
         raise ValueError(f"noise_mode={noise_mode!r} is invalid: expected one of {NOISE_MODES}")
