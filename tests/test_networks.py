@@ -362,3 +362,15 @@ def test_cpu_kernels_equal_reference_incl_gradient_penalty(lod, dtype):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item() + 1e-30, msg=name)
         else:
             assert (a - b).norm() <= 1e-3 * b.norm() + 1e-30, name
+
+
+def test_networks_bench_smoke():
+    """The benchmark's measurement runs a real WGAN-GP step (tiny networks, in-process)."""
+    from stylegan.benchmarks.networks import run_networks_bench
+
+    out = run_networks_bench(resolutions=(8,), batch=4, repeat=1, impls=("ref",), fmap_base=16, fmap_max=8,
+                             latent_size=8, isolate=False, echo=False)
+    (row,) = out["rows"]
+    assert row["resolution"] == 8 and row["impl"] == "ref"
+    assert row["g_forward_img_s"] > 0 and row["train_img_s"] > 0 and row["peak_rss_mib"] > 0
+    assert "train img/s" in out["table"]
