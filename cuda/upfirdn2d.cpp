@@ -3,14 +3,17 @@
 // the raw-pointer launcher defined there. The index math lives in upfirdn2d.h, shared with the CUDA kernels.
 //
 // CPU kernel design (why it is fast without materialising the zero-stuffed image):
-// - Parallel over the N*C planes; each thread owns scratch buffers allocated once per chunk.
-// - A plane is first copied into a zero-padded buffer that covers exactly the input range the outputs read, so
-//   the inner loops have no bounds checks (the padding contributes exact zeros).
-// - Along x, outputs split into phases (polyphase): with g = gcd(up, down), outputs ox = r + (up/g)*q share one
-//   tap set and read inputs that advance by down/g per q. Each phase is a short FIR over contiguous (or stride-2)
-//   input: vectorisable. Phases are computed into contiguous rows and then interleaved into the output row.
-// - 2-D filters: each output row sums the rows of its vertical taps in one register-blocked pass.
-//   Separable (1-D) filters: a width pass per input row into a scratch image, then a height pass.
+// - Parallel over the N*C planes (at::parallel_for); each thread owns scratch buffers allocated once per chunk.
+// - A plane is first copied into a zero-padded buffer covering exactly the input range the outputs read, so the
+//   inner loops have no bounds checks (the padding contributes exact zeros). Rows are stored de-interleaved by
+//   the input step D = down/gcd(up, down) (column c at (c % D)*len + c/D), so every tap reads a contiguous run.
+// - Along x, outputs split into phases (polyphase): outputs ox = r + (up/gcd)*q share one tap set. Each phase is
+//   a short FIR `out[q] = sum_t w[t] * src[t][q]` over contiguous runs (fir_taps: register-blocked, vectorised);
+//   with up > 1 the phases are computed into contiguous rows and then interleaved into the output row.
+// - 2-D filters: each output row sums the taps of all its input rows in one pass. Separable (1-D) filters: a
+//   width pass per input row into a scratch image, then a height pass over its rows (same fir_taps).
+// - The output is contiguous NCHW; channels_last inputs are read through a contiguous copy and the result is
+//   returned channels_last (the memory format follows the input).
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -86,57 +89,65 @@ void row_range(int64_t out_h, int64_t up, int64_t down, int64_t pad0, int64_t f_
     }
 }
 
-// out[q] = sum_{j < ny, i < nx} w[j*nx + i] * rows[j][q*step + i] for q < n.
-// Register-blocked: B outputs stay in registers while all taps stream through, so the accumulator is stored
-// once. STEP is the input step per output (1 or 2 compiled in for vectorisation; 0 = runtime `step`).
-template <typename T, int STEP>
-void fir_rows(T* __restrict out, int64_t n, const T* const* rows, int64_t ny, int64_t nx, const T* w,
-              int64_t step_rt) {
-    constexpr int B = 64 / sizeof(T);
-    const int64_t step = STEP > 0 ? STEP : step_rt;
+// out[q] = sum_t w[t] * src[t][q] for q < n: every tap reads a contiguous run, so this vectorises whatever the
+// up/down factors are (the padded rows are stored de-interleaved by the input step, see CpuKernel::copy_row).
+// Register-blocked: a block of outputs stays in vector registers while all taps stream through it, so each
+// output is stored once.
+#if defined(__GNUC__)
+template <typename T>
+void fir_taps(T* __restrict out, int64_t n, const T* const* src, const T* w, int64_t ntaps) {
+    typedef T Vec __attribute__((vector_size(64)));  // 16 floats / 8 doubles; split by the compiler if needed
+    constexpr int64_t B = 64 / sizeof(T);
     int64_t q0 = 0;
-    for (; q0 + B <= n; q0 += B) {
-        T acc[B];
-#pragma GCC unroll 16
-        for (int b = 0; b < B; ++b) acc[b] = T(0);
-        for (int64_t j = 0; j < ny; ++j) {
-            const T* src = rows[j] + q0 * step;
-            for (int64_t i = 0; i < nx; ++i) {
-                const T wv = w[j * nx + i];
-                const T* s = src + i;
-#pragma GCC unroll 16
-                for (int b = 0; b < B; ++b) acc[b] += wv * s[b * step];
-            }
+    for (; q0 + 2 * B <= n; q0 += 2 * B) {
+        Vec a0 = Vec{} , a1 = Vec{};
+        for (int64_t t = 0; t < ntaps; ++t) {
+            Vec v0, v1;
+            std::memcpy(&v0, src[t] + q0, sizeof(Vec));
+            std::memcpy(&v1, src[t] + q0 + B, sizeof(Vec));
+            a0 += w[t] * v0;
+            a1 += w[t] * v1;
         }
-#pragma GCC unroll 16
-        for (int b = 0; b < B; ++b) out[q0 + b] = acc[b];
+        std::memcpy(out + q0, &a0, sizeof(Vec));
+        std::memcpy(out + q0 + B, &a1, sizeof(Vec));
+    }
+    for (; q0 + B <= n; q0 += B) {
+        Vec a0 = Vec{};
+        for (int64_t t = 0; t < ntaps; ++t) {
+            Vec v0;
+            std::memcpy(&v0, src[t] + q0, sizeof(Vec));
+            a0 += w[t] * v0;
+        }
+        std::memcpy(out + q0, &a0, sizeof(Vec));
     }
     for (; q0 < n; ++q0) {
         T acc = T(0);
-        for (int64_t j = 0; j < ny; ++j)
-            for (int64_t i = 0; i < nx; ++i) acc += w[j * nx + i] * rows[j][q0 * step + i];
+        for (int64_t t = 0; t < ntaps; ++t) acc += w[t] * src[t][q0];
         out[q0] = acc;
     }
 }
-
+#else
 template <typename T>
-void fir_rows_any(T* out, int64_t n, const T* const* rows, int64_t ny, int64_t nx, const T* w, int64_t step) {
-    if (step == 1)
-        fir_rows<T, 1>(out, n, rows, ny, nx, w, 1);
-    else if (step == 2)
-        fir_rows<T, 2>(out, n, rows, ny, nx, w, 2);
-    else
-        fir_rows<T, 0>(out, n, rows, ny, nx, w, step);
+void fir_taps(T* __restrict out, int64_t n, const T* const* src, const T* w, int64_t ntaps) {
+    for (int64_t q = 0; q < n; ++q) out[q] = T(0);
+    for (int64_t t = 0; t < ntaps; ++t) {
+        const T wt = w[t];
+        const T* s = src[t];
+        for (int64_t q = 0; q < n; ++q) out[q] += wt * s[q];
+    }
 }
+#endif
 
 // Per-thread scratch for one chunk of planes.
 template <typename T>
 struct Scratch {
-    std::vector<T> pad;      // zero-padded input (whole plane for 2-D filters, one row for separable ones)
-    std::vector<T> tmp;      // separable: width-pass result, rows [row_lo, row_hi) x out_w
-    std::vector<T> phase;    // phase rows before interleaving (only when out_step > 1)
-    std::vector<T> w;        // tap weights of the current (row, phase)
-    std::vector<const T*> rows;  // row pointers of the current output row / phase
+    std::vector<T> pad;     // zero-padded input (whole plane for 2-D filters, one row for separable ones)
+    std::vector<T> tmp;     // separable: width-pass result, rows [row_lo, row_hi) x out_w
+    std::vector<T> phase;   // phase rows before interleaving (only when out_step > 1)
+    std::vector<T> w;       // tap weights of the current (row, phase)
+    std::vector<const T*> src;   // tap sources of the current (row, phase)
+    std::vector<const T*> rows;  // padded input rows of the current output row
+    std::vector<int64_t> ky;     // their filter rows
 };
 
 template <typename T>
@@ -145,7 +156,11 @@ class CpuKernel {
     CpuKernel(const Params& p, const T* g) : p_(p), g_(g) {
         xplan_ = plan_axis(p.out_w, p.up_x, p.down_x, p.pad_x0, p.f_w);
         row_range(p.out_h, p.up_y, p.down_y, p.pad_y0, p.f_h, row_lo_, row_hi_);
-        pad_w_ = xplan_.hi - xplan_.lo;
+        // A padded row holds input columns [xplan_.lo, xplan_.hi) de-interleaved by the input step D: column
+        // lo + c lives at (c % D) * sub_len + c / D, so a tap reading every D-th column reads a contiguous run.
+        step_ = xplan_.in_step;
+        sub_len_ = (xplan_.hi - xplan_.lo + step_ - 1) / step_;
+        row_len_ = sub_len_ * step_;
         pad_h_ = row_hi_ - row_lo_;
         // Real input overlapping the padded buffer.
         copy_x0_ = std::max<int64_t>(xplan_.lo, 0);
@@ -153,15 +168,28 @@ class CpuKernel {
         copy_y0_ = std::max<int64_t>(row_lo_, 0);
         copy_y1_ = std::min<int64_t>(row_hi_, p.in_h);
         phase_len_ = (p.out_w + xplan_.out_step - 1) / xplan_.out_step;
+        // Per phase and tap: the filter column and the offset of its run in a padded row (same for every row).
+        for (const Phase& ph : xplan_.phases) {
+            std::vector<int64_t> kx, off;
+            for (int64_t i = 0; i < ph.n_taps; ++i) {
+                const int64_t c = ph.in0 - xplan_.lo + i;  // padded column read for the phase's first output
+                kx.push_back(ph.tap0 + i * p.up_x);
+                off.push_back((c % step_) * sub_len_ + c / step_);
+            }
+            tap_kx_.push_back(kx);
+            tap_off_.push_back(off);
+        }
     }
 
     void run(const T* x, T* y, int64_t plane_begin, int64_t plane_end) const {
         Scratch<T> s;
-        s.pad.assign(std::max<int64_t>(p_.separable ? pad_w_ : pad_w_ * pad_h_, 1), T(0));
+        s.pad.assign(std::max<int64_t>(p_.separable ? row_len_ : row_len_ * pad_h_, 1), T(0));
         if (p_.separable) s.tmp.assign(std::max<int64_t>(pad_h_ * p_.out_w, 1), T(0));
         if (xplan_.out_step > 1) s.phase.assign(xplan_.out_step * phase_len_, T(0));
         s.w.resize(p_.f_w * p_.f_h + 1);
+        s.src.resize(p_.f_w * p_.f_h + 1);
         s.rows.resize(p_.f_h + 1);
+        s.ky.resize(p_.f_h + 1);
         for (int64_t plane = plane_begin; plane < plane_end; ++plane) {
             const T* xp = x + (plane / p_.c) * p_.in_sn + (plane % p_.c) * p_.in_sc;
             T* yp = y + plane * p_.out_h * p_.out_w;  // the CPU output is contiguous NCHW
@@ -173,48 +201,50 @@ class CpuKernel {
     }
 
    private:
-    // Copies input row iy into dst, which holds input columns [xplan_.lo, xplan_.hi).
+    // Copies the real part of input row iy into a padded row (de-interleaved by the input step).
     void copy_row(const T* xp, int64_t iy, T* dst) const {
         const T* src = xp + iy * p_.in_sy;
-        T* d = dst + (copy_x0_ - xplan_.lo);
-        if (p_.in_sx == 1) {
-            if (copy_x1_ > copy_x0_) std::memcpy(d, src + copy_x0_, (copy_x1_ - copy_x0_) * sizeof(T));
-        } else {
-            for (int64_t ix = copy_x0_; ix < copy_x1_; ++ix) d[ix - copy_x0_] = src[ix * p_.in_sx];
+        if (step_ == 1 && p_.in_sx == 1) {
+            if (copy_x1_ > copy_x0_)
+                std::memcpy(dst + (copy_x0_ - xplan_.lo), src + copy_x0_, (copy_x1_ - copy_x0_) * sizeof(T));
+            return;
+        }
+        // Sub-row r holds the padded columns c = r (mod step): a strided read and a contiguous write each.
+        const int64_t c0 = copy_x0_ - xplan_.lo, c1 = copy_x1_ - xplan_.lo, sx = p_.in_sx;
+        for (int64_t r = 0; r < step_; ++r) {
+            const int64_t first = c0 + floor_mod(r - c0, step_);  // first column >= c0 in sub-row r
+            if (first >= c1) continue;
+            const int64_t count = (c1 - first + step_ - 1) / step_;
+            const T* s = src + (first + xplan_.lo) * sx;
+            T* d = dst + r * sub_len_ + first / step_;
+            const int64_t stride = step_ * sx;
+            for (int64_t k = 0; k < count; ++k) d[k] = s[k * stride];
         }
     }
 
-    // Padded input rows -> one output row: for every x phase, the FIR over the `ny` rows in_rows[j] with the
-    // 2-D filter rows ky[j] (2-D filters) or over the single row with the 1-D taps (separable width pass).
+    // Padded input rows -> one output row: for every x phase, the FIR over the `ny` rows in_rows[j] with the 2-D
+    // filter rows ky[j] (2-D filters), or over the single row with the 1-D taps (separable width pass).
     void horizontal(const T* const* in_rows, int64_t ny, const int64_t* ky, T* out_row, Scratch<T>& s) const {
-        const int64_t step = xplan_.out_step;
-        for (const Phase& ph : xplan_.phases) {
-            T* dst = step == 1 ? out_row : s.phase.data() + ph.first_out * phase_len_;
+        const int64_t out_step = xplan_.out_step;
+        for (size_t r = 0; r < xplan_.phases.size(); ++r) {
+            const Phase& ph = xplan_.phases[r];
             if (ph.n_out == 0) continue;
-            if (ph.n_taps == 0) {
-                std::fill(dst, dst + ph.n_out, T(0));
-                continue;
-            }
-            T* w = s.w.data();
+            T* dst = out_step == 1 ? out_row : s.phase.data() + ph.first_out * phase_len_;
+            const int64_t* kx = tap_kx_[r].data();
+            const int64_t* off = tap_off_[r].data();
+            int64_t nt = 0;
             for (int64_t j = 0; j < ny; ++j) {
-                for (int64_t i = 0; i < ph.n_taps; ++i) {
-                    const int64_t kx = ph.tap0 + i * p_.up_x;
-                    w[j * ph.n_taps + i] = p_.separable ? g_[kx] : g_[ky[j] * p_.f_w + kx];
+                const T* g_row = p_.separable ? g_ : g_ + ky[j] * p_.f_w;
+                for (int64_t i = 0; i < ph.n_taps; ++i, ++nt) {
+                    s.w[nt] = g_row[kx[i]];
+                    s.src[nt] = in_rows[j] + off[i];
                 }
             }
-            const T* rows_local[kMaxRowsOnStack];
-            std::vector<const T*> rows_heap;
-            const T** rows = rows_local;
-            if (ny > kMaxRowsOnStack) {
-                rows_heap.resize(ny);
-                rows = rows_heap.data();
-            }
-            for (int64_t j = 0; j < ny; ++j) rows[j] = in_rows[j] + (ph.in0 - xplan_.lo);
-            fir_rows_any<T>(dst, ph.n_out, rows, ny, ph.n_taps, w, xplan_.in_step);
+            fir_taps<T>(dst, ph.n_out, s.src.data(), s.w.data(), nt);  // nt == 0 writes zeros
         }
-        if (step == 1) return;
+        if (out_step == 1) return;
         const T* a0 = s.phase.data();
-        if (step == 2) {  // the common upsample-by-2 case: a vectorisable two-way interleave
+        if (out_step == 2) {  // the common upsample-by-2 case: a vectorisable two-way interleave
             const T* a1 = a0 + phase_len_;
             const int64_t n1 = xplan_.phases.size() > 1 ? xplan_.phases[1].n_out : 0;
             for (int64_t q = 0; q < n1; ++q) {
@@ -226,20 +256,13 @@ class CpuKernel {
         }
         for (const Phase& ph : xplan_.phases) {
             const T* a = a0 + ph.first_out * phase_len_;
-            for (int64_t q = 0; q < ph.n_out; ++q) out_row[ph.first_out + q * step] = a[q];
+            for (int64_t q = 0; q < ph.n_out; ++q) out_row[ph.first_out + q * out_step] = a[q];
         }
     }
 
     void plane_2d(const T* xp, T* yp, Scratch<T>& s) const {
         T* pad = s.pad.data();
-        for (int64_t iy = copy_y0_; iy < copy_y1_; ++iy) copy_row(xp, iy, pad + (iy - row_lo_) * pad_w_);
-        int64_t ky[kMaxRowsOnStack];
-        std::vector<int64_t> ky_heap;
-        int64_t* kys = ky;
-        if (p_.f_h > kMaxRowsOnStack) {
-            ky_heap.resize(p_.f_h);
-            kys = ky_heap.data();
-        }
+        for (int64_t iy = copy_y0_; iy < copy_y1_; ++iy) copy_row(xp, iy, pad + (iy - row_lo_) * row_len_);
         for (int64_t oy = 0; oy < p_.out_h; ++oy) {
             T* out_row = yp + oy * p_.out_w;
             const AxisTaps t = axis_taps_unclipped(oy, p_.up_y, p_.down_y, p_.pad_y0, p_.f_h);
@@ -248,10 +271,10 @@ class CpuKernel {
                 continue;
             }
             for (int64_t j = 0; j < t.count; ++j) {
-                s.rows[j] = pad + (t.in0 + j - row_lo_) * pad_w_;
-                kys[j] = t.tap0 + j * p_.up_y;
+                s.rows[j] = pad + (t.in0 + j - row_lo_) * row_len_;
+                s.ky[j] = t.tap0 + j * p_.up_y;
             }
-            horizontal(s.rows.data(), t.count, kys, out_row, s);
+            horizontal(s.rows.data(), t.count, s.ky.data(), out_row, s);
         }
     }
 
@@ -264,27 +287,23 @@ class CpuKernel {
             horizontal(&row, 1, &zero_ky, s.tmp.data() + (iy - row_lo_) * p_.out_w, s);
         }
         // Height pass: out row = sum_j g[tap0 + j*up_y] * tmp row (in0 + j).
-        T* w = s.w.data();
         for (int64_t oy = 0; oy < p_.out_h; ++oy) {
             T* out_row = yp + oy * p_.out_w;
             const AxisTaps t = axis_taps_unclipped(oy, p_.up_y, p_.down_y, p_.pad_y0, p_.f_h);
-            if (t.count == 0) {
-                std::fill(out_row, out_row + p_.out_w, T(0));
-                continue;
-            }
             for (int64_t j = 0; j < t.count; ++j) {
-                s.rows[j] = s.tmp.data() + (t.in0 + j - row_lo_) * p_.out_w;
-                w[j] = g_[t.tap0 + j * p_.up_y];
+                s.src[j] = s.tmp.data() + (t.in0 + j - row_lo_) * p_.out_w;
+                s.w[j] = g_[t.tap0 + j * p_.up_y];
             }
-            fir_rows<T, 1>(out_row, p_.out_w, s.rows.data(), t.count, 1, w, 1);
+            fir_taps<T>(out_row, p_.out_w, s.src.data(), s.w.data(), t.count);
         }
     }
 
-    static constexpr int64_t kMaxRowsOnStack = 64;
     Params p_;
     const T* g_;
     AxisPlan xplan_;
-    int64_t row_lo_ = 0, row_hi_ = 0, pad_w_ = 0, pad_h_ = 0, phase_len_ = 0;
+    std::vector<std::vector<int64_t>> tap_kx_, tap_off_;  // [phase][tap]
+    int64_t step_ = 1, sub_len_ = 0, row_len_ = 0;
+    int64_t row_lo_ = 0, row_hi_ = 0, pad_h_ = 0, phase_len_ = 0;
     int64_t copy_x0_ = 0, copy_x1_ = 0, copy_y0_ = 0, copy_y1_ = 0;
 };
 
