@@ -84,11 +84,14 @@ class Generator(nn.Module):
         return torch.where(layer < cut, ws, ws2)
 
     def random_crossover(self, generator: Optional[torch.Generator] = None, prob: Optional[float] = None,
-                         num_layers: Optional[int] = None) -> int:
-        """Official mixing-regularization crossover: with probability style_mixing_prob a point in
-        [1, num_layers), else num_layers (no mixing). num_layers: layers in use at the current lod."""
+                         lod: float = 0.0) -> int:
+        """Official mixing-regularization crossover for one batch (G_style 'StyleMix').
+
+        With probability prob (default config.style_mixing_prob) a point uniform in [1, cur_layers), else
+        cur_layers (no mixing), where cur_layers = num_layers - 2*int(lod) are the layers in use at `lod`.
+        """
         prob = self.config.style_mixing_prob if prob is None else prob
-        cur = self.num_layers if num_layers is None else num_layers
+        cur = self.num_layers - 2 * int(self.config.check_lod(lod))
         if not prob or cur < 2 or float(torch.rand((), generator=generator)) >= prob:
             return cur
         return int(torch.randint(1, cur, (), generator=generator))

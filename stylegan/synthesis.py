@@ -94,7 +94,11 @@ class SynthesisLayer(nn.Module):
         """x [N, in, H, W] (None for layer 0), w [N, dlatent_size], noise [N or 1, 1, H', W'] or None."""
         x = self.produce(x, w)
         if noise is not None and self.noise_strength is not None:
-            x = torch.addcmul(x, noise.to(x.dtype), self.noise_strength.view(1, -1, 1, 1))
+            strength = self.noise_strength.view(1, -1, 1, 1)
+            if self.kind in ("conv", "up"):  # a fresh conv/blur output that autograd does not keep: add in place
+                x = x.addcmul_(noise.to(x.dtype), strength)
+            else:
+                x = torch.addcmul(x, noise.to(x.dtype), strength)
         x = bias_act(x, None if self.bias_before_blur else self.bias, self.act, self.ctx)
         if self.use_pixel_norm:
             x = pixel_norm(x)

@@ -15,7 +15,9 @@ def test_generator_defaults_are_the_official_ones():
                     fmap_base=8192, fmap_decay=1.0, fmap_max=512, use_styles=True, const_input_layer=True,
                     use_noise=True, nonlinearity="lrelu", use_wscale=True, use_pixel_norm=False,
                     use_instance_norm=True, blur_filter=(1, 2, 1), fused_scale="auto", dlatent_avg_beta=0.995,
-                    truncation_psi=0.7, truncation_cutoff=8, style_mixing_prob=0.9)
+                    truncation_psi=0.7, truncation_cutoff=8, style_mixing_prob=0.9,
+                    # variant fields (not official kwargs): their defaults must be the official math
+                    instance_norm_eps=1e-8, bias_before_blur=False, noise_per_block=False)
     cfg = GeneratorConfig()
     assert {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)} == expected
     assert cfg.num_layers == 18 and cfg.max_lod == 8
@@ -27,7 +29,9 @@ def test_discriminator_defaults():
     cfg = DiscriminatorConfig()
     expected = dict(resolution=1024, num_channels=3, label_size=0, fmap_base=8192, fmap_decay=1.0, fmap_max=512,
                     nonlinearity="lrelu", use_wscale=True, mbstd_group_size=4, mbstd_num_features=1,
-                    blur_filter=(1, 2, 1), fused_scale="auto")
+                    blur_filter=(1, 2, 1), fused_scale="auto",
+                    # variant fields (not official kwargs): their defaults must be the official math
+                    mbstd_whole_batch=False, channels_change_in_conv0=False, from_rgb_activate=True)
     assert {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)} == expected
     assert [cfg.fused_down(r) for r in (64, 128)] == [False, True]
 

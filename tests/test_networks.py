@@ -118,7 +118,7 @@ def test_mix_and_crossover():
     cuts = {G.random_crossover(gen, prob=0.9) for _ in range(200)}
     assert cuts <= set(range(1, 9)) and 8 in cuts and len(cuts) > 4
     assert G.random_crossover(gen, prob=0.0) == 8
-    assert G.random_crossover(gen, prob=1.0, num_layers=4) in (1, 2, 3)
+    assert {G.random_crossover(gen, prob=1.0, lod=2.5) for _ in range(50)} == {1, 2, 3}
 
 
 def test_update_w_avg():

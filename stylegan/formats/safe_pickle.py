@@ -2,12 +2,12 @@
 
 Why: an official pickle references `dnnlib.tflib.network.Network`, whose real `__setstate__` execs the embedded
 `build_module_src`. This unpickler resolves ONLY an allow-list of globals (FORMAT_FACTS A1): the Network class
-becomes `NetworkStub`, which just keeps the state dict; numpy array/scalar reconstruction; a few plain builtins.
+becomes `NetworkStub`, which just keeps the state dict; numpy array/scalar reconstruction. Nothing else
+(the official state dicts are plain dicts, lists and tuples, which need no global).
 Any other global - and so any `__reduce__` trick, which always needs one - raises `UnsafePickleError` naming it.
 """
 from __future__ import annotations
 
-import collections
 import io
 import os
 import pickle
@@ -87,7 +87,6 @@ def _allowed_globals() -> Dict[Tuple[str, str], Any]:
         allowed[(mod, "scalar")] = scalar
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = np.dtype
-    allowed[("collections", "OrderedDict")] = collections.OrderedDict
     return allowed
 
 
