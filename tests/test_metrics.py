@@ -185,13 +185,19 @@ def test_swd_input_errors():
 # ---------------------------------------------------------------------------------------------------------------
 # Snapshot helper on a tiny generator.
 
+@pytest.fixture(autouse=True)
+def reference_ops(monkeypatch):
+    """Pure-torch ops: these tests are about the metric, and must not wait for a JIT kernel build."""
+    monkeypatch.setenv("STYLEGAN_OPS", "ref")
+
+
 @pytest.fixture(scope="module")
 def tiny_G():
     import stylegan
 
     torch.manual_seed(0)
     return stylegan.Generator(stylegan.GeneratorConfig(resolution=16, fmap_base=64, fmap_max=32, latent_size=32,
-                                                       dlatent_size=32, mapping_fmaps=32)).eval()
+                                                       dlatent_size=32, mapping_fmaps=32), impl="ref").eval()
 
 
 def test_swd_for_generator_deterministic_and_inputs_agree(tiny_G):
@@ -214,6 +220,8 @@ def test_swd_for_generator_deterministic_and_inputs_agree(tiny_G):
         M.swd_for_generator(tiny_G, ref, 16)
     with pytest.raises(ValueError, match="1-channel images but the reals have 3"):
         M.swd_for_generator(_Gray(tiny_G), reals_nhwc, 16)
+    with pytest.raises(ValueError, match="no GeneratorConfig"):
+        M.swd_for_generator(torch.nn.Identity(), reals_nhwc, 16)
 
 
 class _Gray(torch.nn.Module):

@@ -543,10 +543,13 @@ def swd_for_generator(G: torch.nn.Module, reals: Any, num: int, psi: float = 1.0
         raise ValueError(f"batch={batch!r} is invalid: expected an int >= 1")
     t0 = time.perf_counter()
     dev = _generator_device(G, device)
-    config = getattr(G, "config", None)
-    latent_size = int(getattr(config, "latent_size", 512))
+    config = getattr(getattr(G, "module", G), "config", None)  # .module: a DistributedDataParallel wrapper
+    if config is None or not hasattr(config, "resolution_at"):
+        raise ValueError(f"G ({type(G).__name__}) has no GeneratorConfig `.config`: latent size and resolution "
+                         f"are unknown")
+    latent_size = int(config.latent_size)
     label_size = int(getattr(config, "label_size", 0) or 0)
-    resolution = int(config.resolution_at(lod)) if config is not None and hasattr(config, "resolution_at") else None
+    resolution: Optional[int] = int(config.resolution_at(lod))
 
     labels_real: Optional[np.ndarray] = None
     real_set: Optional[DescriptorSet] = reals if isinstance(reals, DescriptorSet) else None
