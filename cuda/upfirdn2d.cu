@@ -89,7 +89,7 @@ __global__ void tiled_kernel(const T* __restrict__ x, T* __restrict__ y, const t
     __shared__ acc_t s_in[IN][IN + 1];  // +1: fewer bank conflicts on column-strided reads
     __shared__ acc_t s_g[kMaxTaps * kMaxTaps];
 
-    const int64_t n_g = p.separable ? p.f_w : p.f_w * p.f_h;
+    const int64_t n_g = p.separable ? p.f_w + p.f_h : p.f_w * p.f_h;
     for (int64_t i = threadIdx.x; i < n_g; i += blockDim.x) s_g[i] = g[i];
 
     const int64_t total_tiles = p.n * p.c * tiles_y * tiles_x;
@@ -125,7 +125,7 @@ __global__ void tiled_kernel(const T* __restrict__ x, T* __restrict__ y, const t
                 if (p.separable) {
                     acc_t row_acc = acc_t(0);
                     for (int k = 0; k < ax.count; ++k) row_acc += s_g[ax.tap0 + k * UP] * row[k];
-                    acc += s_g[ky] * row_acc;
+                    acc += s_g[p.f_w + ky] * row_acc;
                 } else {
                     const acc_t* g_row = s_g + ky * p.f_w;
                     for (int k = 0; k < ax.count; ++k) acc += g_row[ax.tap0 + k * UP] * row[k];

@@ -28,7 +28,8 @@ struct Params {
     int64_t out_sn, out_sc, out_sy, out_sx;
     int64_t up_x, up_y, down_x, down_y;
     int64_t pad_x0, pad_x1, pad_y0, pad_y1;
-    // Effective correlation filter g: f_w taps when separable (the same taps along both axes), else [f_h, f_w].
+    // Effective correlation filter g: when separable, f_w taps along x followed by f_h taps along y (a 1-D
+    // filter is stored twice; an exactly rank-1 2-D filter as its two factors); else [f_h, f_w] row-major.
     int64_t f_w, f_h;
     bool separable;
 };
@@ -99,7 +100,7 @@ SG_HOST_DEVICE acc_t pixel(const in_t* plane, const acc_t* g, const Params& p, i
         if (p.separable) {
             acc_t row_acc = acc_t(0);
             for (int64_t i = 0; i < tx.count; ++i) row_acc += g[tx.tap0 + i * p.up_x] * load(row[i * p.in_sx]);
-            acc += g[ky] * row_acc;
+            acc += g[p.f_w + ky] * row_acc;
         } else {
             const acc_t* g_row = g + ky * p.f_w;
             for (int64_t i = 0; i < tx.count; ++i) acc += g_row[tx.tap0 + i * p.up_x] * load(row[i * p.in_sx]);

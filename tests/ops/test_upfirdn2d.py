@@ -42,6 +42,7 @@ class Spec:
     flip_filter: bool = False
     gain: float = 1.0
     layout: str = "contiguous"  # 'contiguous' | 'channels_last' | 'strided' | 'transposed'
+    rank1: bool = False  # 2-D filter made as an outer product (the CPU kernel runs it as two 1-D passes)
 
     def kwargs(self) -> Dict[str, object]:
         return dict(up=self.up, down=self.down, padding=self.padding, flip_filter=self.flip_filter, gain=self.gain)
@@ -103,6 +104,11 @@ def _specs() -> List[Spec]:
         Spec("strided-2d", filt=(3, 3), padding=1, layout="strided"),
         Spec("strided-up2-sep", filt=(4,), up=2, padding=(2, 1), layout="strided"),
         Spec("transposed-down2", filt=(2, 2), down=2, layout="transposed"),
+        Spec("rank1-up2-4x4", filt=(4, 4), up=2, padding=(2, 1), rank1=True),
+        Spec("rank1-down2-3x5-crop", filt=(3, 5), down=2, padding=(2, -1, 1, 0), rank1=True),
+        Spec("rank1-aniso-2x6-flip-gain", filt=(2, 6), up=(1, 2), down=(2, 1), padding=(3, 2, 0, 1), rank1=True,
+             flip_filter=True, gain=3.0),
+        Spec("rank1-channels-last-blur", filt=(3, 3), padding=1, rank1=True, layout="channels_last"),
         Spec("empty-batch", shape=(0, 3, 9, 11), filt=(4, 4), up=2, padding=(2, 1)),
     ]
     bad = [s.name for s in specs if not _valid(s)]
@@ -132,6 +138,9 @@ def _make_x(spec: Spec, device: str, dtype: torch.dtype, gen: torch.Generator) -
 def _make_f(spec: Spec, device: str, gen: torch.Generator) -> Optional[torch.Tensor]:
     if spec.filt is None:
         return None
+    if spec.rank1:  # signed factors, so the split must get the signs right
+        h, w = spec.filt
+        return torch.outer(torch.randn(h, generator=gen), torch.randn(w, generator=gen)).to(device)
     return (torch.rand(spec.filt, generator=gen) + 0.25).to(device)  # float32 like setup_filter's filters
 
 
@@ -326,6 +335,23 @@ def test_resampling_wrappers_match_reference(device, fname):
         got = fn(x, f, **kw, impl=_impl(device))
         want = fn(x, f, **kw, impl="ref")
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name} f={fname}: {m}")
+
+
+def test_rank1_split_is_exact_for_resampling_filters_and_refuses_others():
+    """The CPU kernel runs exactly-separable 2-D filters as two 1-D passes; the split must be exact and strict."""
+    split = _extension().split_rank1
+    for taps in ([1, 3, 3, 1], [1, 2, 1], [1, 1]):
+        f = setup_filter(taps)  # outer(t, t) / sum^2
+        one_d = torch.tensor(taps, dtype=torch.float32) / sum(taps)
+        assert torch.equal(split(f), torch.cat([one_d, one_d]))
+    u, v = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([-3.0, 1.0, 2.0, 0.25])
+    gx_gy = split(torch.outer(u, v))  # [f_h=3, f_w=4]: gx has 4 taps, gy 3
+    torch.testing.assert_close(torch.outer(gx_gy[4:], gx_gy[:4]), torch.outer(u, v), rtol=0, atol=1e-6)
+    assert split(torch.tensor([[1.0, 2.0], [3.0, 4.0]])) is None  # rank 2
+    f = setup_filter([1, 3, 3, 1]).clone()
+    f[0, 0] += 1e-5  # rank-1 only approximately: must stay 2-D
+    assert split(f) is None
+    assert split(torch.zeros(3, 3)) is None
 
 
 def test_filter_is_cast_to_x_dtype():
