@@ -139,7 +139,9 @@ def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: Scaling = 1, down:
 
     x [N, C, H, W]; f 1-D (separable) or 2-D (see setup_filter), None = identity; up/down an int or (x, y);
     padding int, (x, y) or (x0, x1, y0, y1), negative crops. Output height =
-    (H*up_y + pad_y0 + pad_y1 - f_h + down_y) // down_y (likewise width). Differentiable to any order.
+    (H*up_y + pad_y0 + pad_y1 - f_h + down_y) // down_y (likewise width). Differentiable to any order in x; on
+    the kernel path f is a constant (no gradient flows to it, as in NVlabs). The kernels compute float32/float64
+    on CPU and also float16/bfloat16 on CUDA (TypeError otherwise; impl='ref' takes any float dtype).
     """
     _check_inputs(x, f)
     upx, upy = parse_scaling(up, "up")
