@@ -220,6 +220,8 @@ def test_swd_for_generator_deterministic_and_inputs_agree(tiny_G):
         M.swd_for_generator(tiny_G, ref, 16)
     with pytest.raises(ValueError, match="1-channel images but the reals have 3"):
         M.swd_for_generator(_Gray(tiny_G), reals_nhwc, 16)
+    with pytest.raises(ValueError, match="at least 16 px"):
+        M.swd_for_generator(tiny_G, reals_nhwc, 16, lod=1.0)  # 8 px images
     with pytest.raises(ValueError, match="no GeneratorConfig"):
         M.swd_for_generator(torch.nn.Identity(), reals_nhwc, 16)
 

@@ -550,6 +550,7 @@ def swd_for_generator(G: torch.nn.Module, reals: Any, num: int, psi: float = 1.0
     latent_size = int(config.latent_size)
     label_size = int(getattr(config, "label_size", 0) or 0)
     resolution: Optional[int] = int(config.resolution_at(lod))
+    swd_resolutions(resolution, min_resolution)  # fail before generating anything when lod's images are too small
 
     labels_real: Optional[np.ndarray] = None
     real_set: Optional[DescriptorSet] = reals if isinstance(reals, DescriptorSet) else None
