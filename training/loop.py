@@ -155,8 +155,6 @@ class Trainer:
         self.device = _resolve_device(cfg.device)
         self.outdir = Path(cfg.outdir)
         self.outdir.mkdir(parents=True, exist_ok=True)
-        if cfg.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2 ** 32)
         import random as _random
@@ -338,6 +336,10 @@ class Trainer:
         total = int(round(cfg.total_kimg * 1000))
         stop = _StopFlag()
         stop.install()
+        # Deterministic kernels where torch has them (process-wide setting: restored on return).
+        old_det = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
         writer = self._tensorboard()
         log_path = self.outdir / "log.jsonl"
         if self.resumed_from is None:
@@ -433,6 +435,7 @@ class Trainer:
                     break
         finally:
             stop.restore()
+            torch.use_deterministic_algorithms(old_det[0], warn_only=old_det[1])
             if bar is not None:
                 bar.close()
             if writer is not None:

@@ -171,3 +171,15 @@ def test_keep_last_k_and_find(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_conditional_and_logistic_run(tiny_cfg):
+    """--cond on the labelled glyphs with the logistic+R1 loss: G and D get label_size 36, losses stay finite."""
+    cfg = tiny_cfg(total_kimg=0.032, cond=True, loss="logistic", mirror_augment=True)
+    result = train(cfg, impl="ref", progress=False, log=lambda s: None)
+    payload = torch.load(result.checkpoint, weights_only=True)
+    assert json.loads(payload["G_config"])["label_size"] == 36
+    assert json.loads(payload["D_config"])["label_size"] == 36
+    assert payload["G"]["mapping.embed"].shape == (36, 16)
+    assert math.isfinite(result.last_log["loss_D"]) and result.last_log["penalty"] > 0
+    assert not torch.are_deterministic_algorithms_enabled()  # process-wide flag restored
