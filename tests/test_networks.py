@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import cpu_kernels_unavailable
+from network_test_support import cpu_kernels_unavailable
 from stylegan import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from stylegan.layers import fused_kernel, minibatch_stddev, upscale2d_nearest
 

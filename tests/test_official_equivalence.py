@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import AUTO_FALLBACK_WARNING, SMALL_PKL
+from network_test_support import AUTO_FALLBACK_WARNING, SMALL_PKL
 from stylegan import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from stylegan.formats import nvlabs_tf
 from stylegan.formats.safe_pickle import NetworkStub, UnsafePickleError, safe_load
