@@ -296,6 +296,17 @@ class ImageDataset(torch.utils.data.Dataset):
                                                                  else 0))
         self.skipped = int(self.meta.get("skipped", 0))
 
+    def __getstate__(self) -> Dict[str, Any]:
+        # DataLoader workers started with spawn/forkserver pickle the dataset: reopen the memmap there instead of
+        # pickling (= copying) every image.
+        state = self.__dict__.copy()
+        state["images"] = None
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.images = np.load(self.cache_path / "images.npy", mmap_mode="r")
+
     @property
     def num_channels(self) -> int:
         return int(self.images.shape[3])

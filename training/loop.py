@@ -356,8 +356,9 @@ class Trainer:
         bar = None
         if self.progress:
             from tqdm import tqdm
-            bar = tqdm(total=round(cfg.total_kimg, 3), initial=round(self.images_shown / 1000, 3), unit="kimg",
-                       dynamic_ncols=True, leave=False, file=sys.stderr)
+            bar = tqdm(total=cfg.total_kimg, initial=self.images_shown / 1000, unit="kimg", dynamic_ncols=True,
+                       leave=False, file=sys.stderr,
+                       bar_format="{l_bar}{bar}| {n:.2f}/{total:g} kimg [{elapsed}<{remaining}, {rate_fmt}]")
         phase = phase_at(self.images_shown, cfg)
         try:
             while self.images_shown < total:
@@ -378,7 +379,7 @@ class Trainer:
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
                 if bar is not None:
-                    bar.update(round(phase.batch / 1000, 3))
+                    bar.update(phase.batch / 1000)
 
                 done = self.images_shown >= total
                 interrupted = stop.signum is not None

@@ -159,3 +159,13 @@ def test_loader_and_transforms(tmp_path):
     ms = random_mirror(xs, g)
     n_flipped = sum(not torch.equal(ms[i], xs[i]) for i in range(200))
     assert 70 < n_flipped < 130
+
+
+def test_pickle_reopens_memmap(tmp_path):
+    """Workers started with spawn get the dataset by pickle: it must not carry the pixels along."""
+    import pickle
+    ds = ImageDataset("builtin:glyphs", 16, cache_dir=tmp_path / "c", glyphs_count=40)
+    blob = pickle.dumps(ds)
+    assert len(blob) < 5000 < ds.images.nbytes
+    ds2 = pickle.loads(blob)
+    assert len(ds2) == 40 and torch.equal(ds2[7][0], ds[7][0]) and ds2[7][1] == ds[7][1]
