@@ -50,6 +50,14 @@ def test_cli_tiny_run_8_to_16(tmp_path, tiny_cli):
     import stylegan.loading as loading
     nets = loading.load(ck[-1])
     assert nets.generator.config.resolution == 16
+    # `--resume latest` with only --outdir and a longer --kimg: the rest of the config comes from the checkpoint
+    res = CliRunner().invoke(train_cmd, ["--outdir", str(out), "--resume", "latest", "--kimg", "0.08", "--impl", "ref",
+                                         "--quiet", "--workers", "0"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "Resumed from" in res.output and "Done: kimg 0.1" in res.output
+    assert torch.load(list_checkpoints(out)[-1], weights_only=True)["training"]["images_shown"] == 80
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["fmap_base"] == 64 and saved["total_kimg"] == 0.08 and saved["mirror_augment"] is True
 
 
 def _weights(path):
