@@ -1,10 +1,10 @@
 """The progressive-growing training loop behind `stylegan train`.
 
-Per minibatch (official NVlabs stylegan training_loop.py, with minibatch_repeats = 1 so lod and learning rates are
-re-evaluated every minibatch; D_repeats = 1 as official):
+Per minibatch (official NVlabs stylegan training_loop.py; minibatch_repeats defaults to 1 here (official 4) so lod
+and learning rates are re-evaluated every minibatch; D_repeats = 1 as official; both are config fields):
   schedule -> (level change: checkpoint, reset Adam moments) -> reals at the current resolution, mirrored, faded at
-  the same lod -> D step (loss incl. its penalty) -> G step with style-mixing regularisation and the w_avg update
-  -> G_ema update (half-life G_smoothing_kimg) -> images_shown += batch.
+  the same lod -> D step (loss incl. its penalty), G_ema update (half-life G_smoothing_kimg; official order: Gs is
+  updated with the D step), images_shown += batch -> G step with style-mixing regularisation and the w_avg update.
 Every `tick_kimg`: a status line, one JSONL record (log.jsonl), TensorBoard scalars if tensorboard is installed.
 Every `snapshot_ticks` ticks, at each level change, at the end and on SIGINT/SIGTERM: an atomic checkpoint;
 with snapshots also a `fakes{kimg:06d}.png` grid of G_ema on fixed latents (psi 1 and 0.7).
@@ -183,6 +183,8 @@ class Trainer:
         self.images_shown = 0
         self.consumed = 0            # samples drawn from the data stream (= images_shown with one rank)
         self.prev_lod: Optional[float] = None
+        self.sched_nimg = 0          # images_shown at which the current schedule was evaluated
+        self.repeats_left = 0        # minibatches left before the schedule is evaluated again
         self.cur_tick = 0
         self.tick_start_nimg = 0
         self.resumed_from: Optional[Path] = None
@@ -260,6 +262,8 @@ class Trainer:
             "lod": float(lod),
             "prev_lod": None if self.prev_lod is None else float(self.prev_lod),
             "cur_tick": self.cur_tick,
+            "sched_nimg": self.sched_nimg,
+            "repeats_left": self.repeats_left,
             "tick_start_nimg": self.tick_start_nimg,
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
@@ -303,6 +307,8 @@ class Trainer:
         self.consumed = int(t["consumed"])
         self.prev_lod = t["prev_lod"]
         self.cur_tick = int(t["cur_tick"])
+        self.sched_nimg = int(t["sched_nimg"])
+        self.repeats_left = int(t["repeats_left"])
         self.tick_start_nimg = int(t["tick_start_nimg"])
         set_rng_states(t["rng"])
         self.resumed_from = path
@@ -317,7 +323,7 @@ class Trainer:
         c = self.grid_c.to(self.device) if self.grid_c is not None else None
         imgs = []
         for psi in SNAPSHOT_PSIS:
-            ws = G.truncate(G.mapping(z, c), psi, G.num_layers)
+            ws = G.truncate(G.mapping(z, c), psi, G.config.truncation_cutoff)  # official cutoff 8
             imgs.append(G.synthesis(ws, lod=phase.lod, noise_mode="const"))
         path = self.outdir / f"fakes{self.images_shown // 1000:06d}.png"
         save_grid(torch.cat(imgs), path, GRID_COLS, size=self.cfg.resolution)
@@ -362,7 +368,10 @@ class Trainer:
         phase = phase_at(self.images_shown, cfg)
         try:
             while self.images_shown < total:
-                phase = phase_at(self.images_shown, cfg)
+                if self.repeats_left <= 0:  # official minibatch_repeats: schedule fixed for that many minibatches
+                    self.sched_nimg = self.images_shown
+                    self.repeats_left = cfg.minibatch_repeats
+                phase = phase_at(self.sched_nimg, cfg)
                 if is_level_change(self.prev_lod, phase.lod) and self.prev_lod is not None:
                     last_ckpt = self.save_checkpoint(phase.lod)   # state at the boundary, before the reset
                     if cfg.reset_opt_for_new_lod:
@@ -374,6 +383,7 @@ class Trainer:
                                          workers=cfg.workers)
                     loader_batch = phase.batch
                 terms = self._step(phase, loader)
+                self.repeats_left -= 1
                 trajectory.append((self.images_shown, phase.lod, phase.batch))
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -444,33 +454,40 @@ class Trainer:
         return TrainResult(self.images_shown, phase.lod, status, last_ckpt, trajectory, last_log)
 
     def _step(self, phase: Phase, loader: Iterator) -> Dict[str, float]:
-        """One D step and one G step on one minibatch; returns logged scalars."""
+        """D_repeats D steps (each on a new real minibatch) then one G step; returns logged scalars."""
         cfg, dev = self.cfg, self.device
         for g in self.opt_G.param_groups:
             g["lr"] = phase.lr_G
         for g in self.opt_D.param_groups:
             g["lr"] = phase.lr_D
-        reals_u8, labels = next(loader)
-        self.consumed += phase.batch
-        reals = downsample_to(to_float(reals_u8.to(dev)), phase.resolution)
-        if cfg.mirror_augment:
-            reals = random_mirror(reals)
-        reals = fade_reals(reals, phase.lod)
-        c_real = self._one_hot(labels).to(dev) if self.label_size else None
         B = phase.batch
 
         def D_on(c: Optional[torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
             return lambda img: self.D(img, c, phase.lod)
 
-        # D step: fakes conditioned on the reals' labels (official D losses).
+        # D steps: fakes conditioned on the reals' labels (official D losses).
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
-        with torch.no_grad():
-            fakes = self._generate(torch.randn(B, cfg.latent_size, device=dev), c_real, phase, update_w_avg=False)
-        loss_D, d_terms = self.d_loss_fn(D_on(c_real), reals, fakes)
-        self.opt_D.zero_grad(set_to_none=True)
-        loss_D.backward()
-        self.opt_D.step()
+        d_sum: Dict[str, float] = {}
+        for _ in range(cfg.D_repeats):
+            reals_u8, labels = next(loader)
+            self.consumed += B
+            reals = downsample_to(to_float(reals_u8.to(dev)), phase.resolution)
+            if cfg.mirror_augment:
+                reals = random_mirror(reals)
+            reals = fade_reals(reals, phase.lod)
+            c_real = self._one_hot(labels).to(dev) if self.label_size else None
+            with torch.no_grad():
+                fakes = self._generate(torch.randn(B, cfg.latent_size, device=dev), c_real, phase,
+                                       update_w_avg=False)
+            loss_D, d_terms = self.d_loss_fn(D_on(c_real), reals, fakes)
+            self.opt_D.zero_grad(set_to_none=True)
+            loss_D.backward()
+            self.opt_D.step()
+            self._update_ema(ema_beta(B, cfg.G_smoothing_kimg))  # official: Gs update runs with each D step
+            self.images_shown += B                              # official: cur_nimg += minibatch per D step
+            for k in ("loss", "penalty"):
+                d_sum[k] = d_sum.get(k, 0.0) + d_terms[k] / cfg.D_repeats
 
         # G step.
         self.G.requires_grad_(True)
@@ -482,10 +499,7 @@ class Trainer:
         loss_G.backward()
         self.opt_G.step()
         self.D.requires_grad_(True)
-
-        self._update_ema(ema_beta(B, cfg.G_smoothing_kimg))
-        self.images_shown += B
-        return {"loss_G": g_terms["loss"], "loss_D": d_terms["loss"], "penalty": d_terms["penalty"]}
+        return {"loss_G": g_terms["loss"], "loss_D": d_sum["loss"], "penalty": d_sum["penalty"]}
 
     def _tensorboard(self):
         try:
