@@ -49,7 +49,7 @@ class TrainConfig:
     strict_data: bool = False                 # unreadable images: fail (True) or skip + count (False)
     loss: str = "wgan-gp"
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"                      # cpu | cuda | cuda:N | auto (CUDA when available)
     cond: bool = False                        # condition G and D on the dataset's class labels
     workers: int = 2                          # DataLoader worker processes
     tick_kimg: float = 4.0                    # kimg between status lines / log records
