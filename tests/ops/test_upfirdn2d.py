@@ -28,6 +28,16 @@ TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-
        torch.float16: dict(rtol=1e-2, atol=1e-2), torch.bfloat16: dict(rtol=5e-2, atol=5e-2)}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """The samples are tiny: torch's thread pool only adds synchronisation (10x slower on a busy 2-core box).
+    test_parallel_planes_are_deterministic exercises the multi-threaded kernel explicitly."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---------------------------------------------------------------------------------------------------- samples
 @dataclass(frozen=True)
 class Spec:
@@ -179,6 +189,23 @@ def test_forward_matches_reference(device, dtype):
         if y.dtype != dtype:
             failures.append(f"{s.name}: output dtype {y.dtype}, expected {dtype}")
     assert not failures, "kernel != reference:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("rank1", [False, True], ids=["2d", "rank1"])
+def test_parallel_planes_are_deterministic(rank1):
+    """Planes split over threads (each with its own scratch) give bitwise the single-thread result."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 7, 17, 19, generator=gen)
+    f = torch.outer(torch.rand(4, generator=gen), torch.rand(4, generator=gen)) if rank1 else torch.rand(4, 4)
+    kw = dict(up=2, down=(1, 2), padding=(2, 1, 3, 0))
+    one = U.upfirdn2d(x, f, **kw, impl="cpu")
+    torch.set_num_threads(2)
+    try:
+        two = U.upfirdn2d(x, f, **kw, impl="cpu")
+    finally:
+        torch.set_num_threads(1)
+    assert torch.equal(one, two)
+    torch.testing.assert_close(two, U.upfirdn2d_ref(x, f, **kw), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -344,7 +371,7 @@ def test_rank1_split_is_exact_for_resampling_filters_and_refuses_others():
         f = setup_filter(taps)  # outer(t, t) / sum^2
         one_d = torch.tensor(taps, dtype=torch.float32) / sum(taps)
         assert torch.equal(split(f), torch.cat([one_d, one_d]))
-    u, v = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([-3.0, 1.0, 2.0, 0.25])
+    u, v = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([3.0, -1.0, 2.0, 0.25])  # negative pivot -6
     gx_gy = split(torch.outer(u, v))  # [f_h=3, f_w=4]: gx has 4 taps, gy 3
     torch.testing.assert_close(torch.outer(gx_gy[4:], gx_gy[:4]), torch.outer(u, v), rtol=0, atol=1e-6)
     assert split(torch.tensor([[1.0, 2.0], [3.0, 4.0]])) is None  # rank 2
