@@ -96,6 +96,18 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
+def _tick_labels(ticks: Sequence[float]) -> List[str]:
+    """Shortest labels (up to 6 significant digits) that tell all ticks apart, e.g. 1.05e-07 vs 1.1e-07."""
+    if not ticks:
+        return []
+    labels = [_fmt(t) for t in ticks]
+    for digits in range(2, 7):
+        if len(set(labels)) == len(labels):
+            break
+        labels = ["0" if t == 0 else f"{t:.{digits}g}" for t in ticks]
+    return labels
+
+
 def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
@@ -143,20 +155,20 @@ def _draw_panel(draw: ImageDraw.ImageDraw, box: Tuple[int, int, int, int], key: 
     frame = _Frame(left=x + label_w + 14, top=y + text_h + 12, right=x + w - 16,
                    bottom=y + h - (2 * text_h + 16), x0=x_range[0], x1=x_range[1], y0=y_lo, y1=y_hi)
     # Grid and ticks.
-    for t in y_ticks:
+    for t, label in zip(y_ticks, _tick_labels(y_ticks)):
         _, py = frame.px(frame.x0, t)
         if frame.top - 0.5 <= py <= frame.bottom + 0.5:
             draw.line([(frame.left, py), (frame.right, py)], fill=GRID)
             draw.line([(frame.left - 4, py), (frame.left, py)], fill=AXIS)
-            tw, _ = _text_size(draw, _fmt(t), font)
-            draw.text((frame.left - 7 - tw, py - text_h / 2 - 1), _fmt(t), fill=TEXT, font=font)
-    for t in x_ticks:
+            tw, _ = _text_size(draw, label, font)
+            draw.text((frame.left - 7 - tw, py - text_h / 2 - 1), label, fill=TEXT, font=font)
+    for t, label in zip(x_ticks, _tick_labels(x_ticks)):
         px, _ = frame.px(t, frame.y0)
         if frame.left - 0.5 <= px <= frame.right + 0.5:
             draw.line([(px, frame.top), (px, frame.bottom)], fill=GRID)
             draw.line([(px, frame.bottom), (px, frame.bottom + 4)], fill=AXIS)
-            tw, _ = _text_size(draw, _fmt(t), font)
-            draw.text((px - tw / 2, frame.bottom + 5), _fmt(t), fill=TEXT, font=font)
+            tw, _ = _text_size(draw, label, font)
+            draw.text((px - tw / 2, frame.bottom + 5), label, fill=TEXT, font=font)
     draw.rectangle([frame.left, frame.top, frame.right, frame.bottom], outline=AXIS)
     tw, _ = _text_size(draw, x_label, font)
     draw.text(((frame.left + frame.right) / 2 - tw / 2, frame.bottom + text_h + 9), x_label, fill=TEXT, font=font)
@@ -168,7 +180,7 @@ def _draw_panel(draw: ImageDraw.ImageDraw, box: Tuple[int, int, int, int], key: 
         for cx, cy in xy:
             draw.ellipse([cx - 2.5, cy - 2.5, cx + 2.5, cy + 2.5], fill=colour)
     # Legend: a line sample, the key and its last value, top-left above the frame.
-    legend = f"{key}  (last {_fmt(points[-1][1])}, {len(points)} points)"
+    legend = f"{key}  (last {_fmt(points[-1][1])}, {len(points)} point{'s' if len(points) != 1 else ''})"
     lx, ly = frame.left, y + 5
     draw.line([(lx, ly + text_h / 2 + 1), (lx + 18, ly + text_h / 2 + 1)], fill=colour, width=3)
     draw.text((lx + 24, ly - 1), legend, fill=TEXT, font=font)
@@ -206,7 +218,8 @@ def plot_curves(records: Sequence[Dict[str, object]], keys: Iterable[str] = DEFA
     draw = ImageDraw.Draw(image)
     font = _font(12)
     # One left margin for all panels, so their x axes line up.
-    label_w = max(_text_size(draw, _fmt(t), font)[0] for k in keys for t in _y_axis(data[k])[2] or [0.0])
+    labels = [label for k in keys for label in _tick_labels(_y_axis(data[k])[2])] or ["0"]
+    label_w = max(_text_size(draw, label, font)[0] for label in labels)
     box = font.getbbox("Ag0")
     text_h = int(box[3] - box[1])
     for i, key in enumerate(keys):

@@ -331,6 +331,10 @@ def test_plot_cli_writes_png_of_expected_size(tmp_path):
     assert len(read_jsonl(log)) == 60  # the half-written last line is skipped
     assert series(read_jsonl(log), "swd_avg")[:2] == [(0.0, 300.0), (5.0, 300.0 / 11)]
     assert nice_ticks(0, 29.5, 6) == [0, 5, 10, 15, 20, 25]
+    from stylegan.plot import _tick_labels
+
+    tiny = nice_ticks(0.9e-7, 1.1e-7, 4)
+    assert len(tiny) == 5 and len(set(_tick_labels(tiny))) == 5  # labels stay distinct for close ticks
     out = tmp_path / "curves.png"
     res = CliRunner().invoke(plot, [str(log), "--out", str(out), "--width", "640", "--panel-height", "150"])
     assert res.exit_code == 0, res.output
