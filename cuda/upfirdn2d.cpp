@@ -100,7 +100,7 @@ void fir_taps(T* __restrict out, int64_t n, const T* const* src, const T* w, int
     constexpr int64_t B = 64 / sizeof(T);
     int64_t q0 = 0;
     for (; q0 + 2 * B <= n; q0 += 2 * B) {
-        Vec a0 = Vec{} , a1 = Vec{};
+        Vec a0 = Vec{}, a1 = Vec{};
         for (int64_t t = 0; t < ntaps; ++t) {
             Vec v0, v1;
             std::memcpy(&v0, src[t] + q0, sizeof(Vec));
