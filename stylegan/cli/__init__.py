@@ -17,8 +17,10 @@ def _register() -> None:
     from .doctor import doctor
     from .generate import generate, interpolate, style_mixing
     from .info import info
+    from .metrics import metrics
+    from .plot import plot
 
-    for command in (convert, doctor, generate, info, interpolate, style_mixing):
+    for command in (convert, doctor, generate, info, interpolate, metrics, plot, style_mixing):
         main.add_command(command)
 
 
