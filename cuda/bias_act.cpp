@@ -6,11 +6,21 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "bias_act.h"
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #if defined(STYLEGAN_WITH_CUDA)
 #include <c10/cuda/CUDAGuard.h>
@@ -32,54 +42,92 @@ namespace {
 constexpr long long kMinInner = 16;       // shorter constant-bias runs use the periodic form
 constexpr long long kGrainElems = 32768;  // elements per parallel task (keeps tasks >> thread wake-up cost)
 constexpr int kLanes = 16;                // independent accumulators for the fused bias-gradient sum
+constexpr int kTileBytes = 1024;          // L1-resident staging tile for streaming stores
+// Outputs at least this large are written with non-temporal (streaming) stores: they cannot stay in cache
+// anyway, and a normal store first reads the line it writes ("read for ownership"), a third more memory traffic
+// for the forward (read x, write y) and a quarter more for the backward.
+constexpr size_t kStreamMinBytes = size_t(16) << 20;
+
+#if defined(__AVX__)
+inline void stream_store(float* dst, const float* src, int n) {  // dst 32-byte aligned, n multiple of 8
+    for (int i = 0; i < n; i += 8) _mm256_stream_ps(dst + i, _mm256_load_ps(src + i));
+}
+inline void stream_store(double* dst, const double* src, int n) {  // dst 32-byte aligned, n multiple of 4
+    for (int i = 0; i < n; i += 4) _mm256_stream_pd(dst + i, _mm256_load_pd(src + i));
+}
+inline void stream_fence() { _mm_sfence(); }  // streaming stores are weakly ordered: publish before the join
+constexpr bool kCanStream = true;
+#else
+template <typename T>
+inline void stream_store(T* dst, const T* src, int n) { std::memcpy(dst, src, sizeof(T) * n); }
+inline void stream_fence() {}
+constexpr bool kCanStream = false;
+#endif
 
 template <int MODE, int ACT, bool USE_Y, typename T>
 struct Span {
-    // Process elements [base, base + n); bias of element base + j is bscalar, or bvec[j] when bvec != nullptr.
-    // Returns the sum of the outputs when SUM (used for the fused bias gradient).
-    template <bool SUM>
-    static inline double run(const BiasActParams& p, const BiasActScalars<T>& s, long long base, long long n,
-                             T bscalar, const T* bvec) {
-        constexpr bool needs_x = MODE == SG_MODE_GRAD2 || (MODE == SG_MODE_GRAD && ACT == SG_ACT_SWISH);
-        const T* __restrict__ in = static_cast<const T*>(p.x) + base;
-        const T* __restrict__ xr = needs_x ? static_cast<const T*>(p.xref) + base : nullptr;
-        const T* __restrict__ yr = USE_Y ? static_cast<const T*>(p.yref) + base : nullptr;
-        const T* __restrict__ dy = MODE == SG_MODE_GRAD2 ? static_cast<const T*>(p.dy) + base : nullptr;
-        T* __restrict__ out = static_cast<T*>(p.out) + base;
-        auto elem = [&](long long j) -> T {
-            T bias = bvec ? bvec[j] : bscalar;
-            return bias_act_elem<MODE, ACT, T>(in[j], bias, needs_x ? xr[j] : T(0), USE_Y ? yr[j] : T(0),
-                                               MODE == SG_MODE_GRAD2 ? dy[j] : T(0), s);
+    static constexpr bool kNeedsX = MODE == SG_MODE_GRAD2 || (MODE == SG_MODE_GRAD && ACT == SG_ACT_SWISH);
+    static constexpr int kTile = kTileBytes / sizeof(T);
+
+    // dst[k] = element j0 + k for k < cnt (dst is `out` itself or the staging tile), whose bias is bv[k] when
+    // BVEC, else bscalar; adds the outputs to acc if SUM.
+    // A plain counted loop over restrict pointers: this is the loop the compiler vectorises.
+    template <bool SUM, bool BVEC>
+    static inline void compute(const BiasActParams& p, const BiasActScalars<T>& s, long long j0, long long cnt,
+                               T bscalar, const T* __restrict__ bv, T* __restrict__ dst, T* __restrict__ acc) {
+        const T* __restrict__ in = static_cast<const T*>(p.x) + j0;
+        const T* __restrict__ xr = kNeedsX ? static_cast<const T*>(p.xref) + j0 : nullptr;
+        const T* __restrict__ yr = USE_Y ? static_cast<const T*>(p.yref) + j0 : nullptr;
+        const T* __restrict__ dy = MODE == SG_MODE_GRAD2 ? static_cast<const T*>(p.dy) + j0 : nullptr;
+        auto elem = [&](long long k) -> T {
+            return bias_act_elem<MODE, ACT, T>(in[k], BVEC ? bv[k] : bscalar, kNeedsX ? xr[k] : T(0),
+                                               USE_Y ? yr[k] : T(0), MODE == SG_MODE_GRAD2 ? dy[k] : T(0), s);
         };
-        if (!SUM) {
-            if (bvec) {
-                for (long long j = 0; j < n; ++j) out[j] = bias_act_elem<MODE, ACT, T>(
-                    in[j], bvec[j], needs_x ? xr[j] : T(0), USE_Y ? yr[j] : T(0),
-                    MODE == SG_MODE_GRAD2 ? dy[j] : T(0), s);
-            } else {
-                for (long long j = 0; j < n; ++j) out[j] = bias_act_elem<MODE, ACT, T>(
-                    in[j], bscalar, needs_x ? xr[j] : T(0), USE_Y ? yr[j] : T(0),
-                    MODE == SG_MODE_GRAD2 ? dy[j] : T(0), s);
+        long long k = 0;
+        if (SUM) {  // kLanes independent accumulators: vectorises without reassociation flags
+            for (; k + kLanes <= cnt; k += kLanes) {
+                for (int l = 0; l < kLanes; ++l) {
+                    T v = elem(k + l);
+                    dst[k + l] = v;
+                    acc[l] += v;
+                }
             }
-            return 0.0;
+            for (; k < cnt; ++k) {
+                T v = elem(k);
+                dst[k] = v;
+                acc[0] += v;
+            }
+        } else {
+            for (; k < cnt; ++k) dst[k] = elem(k);
         }
-        // Fused sum: kLanes independent accumulators so the loop still vectorises without reassociation flags.
+    }
+
+    // Processes elements [base, base + n): bias bscalar, or bvec[j] for element base + j when BVEC. Returns the
+    // sum of the outputs when SUM (the fused bias gradient). With `stream`, whole tiles are computed into an
+    // L1-resident buffer and written out with streaming stores.
+    template <bool SUM, bool BVEC>
+    static inline double run(const BiasActParams& p, const BiasActScalars<T>& s, long long base, long long n,
+                             T bscalar, const T* bvec, bool stream) {
         T acc[kLanes] = {};
-        long long j = 0;
-        for (; j + kLanes <= n; j += kLanes) {
-            for (int l = 0; l < kLanes; ++l) {
-                T v = elem(j + l);
-                out[j + l] = v;
-                acc[l] += v;
+        T* out = static_cast<T*>(p.out) + base;
+        if (!stream || n < 2 * kTile) {
+            compute<SUM, BVEC>(p, s, base, n, bscalar, bvec, out, acc);
+        } else {
+            alignas(64) T tile[kTile];
+            const uintptr_t addr = reinterpret_cast<uintptr_t>(out);
+            long long head = (long long)(((32 - addr % 32) % 32) / sizeof(T));  // elements up to 32-byte alignment
+            if (addr % sizeof(T) != 0) head = n;  // misaligned element type: no streaming at all
+            compute<SUM, BVEC>(p, s, base, head, bscalar, bvec, out, acc);
+            long long j = head;
+            for (; j + kTile <= n; j += kTile) {
+                compute<SUM, BVEC>(p, s, base + j, kTile, bscalar, BVEC ? bvec + j : nullptr, tile, acc);
+                stream_store(out + j, tile, kTile);
             }
-        }
-        for (; j < n; ++j) {
-            T v = elem(j);
-            out[j] = v;
-            acc[0] += v;
+            compute<SUM, BVEC>(p, s, base + j, n - j, bscalar, BVEC ? bvec + j : nullptr, out + j, acc);
         }
         double total = 0;
-        for (int l = 0; l < kLanes; ++l) total += (double)acc[l];
+        if (SUM)
+            for (int l = 0; l < kLanes; ++l) total += (double)acc[l];
         return total;
     }
 };
@@ -94,6 +142,7 @@ bool cpu_kernel(const BiasActParams& p, double* bias_grad) {  // true when it fi
     const long long C = p.bias_size;
     const long long blocks = b ? numel / inner : 0;
     const int threads = at::get_num_threads();
+    const bool stream = kCanStream && size_t(numel) * sizeof(T) >= kStreamMinBytes;
 
     if (b && inner >= kMinInner && blocks >= 2LL * threads) {
         // Constant-bias blocks (e.g. NCHW, dim=1): one task = whole blocks, so per-block sums need no atomics.
@@ -103,10 +152,11 @@ bool cpu_kernel(const BiasActParams& p, double* bias_grad) {  // true when it fi
             for (long long blk = begin; blk < end; ++blk) {
                 const T bias = b[blk % C];
                 if (bias_grad)
-                    block_sums[blk] = S::template run<true>(p, s, blk * inner, inner, bias, nullptr);
+                    block_sums[blk] = S::template run<true, false>(p, s, blk * inner, inner, bias, nullptr, stream);
                 else
-                    S::template run<false>(p, s, blk * inner, inner, bias, nullptr);
+                    S::template run<false, false>(p, s, blk * inner, inner, bias, nullptr, stream);
             }
+            if (stream) stream_fence();
         });
         if (bias_grad) {
             for (long long c = 0; c < C; ++c) bias_grad[c] = 0;
@@ -121,24 +171,26 @@ bool cpu_kernel(const BiasActParams& p, double* bias_grad) {  // true when it fi
             while (pos < end) {
                 long long stop = b ? std::min(end, (pos / inner + 1) * inner) : end;
                 T bias = b ? b[(pos / inner) % C] : T(0);
-                S::template run<false>(p, s, pos, stop - pos, bias, nullptr);
+                S::template run<false, false>(p, s, pos, stop - pos, bias, nullptr, stream);
                 pos = stop;
             }
+            if (stream) stream_fence();
         });
         return false;
     }
     // Periodic bias (channels_last with dim=1, the last dim, ...): expand the bias pattern once into a row whose
     // length is a multiple of the period, then walk the flat array row by row (the last row may be partial).
     const long long period = inner * C;
-    const long long row = period * std::max<long long>(1, (1024 + period - 1) / period);
+    const long long row = period * std::max<long long>(1, (4096 + period - 1) / period);
     std::vector<T> bexp(row);
     for (long long j = 0; j < row; ++j) bexp[j] = b[(j / inner) % C];
     const long long rows = (numel + row - 1) / row;
     at::parallel_for(0, rows, std::max<long long>(1, kGrainElems / row), [&](long long begin, long long end) {
         for (long long r = begin; r < end; ++r) {
             long long n = std::min(row, numel - r * row);
-            S::template run<false>(p, s, r * row, n, T(0), bexp.data());
+            S::template run<false, true>(p, s, r * row, n, T(0), bexp.data(), stream);
         }
+        if (stream) stream_fence();
     });
     return false;
 }
@@ -174,6 +226,128 @@ bool cpu_dispatch(const BiasActParams& p, bool use_y, double* bias_grad) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Output pool (CPU). With glibc's default settings every large fresh tensor is a fresh mmap whose pages fault on
+// first write (~23 ms for 32 MiB on a 2-core VM, 15x the time to stream the data), so a bias_act whose output is
+// freshly allocated runs at page-fault speed. Outputs of at least kPoolMinBytes are carved from blocks this pool
+// keeps mapped: when such a tensor dies its block returns here and the next output of the same size reuses it.
+// Idle blocks are bounded (STYLEGAN_OPS_POOL_MB, default 256; 0 disables the pool) and can be dropped with
+// trim_pool(); the pool never touches the process-wide allocator settings.
+
+constexpr size_t kPoolMinBytes = size_t(1) << 20;
+constexpr size_t kPoolAlign = 4096;
+
+class OutputPool {
+  public:
+    static OutputPool& instance() {
+        static OutputPool* pool = new OutputPool();  // leaked on purpose: tensors may die during interpreter exit
+        return *pool;
+    }
+
+    void* acquire(size_t bytes) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = idle_blocks_.find(bytes);
+            if (it != idle_blocks_.end() && !it->second.empty()) {
+                void* p = it->second.back();
+                it->second.pop_back();
+                idle_bytes_ -= bytes;
+                ++hits_;
+                return p;
+            }
+            ++misses_;
+        }
+        void* p = nullptr;
+        if (posix_memalign(&p, kPoolAlign, bytes) != 0 || p == nullptr) throw std::bad_alloc();
+        return p;
+    }
+
+    void release(void* p, size_t bytes) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (idle_bytes_ + bytes <= limit_) {
+                idle_blocks_[bytes].push_back(p);
+                idle_bytes_ += bytes;
+                return;
+            }
+        }
+        std::free(p);
+    }
+
+    void set_limit(size_t bytes) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            limit_ = bytes;
+        }
+        trim(bytes);
+    }
+
+    // Frees idle blocks until at most `keep` bytes stay idle.
+    void trim(size_t keep = 0) {
+        std::vector<void*> drop;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (auto& kv : idle_blocks_) {
+                while (idle_bytes_ > keep && !kv.second.empty()) {
+                    drop.push_back(kv.second.back());
+                    kv.second.pop_back();
+                    idle_bytes_ -= kv.first;
+                }
+            }
+        }
+        for (void* p : drop) std::free(p);
+    }
+
+    pybind11::dict stats() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        pybind11::dict d;
+        d["limit_bytes"] = limit_;
+        d["idle_bytes"] = idle_bytes_;
+        d["hits"] = hits_;
+        d["misses"] = misses_;
+        return d;
+    }
+
+    size_t limit() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return limit_;
+    }
+
+  private:
+    OutputPool() {
+        const char* env = std::getenv("STYLEGAN_OPS_POOL_MB");
+        long long mb = 256;
+        if (env && *env) {
+            char* end = nullptr;
+            long long v = std::strtoll(env, &end, 10);
+            if (end && *end == '\0' && v >= 0) mb = v;
+        }
+        limit_ = size_t(mb) << 20;
+    }
+
+    std::mutex mutex_;
+    std::unordered_map<size_t, std::vector<void*>> idle_blocks_;
+    size_t idle_bytes_ = 0;
+    size_t limit_ = 0;
+    long long hits_ = 0;
+    long long misses_ = 0;
+};
+
+// torch::empty_like(like) for a dense `like` (same sizes, strides and options), served from the pool on CPU.
+torch::Tensor empty_like_dense(const torch::Tensor& like) {
+    const size_t bytes = size_t(like.numel()) * like.element_size();
+    OutputPool& pool = OutputPool::instance();
+    if (!like.device().is_cpu() || bytes < kPoolMinBytes || pool.limit() == 0 ||
+        !like.is_non_overlapping_and_dense())
+        return torch::empty_like(like);
+    const size_t rounded = (bytes + kPoolAlign - 1) / kPoolAlign * kPoolAlign;
+    void* p = pool.acquire(rounded);
+    // A dense tensor's storage starts at its lowest address: with negative-free dense strides that is offset 0.
+    return torch::from_blob(
+        p, like.sizes(), like.strides(), [rounded](void* q) { OutputPool::instance().release(q, rounded); },
+        like.options());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Validation and layout.
 
 void check_same(const torch::Tensor& t, const char* name, const torch::Tensor& x, const char* xname) {
@@ -196,7 +370,7 @@ torch::Tensor sum_all_but(const torch::Tensor& t, int64_t keep) {
 // Returns t with exactly the strides of `like` (a dense tensor), copying only when they differ.
 torch::Tensor match_layout(const torch::Tensor& t, const torch::Tensor& like) {
     if (t.strides() == like.strides()) return t;
-    return torch::empty_like(like).copy_(t);
+    return empty_like_dense(like).copy_(t);
 }
 
 // The kernel entry point. Returns {out, bias_grad}; bias_grad (the sum of `out` over every dim but `dim`) is
@@ -259,7 +433,7 @@ std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor
     if (xref.defined()) xref = match_layout(xref, lead);
     if (yref.defined()) yref = match_layout(yref, lead);
     if (dy.defined()) dy = match_layout(dy, lead);
-    torch::Tensor out = torch::empty_like(lead);
+    torch::Tensor out = empty_like_dense(lead);
     torch::Tensor bias_grad;
     if (x.numel() == 0) {
         if (want_bias_grad) bias_grad = torch::zeros({x.size(dim)}, x.options());
@@ -332,6 +506,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           pybind11::arg("x"), pybind11::arg("b"), pybind11::arg("xref"), pybind11::arg("yref"), pybind11::arg("dy"),
           pybind11::arg("mode"), pybind11::arg("dim"), pybind11::arg("act"), pybind11::arg("alpha"),
           pybind11::arg("gain"), pybind11::arg("clamp"), pybind11::arg("want_bias_grad"));
+    m.def("pool_stats", []() { return OutputPool::instance().stats(); },
+          "Output pool of the CPU kernel: limit_bytes, idle_bytes, hits, misses");
+    m.def("set_pool_limit", [](size_t bytes) { OutputPool::instance().set_limit(bytes); },
+          "Most idle bytes the CPU output pool keeps mapped (0 disables it); trims at once", pybind11::arg("bytes"));
+    m.def("trim_pool", []() { OutputPool::instance().trim(0); }, "Frees every idle block of the CPU output pool");
     m.def("act_table", &act_table, "act code -> (grad_needs, has_2nd_grad) as compiled into the kernel");
 #if defined(STYLEGAN_WITH_CUDA)
     m.attr("with_cuda") = true;

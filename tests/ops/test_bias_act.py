@@ -305,3 +305,54 @@ def test_extension_validates_its_own_inputs():
         module.bias_act(x, None, x, x, x, 2, 1, 3, 0.2, 1.0, -1.0, False)
     with pytest.raises(TypeError, match="Int"):
         module.bias_act(x.int(), None, None, None, None, 0, 1, 3, 0.2, 1.0, -1.0, False)
+
+
+def test_cpu_output_pool_reuses_freed_blocks_and_honours_its_limit():
+    """Large CPU outputs come from a pool of already-mapped blocks (no page faults on reuse), bounded by a limit."""
+    module = build.get_extension("bias_act", "cpu").module
+    limit = module.pool_stats()["limit_bytes"]
+    if limit == 0:
+        pytest.skip("the output pool is disabled (STYLEGAN_OPS_POOL_MB=0)")
+    module.trim_pool()
+    x = torch.randn(4, 64, 32, 32)  # 1 MiB: the smallest pooled size
+    b = torch.randn(64)
+    want = ops.bias_act_ref(x, b, act="lrelu")
+    y = ops.bias_act(x, b, act="lrelu", impl="cpu")
+    ptr = y.data_ptr()
+    del y  # its block goes back to the pool ...
+    assert module.pool_stats()["idle_bytes"] >= x.numel() * 4
+    hits = module.pool_stats()["hits"]
+    y = ops.bias_act(x, b, act="lrelu", impl="cpu")  # ... and is handed out again
+    assert y.data_ptr() == ptr and module.pool_stats()["hits"] == hits + 1
+    torch.testing.assert_close(y, want)
+    y_cl = ops.bias_act(x.to(memory_format=torch.channels_last), b, act="lrelu", impl="cpu")
+    assert y_cl.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y_cl, want)
+    try:
+        module.set_pool_limit(0)  # nothing may stay idle: freed blocks go back to the system
+        assert module.pool_stats()["idle_bytes"] == 0
+        del y, y_cl
+        assert module.pool_stats()["idle_bytes"] == 0
+    finally:
+        module.set_pool_limit(limit)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "no-bias"])
+def test_large_outputs_use_streaming_stores_and_match_reference(layout):
+    """Outputs >= 16 MiB take the streaming-store path (odd sizes: unaligned block starts, partial tiles)."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 37, 193, 197, generator=gen)  # 16.9 MB of float32
+    b = torch.randn(37, generator=gen) if layout != "no-bias" else None
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    dy = torch.randn(x.shape, generator=gen)
+    got_x, want_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got_b = b.clone().requires_grad_() if b is not None else None
+    want_b = b.clone().requires_grad_() if b is not None else None
+    got = ops.bias_act(got_x, got_b, act="lrelu", clamp=2.0, impl="cpu")
+    want = ops.bias_act_ref(want_x, want_b, act="lrelu", clamp=2.0)
+    torch.testing.assert_close(got, want)
+    inputs_got = [got_x] + ([got_b] if b is not None else [])
+    inputs_want = [want_x] + ([want_b] if b is not None else [])
+    for g, w in zip(torch.autograd.grad(got, inputs_got, dy), torch.autograd.grad(want, inputs_want, dy)):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-3 if g.ndim == 1 else 1e-5)  # db: sums of 150k values
