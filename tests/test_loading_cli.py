@@ -1,0 +1,113 @@
+"""stylegan.save/load round trips and the `convert` / `info` commands."""
+import pickle
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import stylegan
+from stylegan.cli import main
+
+from network_test_support import SMALL_PKL
+
+TINY_G = dict(resolution=16, fmap_base=64, fmap_max=16, latent_size=8, dlatent_size=8, mapping_fmaps=8)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    G = stylegan.Generator(stylegan.GeneratorConfig(**TINY_G), impl="ref")
+    D = stylegan.Discriminator(stylegan.DiscriminatorConfig(resolution=16, fmap_base=64, fmap_max=16), impl="ref")
+    G.w_avg.normal_()
+    return G, D
+
+
+def test_save_then_load_gives_identical_outputs(tmp_path, tiny):
+    G, D = tiny
+    path = tmp_path / "net.pt"
+    stylegan.save(path, G=G, D=D, G_ema=G, extra={"note": "hello", "step": 3})
+    payload = torch.load(path, weights_only=True)  # the format promise: plain weights-only torch file
+    assert payload["format_version"] == 1 and payload["extra"] == {"note": "hello", "step": 3}
+    nets = stylegan.load(path)
+    assert nets.source_format == "stylegan" and nets.extra["note"] == "hello"
+    z = torch.randn(3, 8)
+    img = torch.randn(3, 3, 16, 16)
+    nets.G_ema.impl = nets.D.impl = "ref"
+    assert torch.equal(nets.G_ema(z, noise_mode="const"), G(z, noise_mode="const"))
+    assert torch.equal(nets.D(img), D(img))
+    assert torch.equal(nets.G_ema.w_avg, G.w_avg)
+    assert nets.config["G"] == G.config and nets.config["D"] == D.config
+
+
+def test_load_accepts_file_objects_and_detects_by_content(tmp_path, tiny):
+    path = tmp_path / "weights.pkl"  # a misleading extension: detection reads the content
+    stylegan.save(path, G_ema=tiny[0])
+    with open(path, "rb") as f:
+        nets = stylegan.load(f)
+    assert nets.source_format == "stylegan" and nets.G is None and nets.D is None
+    assert nets.generator is nets.G_ema
+
+
+def test_save_is_atomic_and_validates(tmp_path, tiny):
+    path = tmp_path / "net.pt"
+    stylegan.save(path, G=tiny[0])
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match="G must be a stylegan"):
+        stylegan.save(path, G=torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="nothing to save"):
+        stylegan.save(path)
+    assert path.read_bytes() == before  # a failed save leaves the previous file untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["net.pt"]  # and no temp file behind
+
+
+def test_state_dict_mismatch_names_the_entry(tmp_path, tiny):
+    path = tmp_path / "net.pt"
+    stylegan.save(path, G=tiny[0])
+    payload = torch.load(path, weights_only=True)
+    payload["G"]["synthesis.torgb.0.weight"] = torch.zeros(3, 5, 1, 1)
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"net.pt: G: synthesis.torgb.0.weight has shape \[3, 5, 1, 1\]"):
+        stylegan.load(path)
+
+
+def test_convert_official_pickle_then_info(tmp_path):
+    out = tmp_path / "small.pt"
+    runner = CliRunner()
+    result = runner.invoke(main, ["convert", str(SMALL_PKL), str(out)])
+    assert result.exit_code == 0, result.output
+    assert "nvlabs-tf" in result.output and out.exists()
+    official, converted = stylegan.load(SMALL_PKL), stylegan.load(out)
+    assert converted.extra["converted_from"] == "nvlabs-tf"
+    z = torch.randn(2, 32)
+    for a, b in ((official.G_ema, converted.G_ema), (official.G, converted.G)):
+        a.impl = b.impl = "ref"
+        assert torch.equal(a(z, noise_mode="const"), b(z, noise_mode="const"))
+
+    result = runner.invoke(main, ["info", str(out)])
+    assert result.exit_code == 0, result.output
+    for expected in ("format         stylegan", "resolution     32 px, 3 channel(s), 8 style layers",
+                     "labels         none (unconditional)", "w_avg present; 8 const noise buffers",
+                     "fmap_base                256", "mbstd_group_size         4"):
+        assert expected in result.output, result.output
+    result = runner.invoke(main, ["info", str(SMALL_PKL)])
+    assert result.exit_code == 0 and "format         nvlabs-tf" in result.output
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (pickle.dumps(__import__("os").system, protocol=4), "posix.system"),
+    (b"not a network at all", "unknown file format"),
+])
+def test_cli_bad_files_are_click_errors_without_traceback(tmp_path, content, message):
+    src = tmp_path / "bad.pkl"
+    src.write_bytes(content)
+    for args in (["convert", str(src), str(tmp_path / "out.pt")], ["info", str(src)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_convert_to_unwritable_destination(tmp_path):
+    result = CliRunner().invoke(main, ["convert", str(SMALL_PKL), str(tmp_path / "missing" / "x" / "\0bad")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
