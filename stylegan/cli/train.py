@@ -17,7 +17,7 @@ _OPTION_FIELDS = {
     "fmap_base": "fmap_base", "fmap_max": "fmap_max", "latent": "latent_size", "tick": "tick_kimg",
     "snap": "snapshot_ticks", "loss": "loss", "mirror": "mirror_augment", "seed": "seed", "device": "device",
     "cond": "cond", "workers": "workers", "keep": "keep_checkpoints", "cache_dir": "cache_dir",
-    "start_res": "lod_initial_resolution", "glyphs": "glyphs_count", "strict": "strict_data",
+    "start_res": "lod_initial_resolution", "ema_kimg": "G_smoothing_kimg", "glyphs": "glyphs_count", "strict": "strict_data",
 }
 
 
@@ -68,6 +68,10 @@ def _apply_malloc_tuning() -> None:
 @click.option("--fmap-max", type=int, default=512, help="Most feature maps per layer (official value).")
 @click.option("--latent", type=int, default=512, help="Size of z and w, and width of the mapping layers (official value).")
 @click.option("--start-res", type=int, default=8, help="Resolution training starts at (official value).")
+@click.option("--lr", type=float, default=None,
+              help="One learning rate for G and D at every resolution (default: official 0.001, higher at >= 128 px).")
+@click.option("--ema-kimg", type=float, default=10.0,
+              help="Half-life of G_ema in kimg (official G_smoothing_kimg); shorter suits short runs.")
 @click.option("--tick", type=float, default=4.0, help="kimg between status lines.")
 @click.option("--snap", type=int, default=5, help="Ticks between checkpoints and fake grids.")
 @click.option("--keep", type=int, default=3, help="Periodic checkpoints kept.")
@@ -94,6 +98,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
     quiet: bool = opts.pop("quiet")
     phase_kimg: Optional[float] = opts.pop("phase_kimg")
     threads: int = opts.pop("threads")
+    lr: Optional[float] = opts.pop("lr")
 
     # Up-front validation: clear messages, no traceback.
     res, start = opts["resolution"], opts["start_res"]
@@ -118,6 +123,10 @@ def train(ctx: click.Context, **opts: Any) -> None:
             raise click.BadParameter(f"{opts[name]} is not >= 1", param_hint=hint)
     if opts["tick"] <= 0:
         raise click.BadParameter(f"{opts['tick']} is not > 0", param_hint="--tick")
+    if lr is not None and not (lr > 0 and math.isfinite(lr)):
+        raise click.BadParameter(f"{lr} is not > 0", param_hint="--lr")
+    if not (opts["ema_kimg"] >= 0 and math.isfinite(opts["ema_kimg"])):
+        raise click.BadParameter(f"{opts['ema_kimg']} is not >= 0", param_hint="--ema-kimg")
     if threads < 0:
         raise click.BadParameter(f"{threads} is not >= 0", param_hint="--threads")
     if opts["workers"] < 0:
@@ -131,6 +140,8 @@ def train(ctx: click.Context, **opts: Any) -> None:
     fields: Dict[str, Any] = {_OPTION_FIELDS[k]: v for k, v in opts.items()}
     fields["mapping_fmaps"] = fields["latent_size"]
     fields["dlatent_size"] = fields["latent_size"]
+    if lr is not None:
+        fields.update(G_lrate_base=lr, D_lrate_base=lr, G_lrate_dict={}, D_lrate_dict={})
     if phase_kimg is not None:
         fields["lod_training_kimg"] = fields["lod_transition_kimg"] = phase_kimg
     if resume is not None:
@@ -146,6 +157,8 @@ def train(ctx: click.Context, **opts: Any) -> None:
                     if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
         if ctx.get_parameter_source("phase_kimg") == click.core.ParameterSource.COMMANDLINE:
             explicit |= {"lod_training_kimg", "lod_transition_kimg"}
+        if ctx.get_parameter_source("lr") == click.core.ParameterSource.COMMANDLINE:
+            explicit |= {"G_lrate_base", "D_lrate_base", "G_lrate_dict", "D_lrate_dict"}
         if "latent_size" in explicit:
             explicit |= {"mapping_fmaps", "dlatent_size"}
         fields = {**saved, **{k: v for k, v in fields.items() if k in explicit}, "outdir": opts["outdir"]}

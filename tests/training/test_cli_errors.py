@@ -21,6 +21,9 @@ def run(args):
     (["--data", "/nonexistent/folder"], "does not exist"),
     (["--data", "builtin:faces"], "unknown built-in dataset"),
     (["--fmap-base", "0"], "--fmap-base"),
+    (["--lr", "0"], "--lr"),
+    (["--ema-kimg", "-1"], "--ema-kimg"),
+    (["--threads", "-2"], "--threads"),
 ])
 def test_bad_options(tmp_path, extra, message):
     res = run(["--outdir", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--quiet", *extra])
