@@ -203,6 +203,9 @@ def _make_functions(module, cfg: _KernelConfig):
         @staticmethod
         def forward(ctx, x, b):
             y, _ = _run(module, cfg, 0, x, b, None, None, None, want_bias_grad=False)
+            # No zero-filled dy when no gradient reaches y: the double backward sends none through the y that
+            # BiasActKernelGrad received, and must not pay a zeros tensor and a kernel pass for it.
+            ctx.set_materialize_grads(False)
             ctx.save_for_backward(x if cfg.saves_x else None, b, y if cfg.saves_y else None)
             return y
 

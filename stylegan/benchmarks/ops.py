@@ -25,6 +25,7 @@ from stylegan.ops import build
 from .timing import copy_bandwidth_gbps, machine_info, measure
 
 PHASES = ("fwd", "fwd+bwd", "double bwd")
+MEASURE_BUDGET_S = 10.0  # per measurement: slow references get fewer timed runs (the JSON records how many)
 
 
 @dataclass(frozen=True)
@@ -152,12 +153,13 @@ def run(device: torch.device, repeat: int = 5, quick: bool = False) -> Dict[str,
     for case in default_cases(quick):
         notes[case.op] = kernel_in_use(case.op, device)
         for phase in PHASES:
-            times = {}
+            times, runs = {}, {}
             for impl in ("ref", "auto"):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the fallback warning is reported once, in `notes`
                     fn = _phase_fn(case, phase, impl, device)
-                    times[impl] = measure(fn, repeat=repeat, warmup=1, device=device).median_s
+                    timing = measure(fn, repeat=repeat, warmup=1, device=device, budget_s=MEASURE_BUDGET_S)
+                    times[impl], runs[impl] = timing.median_s, timing.runs
                 del fn
             nbytes = case.bytes_moved(phase)
             floor_s = nbytes / (copy_gbps * 1e9)
@@ -167,7 +169,7 @@ def run(device: torch.device, repeat: int = 5, quick: bool = False) -> Dict[str,
                 "speedup": times["ref"] / times["auto"],
                 "ref_gbps": nbytes / times["ref"] / 1e9, "kernel_gbps": nbytes / times["auto"] / 1e9,
                 "kernel_x_floor": times["auto"] / floor_s,
-                "bytes": nbytes,
+                "bytes": nbytes, "ref_runs": runs["ref"], "kernel_runs": runs["auto"],
             })
     return {"machine": machine_info(device), "copy_gbps": copy_gbps, "repeat": repeat, "quick": quick,
             "kernel_used": notes, "rows": rows}

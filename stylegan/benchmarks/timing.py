@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -50,15 +50,21 @@ def synchronize(device: torch.device) -> None:
 
 
 def measure(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
-            device: torch.device = torch.device("cpu")) -> Timing:
+            device: torch.device = torch.device("cpu"), budget_s: Optional[float] = None) -> Timing:
     """Returns the median (and min) wall time of `fn()` over `repeat` calls, after `warmup` untimed calls.
 
     The median, not the mean: other processes on a shared machine produce outliers in one direction only.
+    budget_s caps the timed calls at about budget_s seconds (at least one), judged by the last warm-up call, so
+    a pathologically slow reference cannot stall a whole table; `Timing.runs` says how many were timed.
     """
     if repeat < 1:
         raise ValueError(f"measure: repeat must be >= 1, got {repeat}")
     for _ in range(warmup):
+        start = time.perf_counter()
         fn()
+        synchronize(device)
+        if budget_s is not None:
+            repeat = max(1, min(repeat, int(budget_s / max(time.perf_counter() - start, 1e-9))))
     synchronize(device)
     times = []
     for _ in range(repeat):
@@ -204,9 +210,3 @@ def run_with_env(module: str, args: Sequence[str], env: Dict[str, str], timeout:
         with open(out, encoding="utf-8") as f:
             return json.load(f)
 
-
-def to_jsonable(obj: object) -> object:
-    """Dataclasses (Timing, rows) to plain dicts for --json output."""
-    if hasattr(obj, "__dataclass_fields__"):
-        return asdict(obj)  # type: ignore[arg-type]
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

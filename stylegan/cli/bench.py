@@ -38,7 +38,7 @@ def ops_command(device: str, repeat: int, malloc: str, json_path: str, quick: bo
         raise click.BadParameter("CUDA is not available to torch on this machine", param_hint="--device")
     args = ["--device", device, "--repeat", str(repeat)] + (["--quick"] if quick else [])
     results: Dict[str, dict] = {}
-    from stylegan.benchmarks.ops import TABLE_HEADERS, table_rows  # torch-heavy imports only when run
+    from stylegan.benchmarks.ops import MEASURE_BUDGET_S, TABLE_HEADERS, table_rows  # torch-heavy imports only when run
 
     for setting in _malloc_settings(malloc):
         click.echo(f"measuring with malloc={setting} ...", err=True)
@@ -51,7 +51,8 @@ def ops_command(device: str, repeat: int, malloc: str, json_path: str, quick: bo
         click.echo(f"## bench ops, malloc={setting}")
         click.echo(timing.describe_machine(result["machine"]))
         click.echo(f"copy bandwidth into an already-mapped buffer: {result['copy_gbps']:.1f} GB/s; "
-                   f"median of {result['repeat']} runs; 'x floor' = kernel time / (bytes / copy bandwidth)")
+                   f"median of {result['repeat']} runs (fewer where one run exceeds "
+                   f"{MEASURE_BUDGET_S:.0f} s / repeat); 'x floor' = kernel time / (bytes / copy bandwidth)")
         for op, used in result["kernel_used"].items():
             click.echo(f"{op}: the kernel column runs the {used}")
         click.echo(timing.format_table(TABLE_HEADERS, table_rows(result)))

@@ -7,7 +7,7 @@ must be the kernel's Functions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import importlib
 
