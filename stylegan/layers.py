@@ -181,11 +181,13 @@ def pixel_norm(x: torch.Tensor, eps: float = PIXEL_NORM_EPS, dim: int = 1) -> to
 
 def instance_norm_modulate(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],
                            normalize: bool = True, eps: float = INSTANCE_NORM_EPS) -> torch.Tensor:
-    """Instance norm (float32, biased variance, no affine) then style modulation y = x*scale + shift, in 2 passes.
+    """Instance norm (float32, biased variance, no affine) then style modulation y = x*scale + shift, in 3 passes.
 
-    Why fused: (x - mean)*rsqrt(var+eps)*scale + shift = x*a + (shift - mean*a) with a per-(n,c) factor a, so
-    the whole AdaIN costs one var_mean read and one addcmul over the feature map. scale/shift: [N, C, 1, 1]
-    (scale already includes the official "+1"), or None for use_styles=False.
+    Why this form: (x - mean) * (rsqrt(var+eps)*scale) + shift costs one var_mean read, one subtraction and one
+    addcmul over the feature map, all per-(n,c) factors being tiny [N, C, 1, 1] tensors. The mean is subtracted
+    first, as the official code does, so a constant feature map (var = 0, e.g. the const layer at init) gives
+    exactly `shift`; folding the mean into the addcmul would amplify rounding by rsqrt(eps) = 1e4 there.
+    scale/shift: [N, C, 1, 1] (scale already includes the official "+1"), or None for use_styles=False.
     """
     orig_dtype = x.dtype
     if normalize:
@@ -194,10 +196,9 @@ def instance_norm_modulate(x: torch.Tensor, scale: Optional[torch.Tensor], shift
         a = torch.rsqrt(var + eps)
         if scale is not None:
             a = a * scale.float()
-        b = -mean * a
-        if shift is not None:
-            b = b + shift.float()
-        return torch.addcmul(b, xf, a).to(orig_dtype)
+        xc = xf - mean
+        y = xc * a if shift is None else torch.addcmul(shift.float(), xc, a)
+        return y.to(orig_dtype)
     if scale is None:
         return x
     return torch.addcmul(shift, x, scale)

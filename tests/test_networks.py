@@ -374,3 +374,15 @@ def test_networks_bench_smoke():
     assert row["resolution"] == 8 and row["impl"] == "ref"
     assert row["g_forward_img_s"] > 0 and row["train_img_s"] > 0 and row["peak_rss_mib"] > 0
     assert "train img/s" in out["table"]
+
+
+def test_instance_norm_of_a_constant_map_is_exactly_the_shift():
+    """Official: (x - mean) is exactly 0 for a constant map (e.g. the const layer at init), so y == shift."""
+    from stylegan.layers import instance_norm_modulate
+
+    x = torch.full((2, 3, 4, 4), 0.7311) + torch.arange(3.0).view(1, 3, 1, 1) * 123.4
+    scale, shift = torch.rand(2, 3, 1, 1) + 0.5, torch.randn(2, 3, 1, 1)
+    assert torch.equal(instance_norm_modulate(x, scale, shift), shift.expand(2, 3, 4, 4))
+    y = instance_norm_modulate(torch.randn(2, 3, 4, 4) * 5 + 2, None, None)
+    torch.testing.assert_close(y.mean((2, 3)), torch.zeros(2, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y.square().mean((2, 3)), torch.ones(2, 3), atol=1e-4, rtol=0)
