@@ -356,3 +356,26 @@ def test_large_outputs_use_streaming_stores_and_match_reference(layout):
     inputs_want = [want_x] + ([want_b] if b is not None else [])
     for g, w in zip(torch.autograd.grad(got, inputs_got, dy), torch.autograd.grad(want, inputs_want, dy)):
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-3 if g.ndim == 1 else 1e-5)  # db: sums of 150k values
+
+
+@pytest.mark.parametrize("act,dy_needs_grad,expected", [
+    ("lrelu", False, {0: 1, 1: 1}),  # R1-like penalty: forward, one gradient pass, nothing more for lrelu
+    ("lrelu", True, {0: 1, 1: 2}),  # + the gradient of dy (mode 1 again)
+    ("tanh", True, {0: 1, 1: 2, 2: 1}),  # + the x-dependent second-order term
+])
+def test_double_backward_runs_only_the_needed_kernel_passes(monkeypatch, act, dy_needs_grad, expected):
+    calls = {}
+    real_run = bias_act_module._run
+
+    def counting_run(module, cfg, mode, *args, **kwargs):
+        calls[mode] = calls.get(mode, 0) + 1
+        return real_run(module, cfg, mode, *args, **kwargs)
+
+    monkeypatch.setattr(bias_act_module, "_run", counting_run)
+    x = torch.randn(2, 4, 5, 5, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    dy = torch.randn(2, 4, 5, 5, requires_grad=dy_needs_grad)
+    y = ops.bias_act(x, b, act=act, impl="cpu")
+    (dx,) = torch.autograd.grad(y, x, dy, create_graph=True)
+    dx.square().sum().backward()
+    assert calls == expected
