@@ -93,7 +93,8 @@ def _build_key(op: str, device_type: str) -> str:
     h = hashlib.sha256()
     src = source_dir()
     for path in sorted(src.iterdir()):
-        if path.suffix in (".h", ".cuh", ".cpp", ".cu"):
+        # The op's own sources and headers plus the shared ones (common*.h): editing one op rebuilds only it.
+        if path.suffix in (".h", ".cuh", ".cpp", ".cu") and (path.stem == op or path.stem.startswith("common")):
             h.update(path.name.encode())
             h.update(path.read_bytes())
     flags = CPU_CFLAGS if device_type == "cpu" else CUDA_CFLAGS + NVCC_FLAGS

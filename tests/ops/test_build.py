@@ -56,8 +56,13 @@ def test_a_source_change_gives_a_new_cache_key(sandbox):
     key1 = build._build_key("dummy", "cpu")
     (src / "dummy.cpp").write_text(GOOD_SOURCE.replace("42", "43"))
     assert build._build_key("dummy", "cpu") != key1
-    (src / "extra.h").write_text("// a header change matters too\n")
-    assert len({key1, build._build_key("dummy", "cpu")}) == 2
+    key2 = build._build_key("dummy", "cpu")
+    (src / "dummy.h").write_text("// the op's header matters\n")
+    key3 = build._build_key("dummy", "cpu")
+    (src / "common.h").write_text("// so does the shared header\n")
+    key4 = build._build_key("dummy", "cpu")
+    (src / "other_op.cpp").write_text("// another op's source does not\n")
+    assert len({key1, key2, key3, key4}) == 4 and build._build_key("dummy", "cpu") == key4
 
 
 def test_failed_build_warns_once_and_falls_back_under_auto(sandbox):
