@@ -18,7 +18,9 @@ def _tool_version(cmd: str, flag: str = "--version") -> str:
         out = subprocess.run([path, flag], capture_output=True, text=True, timeout=20).stdout.strip().splitlines()
     except (OSError, subprocess.SubprocessError) as exc:
         return f"{path} (version unknown: {exc})"
-    return f"{path} ({out[-1] if out else 'version unknown'})"
+    # The line that carries the version: the first for gcc/ninja, "release X.Y" for nvcc.
+    line = next((ln for ln in out if "release" in ln), out[0] if out else "version unknown")
+    return f"{path} ({line.strip()})"
 
 
 def _check_op(op: str, device: str) -> str:
