@@ -19,8 +19,9 @@ def _register() -> None:
     from .info import info
     from .metrics import metrics
     from .plot import plot
+    from .train import train
 
-    for command in (convert, doctor, generate, info, interpolate, metrics, plot, style_mixing):
+    for command in (convert, doctor, generate, info, interpolate, metrics, plot, style_mixing, train):
         main.add_command(command)
 
 
