@@ -38,38 +38,46 @@ def _build(resolution: int, impl: str, fmap_base: int, fmap_max: int, latent_siz
 
 
 def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, fmap_base: int = 8192,
-                  fmap_max: int = 512, latent_size: int = 512, train: bool = True) -> Dict[str, float]:
-    """Measures one (resolution, impl) point in THIS process: G forward and training-step images/s, peak RSS."""
+                  fmap_max: int = 512, latent_size: int = 512, train: bool = True, lod: float = 0.0
+                  ) -> Dict[str, float]:
+    """Measures one (resolution, impl) point in THIS process: G forward and training-step images/s, peak RSS.
+
+    lod > 0 measures mid-fade (e.g. 0.5: the newest level at alpha 0.5, images at resolution_at(lod)).
+    """
     from ..training.losses import d_wgan_gp, g_wgan
 
     G, D = _build(resolution, impl, fmap_base, fmap_max, latent_size)
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.0, 0.99), eps=1e-8)
     opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.0, 0.99), eps=1e-8)
-    reals = torch.rand(batch, 3, resolution, resolution) * 2 - 1
+    res_now = G.config.resolution_at(lod)
+    reals = torch.rand(batch, 3, res_now, res_now) * 2 - 1
     z = torch.randn(batch, latent_size)
+
+    def D_at_lod(img: torch.Tensor) -> torch.Tensor:
+        return D(img, lod=lod)
 
     def g_forward() -> None:
         with torch.no_grad():
-            G(z)
+            G(z, lod=lod)
 
     def train_step() -> None:
         # D step (official D_wgan_gp): fakes without grad, penalty through a double backward.
         with torch.no_grad():
-            fakes = G(torch.randn(batch, latent_size))
-        d_loss, _ = d_wgan_gp(D, reals, fakes)
+            fakes = G(torch.randn(batch, latent_size), lod=lod)
+        d_loss, _ = d_wgan_gp(D_at_lod, reals, fakes)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
         # G step (official G_wgan): gradients for G only.
         D.requires_grad_(False)
-        g_loss, _ = g_wgan(D, G(torch.randn(batch, latent_size)))
+        g_loss, _ = g_wgan(D_at_lod, G(torch.randn(batch, latent_size), lod=lod))
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
         D.requires_grad_(True)
 
     fwd = measure(g_forward, repeat=repeat, warmup=1)
-    out = {"resolution": resolution, "impl": impl, "batch": batch, "g_forward_img_s": batch / fwd.median_s,
+    out = {"resolution": resolution, "impl": impl, "batch": batch, "lod": lod, "g_forward_img_s": batch / fwd.median_s,
            "g_forward_ms": fwd.median_ms}
     if train:
         step = measure(train_step, repeat=repeat, warmup=1)
@@ -81,7 +89,7 @@ def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, f
 def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: int = 8, repeat: int = 3,
                        impls: Sequence[str] = IMPLS, malloc: str = "default", fmap_base: int = 8192,
                        fmap_max: int = 512, latent_size: int = 512, train: bool = True, isolate: bool = True,
-                       echo: bool = True) -> Dict[str, object]:
+                       echo: bool = True, lod: float = 0.0) -> Dict[str, object]:
     """Returns {'machine', 'rows', 'table'} for G forward and WGAN-GP step images/s, auto vs ref (and prints it).
 
     Defaults are the official architecture (fmap_base 8192, fmap_max 512, 512-d latents) at each resolution, batch
@@ -96,12 +104,12 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
             if isolate:
                 args = ["--resolution", str(res), "--impl", impl, "--batch", str(batch), "--repeat", str(repeat),
                         "--fmap-base", str(fmap_base), "--fmap-max", str(fmap_max), "--latent-size",
-                        str(latent_size)] + ([] if train else ["--no-train"])
+                        str(latent_size), "--lod", str(lod)] + ([] if train else ["--no-train"])
                 result = run_with_env(__name__, args, env_for_malloc(malloc))
                 info = info or result.pop("machine")
                 result.pop("machine", None)
             else:
-                result = measure_point(res, impl, batch, repeat, fmap_base, fmap_max, latent_size, train)
+                result = measure_point(res, impl, batch, repeat, fmap_base, fmap_max, latent_size, train, lod)
             rows.append(result)
             if echo:
                 print(f"  measured {res} px impl={impl}", file=sys.stderr, flush=True)
@@ -116,7 +124,8 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
         table_rows.append([r["resolution"], r["impl"], r["g_forward_img_s"], r.get("train_img_s", float("nan")),
                            r.get("train_step_s", float("nan")), ratio, r["peak_rss_mib"]])
     table = (f"{describe_machine(info)}\nbatch {batch}, fmap_base {fmap_base}, fmap_max {fmap_max}, "
-             f"latent {latent_size}, median of {repeat}\n" + format_table(headers, table_rows))
+             f"latent {latent_size}, lod {lod:g}, malloc {malloc}, median of {repeat}\n"
+             + format_table(headers, table_rows))
     if echo:
         print(table)
     return {"machine": info, "rows": rows, "table": table}
@@ -132,10 +141,11 @@ def _main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--fmap-max", type=int, default=512)
     p.add_argument("--latent-size", type=int, default=512)
     p.add_argument("--no-train", action="store_true")
+    p.add_argument("--lod", type=float, default=0.0)
     p.add_argument("--json-out", required=True)
     a = p.parse_args(argv)
     result = measure_point(a.resolution, a.impl, a.batch, a.repeat, a.fmap_base, a.fmap_max, a.latent_size,
-                           not a.no_train)
+                           not a.no_train, a.lod)
     result["machine"] = machine_info()
     with open(a.json_out, "w", encoding="utf-8") as f:
         json.dump(result, f)

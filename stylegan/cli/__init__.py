@@ -13,6 +13,7 @@ def main() -> None:
 
 
 def _register() -> None:
+    from .bench import bench
     from .convert import convert
     from .doctor import doctor
     from .generate import generate, interpolate, style_mixing
@@ -21,7 +22,7 @@ def _register() -> None:
     from .plot import plot
     from .train import train
 
-    for command in (convert, doctor, generate, info, interpolate, metrics, plot, style_mixing, train):
+    for command in (bench, convert, doctor, generate, info, interpolate, metrics, plot, style_mixing, train):
         main.add_command(command)
 
 

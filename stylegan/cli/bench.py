@@ -60,3 +60,66 @@ def ops_command(device: str, repeat: int, malloc: str, json_path: str, quick: bo
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1)
         click.echo(f"\nwrote {json_path}")
+
+
+def _network_options(fn):
+    """Options shared by `bench networks` and `bench train`."""
+    options = [
+        click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+                     help="Timed iterations per point (the median is reported)."),
+        click.option("--malloc", type=click.Choice(["default", "tuned", "both"]), default="default",
+                     show_default=True, help="glibc allocator settings (each point runs in its own subprocess)."),
+        click.option("--fmap-base", type=click.IntRange(min=1), default=8192, show_default=True,
+                     help="Network width budget (official 8192)."),
+        click.option("--fmap-max", type=click.IntRange(min=1), default=512, show_default=True,
+                     help="Most feature maps per layer (official 512)."),
+        click.option("--latent", "latent_size", type=click.IntRange(min=1), default=512, show_default=True,
+                     help="Size of z and w (official 512)."),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
+                     help="Also write every number to this JSON file."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_base, fmap_max, latent_size,
+                        json_path) -> None:
+    from stylegan.benchmarks.networks import run_networks_bench
+
+    results = {}
+    for setting in _malloc_settings(malloc):
+        click.echo(f"## malloc={setting}")
+        try:
+            results[setting] = run_networks_bench(resolutions, batch=batch, repeat=repeat, malloc=setting,
+                                                  fmap_base=fmap_base, fmap_max=fmap_max, latent_size=latent_size,
+                                                  train=train, lod=lod)
+        except timing.SubprocessError as exc:
+            raise click.ClickException(f"a measurement with malloc={setting} failed: {exc}") from None
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump({k: {"machine": v["machine"], "rows": v["rows"]} for k, v in results.items()}, f, indent=1)
+        click.echo(f"wrote {json_path}")
+
+
+@bench.command("networks")
+@click.option("--resolutions", default="32,64,128,256", show_default=True, help="Comma-separated resolutions.")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Minibatch.")
+@_network_options
+def networks_command(resolutions: str, batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max: int,
+                     latent_size: int, json_path: str) -> None:
+    """G forward images/s and a full G+D WGAN-GP step images/s per resolution, impl auto vs ref, peak memory."""
+    try:
+        res = [int(r) for r in resolutions.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{resolutions!r} is not a comma-separated list of ints", param_hint="--resolutions")
+    _run_network_points(res, batch, 0.0, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path)
+
+
+@bench.command("train")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Minibatch.")
+@_network_options
+def train_command(batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max: int, latent_size: int,
+                  json_path: str) -> None:
+    """WGAN-GP training images/s and peak memory at 32 and 64 px mid-fade (alpha 0.5), impl auto vs ref."""
+    _run_network_points([32, 64], batch, 0.5, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path)
