@@ -48,6 +48,8 @@ class TrainConfig:
     glyphs_count: int = 10000                 # size of builtin:glyphs
     strict_data: bool = False                 # unreadable images: fail (True) or skip + count (False)
     loss: str = "wgan-gp"
+    wgan_lambda: float = 10.0                 # official D_wgan_gp gradient-penalty weight
+    r1_gamma: float = 10.0                    # official D_logistic_simplegp R1 weight (tuned for FFHQ at 1024 px)
     seed: int = 0
     device: str = "auto"                      # cpu | cuda | cuda:N | auto (CUDA when available)
     cond: bool = False                        # condition G and D on the dataset's class labels
@@ -121,7 +123,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 bad(name, "a finite number > 0")
-        for name in ("lod_training_kimg", "lod_transition_kimg", "G_smoothing_kimg", "lrate_rampup_kimg"):
+        for name in ("lod_training_kimg", "lod_transition_kimg", "G_smoothing_kimg", "lrate_rampup_kimg",
+                     "wgan_lambda", "r1_gamma"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 bad(name, "a finite number >= 0")

@@ -177,7 +177,7 @@ class Trainer:
                                       eps=cfg.adam_epsilon)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.D_lrate_base, betas=(cfg.D_beta1, cfg.D_beta2),
                                       eps=cfg.adam_epsilon)
-        self.g_loss_fn, self.d_loss_fn = get_loss(cfg.loss)
+        self.g_loss_fn, self.d_loss_fn = get_loss(cfg.loss, cfg.wgan_lambda, cfg.r1_gamma)
 
         # Progress state (all of it goes into checkpoints).
         self.images_shown = 0

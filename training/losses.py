@@ -12,6 +12,8 @@ through D's ops).
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -97,9 +99,15 @@ LOSSES: Dict[str, Tuple[Callable[..., Tuple[torch.Tensor, Terms]], Callable[...,
 }
 
 
-def get_loss(name: str) -> Tuple[Callable[..., Tuple[torch.Tensor, Terms]], Callable[..., Tuple[torch.Tensor, Terms]]]:
-    """(G loss fn, D loss fn) for a `--loss` name; ValueError listing the known names otherwise."""
+def get_loss(name: str, wgan_lambda: float = WGAN_LAMBDA, r1_gamma: float = R1_GAMMA
+             ) -> Tuple[Callable[..., Tuple[torch.Tensor, Terms]], Callable[..., Tuple[torch.Tensor, Terms]]]:
+    """(G loss fn, D loss fn) for a `--loss` name with its penalty weight; ValueError for an unknown name."""
     try:
-        return LOSSES[name]
+        g_fn, d_fn = LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
+    if d_fn is d_wgan_gp:
+        return g_fn, functools.partial(d_fn, gp_lambda=wgan_lambda)
+    if d_fn is d_logistic_r1:
+        return g_fn, functools.partial(d_fn, r1_gamma=r1_gamma)
+    return g_fn, d_fn

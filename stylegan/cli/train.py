@@ -15,7 +15,7 @@ from ..training.config import LOSS_NAMES, TrainConfig
 _OPTION_FIELDS = {
     "outdir": "outdir", "data": "data", "resolution": "resolution", "kimg": "total_kimg", "batch": "batch",
     "fmap_base": "fmap_base", "fmap_max": "fmap_max", "latent": "latent_size", "tick": "tick_kimg",
-    "snap": "snapshot_ticks", "loss": "loss", "mirror": "mirror_augment", "seed": "seed", "device": "device",
+    "snap": "snapshot_ticks", "loss": "loss", "gp_lambda": "wgan_lambda", "r1_gamma": "r1_gamma", "mirror": "mirror_augment", "seed": "seed", "device": "device",
     "cond": "cond", "workers": "workers", "keep": "keep_checkpoints", "cache_dir": "cache_dir",
     "start_res": "lod_initial_resolution", "ema_kimg": "G_smoothing_kimg", "glyphs": "glyphs_count", "strict": "strict_data",
 }
@@ -76,6 +76,9 @@ def _apply_malloc_tuning() -> None:
 @click.option("--snap", type=int, default=5, help="Ticks between checkpoints and fake grids.")
 @click.option("--keep", type=int, default=3, help="Periodic checkpoints kept.")
 @click.option("--loss", type=click.Choice(LOSS_NAMES), default="wgan-gp", help="GAN loss.")
+@click.option("--gp-lambda", type=float, default=10.0, help="wgan-gp: gradient-penalty weight (official 10).")
+@click.option("--r1-gamma", type=float, default=10.0,
+              help="logistic: R1 weight (official 10, tuned for 1024 px; small images want far less, e.g. 0.05).")
 @click.option("--mirror/--no-mirror", default=False, help="Random x-flips of the reals.")
 @click.option("--seed", type=int, default=0, help="Random seed.")
 @click.option("--resume", default=None, help="Checkpoint FILE, a run DIR, or 'latest' (newest in --outdir).")

@@ -82,6 +82,24 @@ def test_hinge_and_g_losses():
 
 
 def test_get_loss():
-    assert get_loss("wgan-gp") == (g_wgan, d_wgan_gp)
+    g_fn, d_fn = get_loss("wgan-gp")
+    assert g_fn is g_wgan and d_fn.func is d_wgan_gp and d_fn.keywords == {"gp_lambda": 10.0}
+    assert get_loss("hinge") == (g_wgan, d_hinge)  # hinge G loss = -E[D(G(z))]
     with pytest.raises(ValueError, match="hinge"):
         get_loss("lsgan")
+
+
+def test_penalty_weights_reach_the_loss():
+    """--r1-gamma / --gp-lambda: the D loss changes by exactly the weight times the penalty."""
+    torch.manual_seed(0)
+    D = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1)).double()
+    reals, fakes = torch.randn(4, 3, 2, 2, dtype=torch.float64), torch.randn(4, 3, 2, 2, dtype=torch.float64)
+    for name, key in (("logistic", "r1_gamma"), ("wgan-gp", "wgan_lambda")):
+        torch.manual_seed(1)
+        loss_a, terms = get_loss(name, **{key: 10.0})[1](D, reals, fakes)
+        torch.manual_seed(1)
+        loss_b, _ = get_loss(name, **{key: 0.5})[1](D, reals, fakes)
+        scale = 0.5 if name == "logistic" else 1.0  # R1 enters as gamma / 2
+        assert float(loss_a - loss_b) == pytest.approx((10.0 - 0.5) * scale * terms["penalty"], rel=1e-9)
+    with pytest.raises(ValueError, match="unknown loss"):
+        get_loss("wasserstein")
