@@ -26,6 +26,6 @@ setup(
     },
     package_data={"stylegan.cuda": ["*.h", "*.cuh", "*.cpp", "*.cu"]},
     install_requires=["torch>=2.1", "ninja", "numpy", "pillow", "click>=8", "tqdm"],
-    extras_require={"test": ["pytest"], "tensorboard": ["tensorboard"]},
+    extras_require={"test": ["pytest", "scipy"], "tensorboard": ["tensorboard"]},
     entry_points={"console_scripts": ["stylegan = stylegan.cli:main"]},
 )
