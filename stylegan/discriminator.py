@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import DiscriminatorConfig
-from .layers import (EqualizedConv2d, EqualizedLinear, EqualizedWeight, OpContext, Resample, activation_gain,
-                     bias_act, fused_kernel, minibatch_stddev)
+from .layers import (EqualizedConv2d, EqualizedLinear, EqualizedWeight, OpContext, Resample, SwitchableImpl,
+                     activation_gain, bias_act, fused_kernel, minibatch_stddev)
 
 
 class DownConv(EqualizedWeight):
@@ -88,7 +88,7 @@ class DiscriminatorEpilogue(nn.Module):
         return x
 
 
-class Discriminator(nn.Module):
+class Discriminator(SwitchableImpl, nn.Module):
     """img [N, num_channels, R', R'] (R' = resolution_at(lod)) (+ labels) -> scores [N, 1].
 
     For lod in (k, k+1) the first block's output is mixed with FromRGB of the 2x2-box-downsampled image with
@@ -117,15 +117,6 @@ class Discriminator(nn.Module):
                                     for level in range(1, config.max_lod + 1))
         self.epilogue = DiscriminatorEpilogue(config, self._ctx)
         self.resample = Resample(self._ctx, None)
-
-    @property
-    def impl(self) -> str:
-        """The op implementation used by every layer."""
-        return self._ctx.impl
-
-    @impl.setter
-    def impl(self, value: str) -> None:
-        self._ctx.impl = value
 
     def forward(self, img: torch.Tensor, c: Optional[torch.Tensor] = None, lod: float = 0.0) -> torch.Tensor:
         """Returns scores [N, 1] for images at resolution_at(lod); blocks above that resolution never run."""

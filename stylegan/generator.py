@@ -7,14 +7,14 @@ import torch
 from torch import nn
 
 from .config import GeneratorConfig
-from .layers import OpContext
+from .layers import OpContext, SwitchableImpl
 from .mapping import MappingNetwork
 from .synthesis import SynthesisNetwork
 
 Crossover = Union[int, torch.Tensor]
 
 
-class Generator(nn.Module):
+class Generator(SwitchableImpl, nn.Module):
     """z (+ labels) -> images; `G.mapping`, `G.synthesis`, buffer `G.w_avg` (official dlatent_avg).
 
     `impl` ('auto'|'cpu'|'cuda'|'ref') is read by every op call of both sub-networks from one shared OpContext,
@@ -32,15 +32,6 @@ class Generator(nn.Module):
         self.mapping = MappingNetwork(config, self._ctx)
         self.synthesis = SynthesisNetwork(config, self._ctx)
         self.register_buffer("w_avg", torch.zeros(config.dlatent_size))
-
-    @property
-    def impl(self) -> str:
-        """The op implementation used by every layer."""
-        return self._ctx.impl
-
-    @impl.setter
-    def impl(self, value: str) -> None:
-        self._ctx.impl = value
 
     @property
     def num_layers(self) -> int:

@@ -47,6 +47,21 @@ class OpContext:
         return f"OpContext(impl={self._impl!r})"
 
 
+class SwitchableImpl:
+    """Mixin for a root network holding `self._ctx`: `net.impl` reads/sets the op implementation of every layer."""
+
+    _ctx: OpContext
+
+    @property
+    def impl(self) -> str:
+        """The op implementation ('auto'|'cpu'|'cuda'|'ref') used by every layer of this network."""
+        return self._ctx.impl
+
+    @impl.setter
+    def impl(self, value: str) -> None:
+        self._ctx.impl = value
+
+
 def activation_gain(nonlinearity: str) -> float:
     """He-init gain used for the weights feeding `nonlinearity` (official: sqrt(2) for both relu and lrelu)."""
     if nonlinearity not in ("lrelu", "relu", "linear"):
@@ -225,5 +240,5 @@ def minibatch_stddev(x: torch.Tensor, group_size: int, num_features: int = 1, ep
     return torch.cat([x, y], dim=1)
 
 
-__all__ = ["OpContext", "EqualizedLinear", "EqualizedConv2d", "Resample", "fused_kernel", "upscale2d_nearest",
+__all__ = ["OpContext", "SwitchableImpl", "EqualizedLinear", "EqualizedConv2d", "Resample", "fused_kernel", "upscale2d_nearest",
            "pixel_norm", "instance_norm_modulate", "minibatch_stddev", "activation_gain", "bias_act"]
