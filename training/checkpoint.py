@@ -16,7 +16,6 @@ import io
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -38,31 +37,12 @@ _before_replace: Optional[Callable[[str], None]] = None
 
 def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
     """torch.save(obj) to `path` so a reader sees either the old file or the complete new one, never a mix."""
+    from ..formats.native import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        if _before_replace is not None:
-            _before_replace(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:  # some filesystems cannot fsync a directory; the rename is still atomic
-        pass
+    atomic_write_bytes(path, buffer.getbuffer(), tmp_prefix=TMP_PREFIX, before_replace=_before_replace)
     return path
 
 
