@@ -1,9 +1,7 @@
 """Loading never executes code from a file: crafted pickles and torch files raise UnsafePickleError, nothing runs."""
-import io
 import os
 import pickle
 import subprocess
-import zipfile
 
 import pytest
 import torch

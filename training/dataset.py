@@ -24,13 +24,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import warnings
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch

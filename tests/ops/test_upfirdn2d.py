@@ -8,8 +8,7 @@ from __future__ import annotations
 import importlib
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 import torch

@@ -2,7 +2,6 @@
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from stylegan.training.losses import d_hinge, d_logistic_r1, d_wgan_gp, g_logistic_ns, g_wgan, get_loss
 
