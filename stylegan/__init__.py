@@ -14,9 +14,14 @@ _LAZY_EXPORTS = {  # imported on first use, so `import stylegan` (and the CLI) s
 __all__ = sorted(_LAZY_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _LAZY_EXPORTS:
-        import importlib
+_LAZY_SUBMODULES = ("generate", "ops", "training", "formats", "loading")  # `stylegan.generate.z_from_seed(...)`
 
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY_EXPORTS:
         return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"stylegan.{name}")
     raise AttributeError(f"module 'stylegan' has no attribute {name!r}")

@@ -111,3 +111,17 @@ def test_cli_bad_files_are_click_errors_without_traceback(tmp_path, content, mes
 def test_convert_to_unwritable_destination(tmp_path):
     result = CliRunner().invoke(main, ["convert", str(SMALL_PKL), str(tmp_path / "missing" / "x" / "\0bad")])
     assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_public_names_resolve_in_a_fresh_interpreter():
+    """The README's API (`stylegan.load`, `stylegan.generate.z_from_seed`, `stylegan.ops`, ...) works after a bare
+    `import stylegan`, which stays light (no torch import until a name is used)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, stylegan; assert 'torch' not in sys.modules; "
+            "names = [stylegan.load, stylegan.save, stylegan.Generator, stylegan.Discriminator, "
+            "stylegan.GeneratorConfig, stylegan.UnsafePickleError, stylegan.generate.z_from_seed, "
+            "stylegan.ops.bias_act, stylegan.training.__name__]; print(len(names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "9", out.stderr
