@@ -171,8 +171,11 @@ def ws_from_seeds(G: torch.nn.Module, seeds: Sequence[int], psi: Optional[float]
 
 @torch.no_grad()
 def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const", batch_size: Optional[int] = None,
-               progress: Optional[bool] = None) -> np.ndarray:
-    """uint8 images [N, H, W, C] of ws [N, num_layers, dlatent_size], batched so memory stays bounded."""
+               progress: Optional[bool] = None, lod: float = 0.0) -> np.ndarray:
+    """uint8 images [N, H, W, C] of ws [N, num_layers, dlatent_size], batched so memory stays bounded.
+
+    lod > 0 renders a progressive level (resolution_at(lod)), e.g. what a mid-training checkpoint has learnt.
+    """
     _check_noise_mode(noise_mode)
     batch_size = _resolve_batch(G, batch_size)
     ws = ws.to(device=_device(G), dtype=_dtype(G))
@@ -180,25 +183,27 @@ def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const", 
     out: List[np.ndarray] = []
     with _progress_bar(len(chunks), "generating", progress) as bar:
         for chunk in chunks:
-            out.append(to_uint8(G.synthesis(ws[chunk], noise_mode=noise_mode)))
+            out.append(to_uint8(G.synthesis(ws[chunk], lod=lod, noise_mode=noise_mode)))
             bar.update(1)
     if not out:
-        res, ch = int(G.config.resolution), int(G.config.num_channels)
+        res, ch = int(G.config.resolution_at(lod)), int(G.config.num_channels)
         return np.zeros((0, res, res, ch), dtype=np.uint8)
     return np.concatenate(out)
 
 
 def generate_images(G: torch.nn.Module, seeds: Sequence[int], psi: Optional[float] = 0.7, cutoff: Optional[int] = 8,
                     noise_mode: str = "const", class_idx: Optional[int] = None, batch_size: Optional[int] = None,
-                    progress: Optional[bool] = None) -> np.ndarray:
+                    progress: Optional[bool] = None, lod: float = 0.0) -> np.ndarray:
     """uint8 images [len(seeds), H, W, C], one per seed; the same seeds and weights give NVlabs' images.
 
     psi/cutoff: truncation (psi=1 or None disables it). noise_mode: 'const' (the network's stored noise, so a seed
     always gives the same image), 'random' or 'none'. class_idx: required for, and only for, conditional networks.
     batch_size None picks one from the network's resolution (auto_batch_size). progress: see _progress_bar.
+    lod: progressive level to render (0 = full resolution).
     """
     _check_noise_mode(noise_mode)
     seeds = _check_seeds(seeds)
+    G.config.check_lod(lod)
     batch_size = _resolve_batch(G, batch_size)
     # Map in the same batches as synthesis: the mapping output is tiny, but z for 10^5 seeds need not be one batch.
     images: List[np.ndarray] = []
@@ -206,7 +211,7 @@ def generate_images(G: torch.nn.Module, seeds: Sequence[int], psi: Optional[floa
     with _progress_bar(len(chunks), "generating", progress) as bar:
         for chunk in chunks:
             ws = ws_from_seeds(G, seeds[chunk], psi, cutoff, class_idx)
-            images.append(synthesize(G, ws, noise_mode, batch_size, progress=False))
+            images.append(synthesize(G, ws, noise_mode, batch_size, progress=False, lod=lod))
             bar.update(1)
     return np.concatenate(images)
 

@@ -309,3 +309,27 @@ def test_cached_name_and_cache_dir(monkeypatch, tmp_path):
     assert download_cache_dir() == tmp_path / "d"
     with pytest.raises(ValueError, match="http"):
         download("ftp://x.org/net.pkl", cache_dir=tmp_path)
+
+
+def test_generate_renders_a_training_checkpoint_at_its_lod(tmp_path):
+    """A mid-training checkpoint (lod 1.0 of a 32-px net) renders at 16 px by default; --lod 0 gives 32 px."""
+    from stylegan.formats import native
+
+    G = _tiny()
+    payload = native.to_payload(G=G, G_ema=G)
+    payload["training"] = {"images_shown": 1000, "lod": 1.0}
+    ckpt = tmp_path / "checkpoint-0000001000.pt"
+    torch.save(payload, ckpt)
+    runner = CliRunner()
+    result = runner.invoke(generate, ["--network", str(ckpt), "--seeds", "3", "--outdir", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert "training lod 1" in result.output
+    at_lod = np.asarray(PIL.Image.open(tmp_path / "a" / "seed0003.png"))
+    assert at_lod.shape[:2] == (16, 16)
+    np.testing.assert_array_equal(at_lod, api.generate_images(G, [3], psi=1.0, lod=1.0)[0].squeeze())
+    result = runner.invoke(generate, ["--network", str(ckpt), "--seeds", "3", "--lod", "0", "--outdir",
+                                      str(tmp_path / "b")])
+    assert result.exit_code == 0 and np.asarray(PIL.Image.open(tmp_path / "b" / "seed0003.png")).shape[:2] == (32, 32)
+    result = runner.invoke(generate, ["--network", str(ckpt), "--seeds", "3", "--lod", "7", "--outdir",
+                                      str(tmp_path / "c")])
+    assert result.exit_code == 2 and "--lod" in result.output and "Traceback" not in result.output

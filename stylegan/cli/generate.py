@@ -53,10 +53,17 @@ def _check_class(G: torch.nn.Module, class_idx: Optional[int]) -> None:
 
 
 def _open_generator(network: str, device: torch.device, psi: float, class_idx: Optional[int]) -> torch.nn.Module:
+    return _open(network, device, psi, class_idx)[0]
+
+
+def _open(network: str, device: torch.device, psi: float, class_idx: Optional[int]):
+    """(generator, the training lod stored with a training checkpoint or None)."""
     _check_psi(psi)
-    G = generator_of(open_network(network, device))
+    nets = open_network(network, device)
+    G = generator_of(nets)
     _check_class(G, class_idx)
-    return G
+    training = (getattr(nets, "extra", None) or {}).get("training") or {}
+    return G, training.get("lod")
 
 
 @click.command()
@@ -69,18 +76,31 @@ def _open_generator(network: str, device: torch.device, psi: float, class_idx: O
               help="Folder for seedNNNN.png (or grid.png).")
 @click.option("--grid", "grid", type=GridShape(), default=None,
               help="Write one grid.png of COLSxROWS images instead of one PNG per seed.")
+@click.option("--lod", type=float, default=None,
+              help="Progressive level to render (0 = full resolution) [default: a training checkpoint's current "
+                   "lod, else 0], so a mid-training checkpoint shows what it has learnt.")
 @device_option
 @batch_option
 def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode: str, class_idx: Optional[int],
-             outdir: Path, grid: Optional[Tuple[int, int]], device: torch.device, batch_size: Optional[int]) -> None:
+             outdir: Path, grid: Optional[Tuple[int, int]], lod: Optional[float], device: torch.device,
+             batch_size: Optional[int]) -> None:
     """Generate one image per seed (seedNNNN.png), or one grid.png with --grid."""
     if grid is not None and len(seeds) > grid[0] * grid[1]:
         raise click.BadParameter(f"{len(seeds)} seeds do not fit a {grid[0]}x{grid[1]} grid "
                                  f"({grid[0] * grid[1]} cells)", param_hint="--grid")
-    G = _open_generator(network, device, psi, class_idx)
+    G, training_lod = _open(network, device, psi, class_idx)
+    if lod is None:
+        lod = float(training_lod or 0.0)
+        if lod:
+            click.echo(f"rendering at the checkpoint's training lod {lod:g} ({G.config.resolution_at(lod)} px); "
+                       f"pass --lod 0 for the full resolution")
+    try:
+        G.config.check_lod(lod)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--lod") from None
     outdir = prepare_outdir(outdir)  # after opening the network: a bad --network leaves no empty folder behind
     images = api.generate_images(G, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode, class_idx=class_idx,
-                                 batch_size=batch_size)
+                                 batch_size=batch_size, lod=lod)
     if grid is not None:
         path = outdir / "grid.png"
         _save_png(api.image_grid(images, *grid), path)
