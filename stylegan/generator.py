@@ -14,6 +14,15 @@ from .synthesis import SynthesisNetwork
 Crossover = Union[int, torch.Tensor]
 
 
+def random_crossover_point(num_active_layers: int, prob: Optional[float],
+                           generator: Optional[torch.Generator] = None) -> int:
+    """Official mixing-regularization crossover (G_style 'StyleMix') for one batch: with probability `prob` a
+    point uniform in [1, num_active_layers), else num_active_layers (no mixing)."""
+    if not prob or num_active_layers < 2 or float(torch.rand((), generator=generator)) >= prob:
+        return num_active_layers
+    return int(torch.randint(1, num_active_layers, (), generator=generator))
+
+
 class Generator(SwitchableImpl, nn.Module):
     """z (+ labels) -> images; `G.mapping`, `G.synthesis`, buffer `G.w_avg` (official dlatent_avg).
 
@@ -82,10 +91,7 @@ class Generator(SwitchableImpl, nn.Module):
         cur_layers (no mixing), where cur_layers = num_layers - 2*int(lod) are the layers in use at `lod`.
         """
         prob = self.config.style_mixing_prob if prob is None else prob
-        cur = self.num_layers - 2 * int(self.config.check_lod(lod))
-        if not prob or cur < 2 or float(torch.rand((), generator=generator)) >= prob:
-            return cur
-        return int(torch.randint(1, cur, (), generator=generator))
+        return random_crossover_point(self.num_layers - 2 * int(self.config.check_lod(lod)), prob, generator)
 
     @torch.no_grad()
     def update_w_avg(self, ws: torch.Tensor, beta: Optional[float] = None) -> None:

@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 
 from .glyphs import GlyphParams, render_glyph
+from .schedule import box_down2
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BUILTIN_GLYPHS = "builtin:glyphs"
@@ -389,8 +390,7 @@ def downsample_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
     if resolution > h or h % resolution or (h // resolution) & (h // resolution - 1):
         raise ValueError(f"cannot box-downsample {h}px to {resolution}px")
     while x.shape[-1] > resolution:
-        n, c, hh, ww = x.shape
-        x = x.reshape(n, c, hh // 2, 2, ww // 2, 2).mean(dim=(3, 5))
+        x = box_down2(x)
     return x
 
 

@@ -16,6 +16,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from ..generator import random_crossover_point
+from ..layers import upscale2d_nearest
 from .config import TrainConfig
 
 
@@ -124,17 +126,9 @@ def ema_beta(batch: int, G_smoothing_kimg: float) -> float:
     return 0.5 ** (batch / (G_smoothing_kimg * 1000.0))
 
 
-def mixing_cutoff(num_active_layers: int, style_mixing_prob: float, generator: Optional[torch.Generator] = None) -> int:
-    """Crossover layer for style-mixing regularisation: layers < cutoff use ws1, the rest ws2.
-
-    Official G_style: with probability style_mixing_prob the cutoff is uniform in [1, cur_layers), else
-    cur_layers (no mixing), where cur_layers = num_layers - 2*int(lod) = the layers active at this resolution.
-    One cutoff per minibatch, as official.
-    """
-    u = torch.rand((), generator=generator).item()
-    if num_active_layers > 1 and u < style_mixing_prob:
-        return int(torch.randint(1, num_active_layers, (), generator=generator).item())
-    return num_active_layers
+# Style-mixing crossover for a minibatch: the networks' own implementation (layers < cutoff from ws1, the rest
+# from ws2; num_active_layers = the layers running at this resolution, as official cur_layers).
+mixing_cutoff = random_crossover_point
 
 
 def box_down2(x: torch.Tensor) -> torch.Tensor:
@@ -143,10 +137,8 @@ def box_down2(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
 
 
-def nearest_up2(x: torch.Tensor) -> torch.Tensor:
-    """Nearest-neighbour 2x upsample via expand+reshape (bit-identical to F.interpolate, much faster on CPU)."""
-    n, c, h, w = x.shape
-    return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
+# Nearest-neighbour 2x upsample: the networks' broadcast-copy implementation (bit-identical to F.interpolate).
+nearest_up2 = upscale2d_nearest
 
 
 def fade_reals(x: torch.Tensor, lod: float) -> torch.Tensor:
