@@ -461,11 +461,9 @@ def _box_downsample_u8(x: torch.Tensor, resolution: int) -> torch.Tensor:
         raise ValueError(f"cannot box-downsample {s} px reals to {resolution} px (needs a power-of-two ratio)")
     if s == resolution:
         return x
-    t = x.to(torch.float32)
-    while t.shape[-1] > resolution:
-        n, c, h, w = t.shape
-        t = t.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
-    return torch.round(t).clamp_(0, 255).to(torch.uint8)
+    from .dataset import downsample_to
+
+    return torch.round(downsample_to(x.to(torch.float32), resolution)).clamp_(0, 255).to(torch.uint8)
 
 
 def _select_reals(reals: Any, num: int, seed: int) -> Tuple[Any, Optional[np.ndarray], str, np.ndarray]:
