@@ -7,6 +7,7 @@ key's name and last value as a legend. Size: width x (panel_height x number of p
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from PIL import Image, ImageDraw, ImageFont
+
+from .atomic_write import atomic_write_bytes
 
 DEFAULT_KEYS = ("loss_G", "loss_D", "penalty", "swd_avg")
 COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
@@ -236,9 +239,9 @@ def plot_log(log: Union[str, os.PathLike], out: Union[str, os.PathLike], keys: I
         raise ValueError(f"{log}: the log holds no records")
     image = plot_curves(records, keys, width, panel_height, x_key, require_all)
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    image.save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, out)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    atomic_write_bytes(out, buffer.getvalue())
     return out
 
 

@@ -37,7 +37,7 @@ _before_replace: Optional[Callable[[str], None]] = None
 
 def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
     """torch.save(obj) to `path` so a reader sees either the old file or the complete new one, never a mix."""
-    from ..formats.native import atomic_write_bytes
+    from ..atomic_write import atomic_write_bytes
 
     path = Path(path)
     buffer = io.BytesIO()

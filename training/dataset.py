@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..atomic_write import atomic_write_bytes
 from .glyphs import GlyphParams, render_glyph
 from .schedule import box_down2
 
@@ -148,12 +149,9 @@ def _cache_key(kind: str, items: Any, resolution: int) -> str:
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def _prepare_folder(source: _Source, resolution: int, strict: bool, out_images: Path) -> Dict[str, Any]:

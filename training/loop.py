@@ -15,6 +15,7 @@ an interrupted + resumed run follows the same trajectory as an uninterrupted one
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..atomic_write import atomic_write_bytes
 from .checkpoint import (atomic_torch_save, checkpoint_name, get_rng_states, load_checkpoint, prune_checkpoints,
                          set_rng_states)
 from .config import TrainConfig
@@ -113,9 +115,9 @@ def save_grid(images: torch.Tensor, path: Path, cols: int, size: Optional[int] =
     arr = grid.permute(1, 2, 0).numpy()
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[c]
     img = Image.fromarray(arr[..., 0] if c == 1 else arr, mode)
-    tmp = path.with_name(path.name + ".tmp.png")
-    img.save(tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 class _StopFlag:
@@ -219,9 +221,7 @@ class Trainer:
         return torch.nn.functional.one_hot(labels.long(), self.label_size).float()
 
     def _write_config(self) -> None:
-        tmp = self.outdir / "config.json.tmp"
-        tmp.write_text(self.cfg.to_json())
-        os.replace(tmp, self.outdir / "config.json")
+        atomic_write_bytes(self.outdir / "config.json", self.cfg.to_json().encode("utf-8"))
 
     def _random_labels(self, n: int) -> Optional[torch.Tensor]:
         """Labels for G's fakes: drawn from the dataset's label distribution (official get_random_labels_tf)."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -55,10 +54,10 @@ def format_swd_table(result: Dict[str, float]) -> List[str]:
 
 
 def _write_json(path: Path, payload: Dict[str, Any]) -> None:
-    """Atomic write (temp file in the same folder + os.replace): a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Atomic write: a reader never sees half a file."""
+    from ..atomic_write import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(payload, indent=1) + "\n").encode("utf-8"))
 
 
 @click.command()

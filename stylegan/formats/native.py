@@ -8,47 +8,15 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
-from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, Optional, Union
+from typing import Any, BinaryIO, Dict, Optional, Union
 
 import torch
+
+from ..atomic_write import atomic_write_bytes
 
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 NETWORK_KEYS = ("G", "D", "G_ema")
-
-
-def atomic_write_bytes(path: Union[str, os.PathLike], data: Union[bytes, memoryview], tmp_prefix: Optional[str] = None,
-                       before_replace: Optional[Callable[[str], None]] = None) -> None:
-    """Writes `data` to `path` so that a reader never sees a partial file: temp file, fsync, rename.
-
-    tmp_prefix names the temp file (default '.<name>.'); before_replace(tmp) runs just before the rename (tests
-    inject crashes there).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if before_replace is not None:
-            before_replace(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def to_payload(G=None, D=None, G_ema=None, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:

@@ -1,0 +1,43 @@
+"""Atomic file writes: a reader (or a run killed mid-write) sees the old file or the complete new one, never half.
+
+Why one function: networks, checkpoints, logs, grids, dataset caches and metric results all promise this, and a
+temp file in the same folder + fsync + rename (+ directory fsync) is easy to get subtly wrong when repeated.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+
+def atomic_write_bytes(path: Union[str, os.PathLike], data: Union[bytes, memoryview], tmp_prefix: Optional[str] = None,
+                       before_replace: Optional[Callable[[str], None]] = None) -> None:
+    """Writes `data` to `path` so that a reader never sees a partial file: temp file, fsync, rename.
+
+    tmp_prefix names the temp file (default '.<name>.'); before_replace(tmp) runs just before the rename (tests
+    inject crashes there).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
