@@ -1,7 +1,7 @@
 """The StyleGAN generator: mapping + synthesis + w_avg, truncation and style mixing (official G_style, A6)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -94,12 +94,17 @@ class Generator(SwitchableImpl, nn.Module):
         return random_crossover_point(self.num_layers - 2 * int(self.config.check_lod(lod)), prob, generator)
 
     @torch.no_grad()
-    def update_w_avg(self, ws: torch.Tensor, beta: Optional[float] = None) -> None:
-        """Training update of w_avg: lerp(batch mean of ws[:, 0], w_avg, beta) (official dlatent_avg_beta)."""
+    def update_w_avg(self, ws: torch.Tensor, beta: Optional[float] = None,
+                     reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> None:
+        """Training update of w_avg: lerp(batch mean of ws[:, 0], w_avg, beta) (official dlatent_avg_beta).
+
+        `reduce` maps the batch mean to the global one (multi-process training: the mean over ranks)."""
         beta = self.config.dlatent_avg_beta if beta is None else beta
         if beta is None:
             return
         batch_avg = ws[:, 0].detach().float().mean(dim=0)
+        if reduce is not None:
+            batch_avg = reduce(batch_avg)
         self.w_avg.copy_(torch.lerp(batch_avg, self.w_avg.float(), float(beta)))
 
     def forward(self, z: torch.Tensor, c: Optional[torch.Tensor] = None, psi: Optional[float] = 1.0,

@@ -152,9 +152,11 @@ class SynthesisNetwork(nn.Module):
             if not isinstance(noise, (list, tuple)) or len(noise) != self.num_layers:
                 got = len(noise) if isinstance(noise, (list, tuple)) else type(noise).__name__
                 raise ValueError(f"noise must be a list of num_layers={self.num_layers} tensors (one per layer) or "
-                                 f"{self.num_layers // 2} (one per block), got {got}")
+                                 f"{self.num_layers // 2} (one per block), got {got}; None entries mean no noise")
             for i, t in enumerate(noise):
                 res = layer_resolution(i)
+                if t is None:  # no noise for this layer (e.g. a layer above the current lod, which never runs)
+                    continue
                 if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[0] not in (1, n) or \
                         tuple(t.shape[1:]) != (1, res, res):
                     shape = list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__

@@ -103,8 +103,11 @@ def prune_checkpoints(folder: Union[str, os.PathLike], keep: int) -> List[Path]:
 # ---------------------------------------------------------------------------------------------------------------
 # RNG states as weights_only-safe values.
 
-def get_rng_states() -> Dict[str, Any]:
-    """torch, numpy and python global RNG states as tensors/lists/numbers (weights_only-loadable)."""
+def get_rng_states(device: Optional[torch.device] = None) -> Dict[str, Any]:
+    """torch, numpy and python global RNG states as tensors/lists/numbers (weights_only-loadable).
+
+    With a CUDA `device`, also that device's generator (the one the run draws from; every rank's is identical,
+    so rank 0's state is right for any rank and any number of ranks on resume)."""
     np_state = np.random.get_state()
     py_version, py_internal, py_gauss = random.getstate()
     out: Dict[str, Any] = {
@@ -114,18 +117,19 @@ def get_rng_states() -> Dict[str, Any]:
         "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
                    "gauss_next": py_gauss},
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
     return out
 
 
-def set_rng_states(states: Dict[str, Any]) -> None:
-    """Inverse of get_rng_states()."""
+def set_rng_states(states: Dict[str, Any], device: Optional[torch.device] = None) -> None:
+    """Inverse of get_rng_states(); the saved CUDA state goes to `device` (this rank's GPU)."""
     torch.set_rng_state(states["torch"])
     n = states["numpy"]
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))
     p = states["python"]
     random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss_next"]))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    if "cuda" in states and device is not None and device.type == "cuda":
+        saved = states["cuda"]
+        torch.cuda.set_rng_state(saved[0] if isinstance(saved, (list, tuple)) else saved, device)

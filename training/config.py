@@ -58,6 +58,7 @@ class TrainConfig:
     snapshot_ticks: int = 5                   # ticks between checkpoints + fake grids (official network_snapshot_ticks)
     keep_checkpoints: int = 3                 # keep the last K periodic checkpoints (level-change ones count too)
     deterministic: bool = True                # torch.use_deterministic_algorithms(True, warn_only=True)
+    swd_num: int = 1024                       # images per set for the SWD logged at each snapshot (0: none)
 
     # --- network size (GeneratorConfig/DiscriminatorConfig fields; official defaults) --------------------------
     fmap_base: int = 8192
@@ -137,8 +138,10 @@ class TrainConfig:
                 bad(name, "an integer >= 1")
         if not (isinstance(self.mapping_layers, int) and self.mapping_layers >= 1):
             bad("mapping_layers", "an integer >= 1")
-        if not (isinstance(self.workers, int) and self.workers >= 0):
-            bad("workers", "an integer >= 0")
+        for name in ("workers", "swd_num"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+                bad(name, "an integer >= 0")
         if self.batch is not None and not (isinstance(self.batch, int) and self.batch >= 1):
             bad("batch", "None or an integer >= 1")
         for res, mb in self.minibatch_dict.items():

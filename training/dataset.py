@@ -329,9 +329,12 @@ def check_enough_images(num_images: int, batch: int, data: str) -> None:
 # Sampling.
 
 class InfiniteSampler(torch.utils.data.Sampler):
-    """Endless stream of indices: a fresh permutation per epoch (seed + epoch), each rank taking every
-    world_size-th item. `start` skips that many of this rank's items, which is how `--resume` continues the exact
-    data order without replaying it."""
+    """Endless stream of indices: a fresh permutation per epoch (seed + epoch) over one global sequence of sample
+    positions, of which each rank takes every world_size-th, starting at global position `start` + rank.
+
+    `start` is a global position (samples consumed by all ranks together), which is how `--resume` continues the
+    exact data order without replaying it, also with a different number of ranks. A rank's batch of b items
+    holds the global positions start + rank, start + rank + W, ...: the rows rank::W of the global batch."""
 
     def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True,
                  start: int = 0) -> None:
@@ -348,11 +351,11 @@ class InfiniteSampler(torch.utils.data.Sampler):
         return np.random.default_rng([self.seed, epoch]).permutation(self.size)
 
     def __iter__(self) -> Iterator[int]:
-        # Global position of this rank's item k: k * world_size + rank (over the concatenation of epochs).
-        k = self.start
+        # Global position of this rank's item k: start + k * world_size + rank (over the concatenation of epochs).
+        k = 0
         epoch, order = -1, np.empty(0, dtype=np.int64)
         while True:
-            g = k * self.world_size + self.rank
+            g = self.start + k * self.world_size + self.rank
             e, pos = divmod(g, self.size)
             if e != epoch:
                 epoch, order = e, self._epoch_order(e)
@@ -362,7 +365,8 @@ class InfiniteSampler(torch.utils.data.Sampler):
 
 def make_loader(dataset: ImageDataset, batch: int, start: int, seed: int, workers: int = 0, rank: int = 0,
                 world_size: int = 1) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-    """Iterator of (uint8 [batch, C, H, W], int64 labels) starting at this rank's `start`-th sample."""
+    """Iterator of (uint8 [batch, C, H, W], int64 labels): this rank's rows of the global sample stream from global
+    position `start` on (`batch` is the per-rank batch)."""
     sampler = InfiniteSampler(len(dataset), rank=rank, world_size=world_size, seed=seed, start=start)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
                                          pin_memory=False, drop_last=True, persistent_workers=False,
@@ -377,8 +381,8 @@ def make_loader(dataset: ImageDataset, batch: int, start: int, seed: int, worker
 # Batch transforms (torch, float).
 
 def to_float(batch_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1] (official adjust_dynamic_range([0, 255] -> [-1, 1]))."""
-    return batch_u8.to(torch.float32) * (2.0 / 255.0) - 1.0
+    """uint8 [0, 255] -> float [-1, 1] in the default dtype (official adjust_dynamic_range([0, 255] -> [-1, 1]))."""
+    return batch_u8.to(torch.get_default_dtype()) * (2.0 / 255.0) - 1.0
 
 
 def downsample_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -392,9 +396,15 @@ def downsample_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
     return x
 
 
-def random_mirror(x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Flip each sample left-right with probability 1/2 (official mirror_augment, per sample)."""
-    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+def random_mirror(x: torch.Tensor, generator: Optional[torch.Generator] = None,
+                  flip: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Flip each sample left-right with probability 1/2 (official mirror_augment, per sample).
+
+    `flip`: bool [N], which samples to flip, drawn here when None (the training loop draws it for the global
+    batch and passes each rank its rows)."""
+    if flip is None:
+        flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    flip = flip.to(x.device)
     if not bool(flip.any()):
         return x
     out = x.clone()

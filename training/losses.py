@@ -41,14 +41,20 @@ def g_wgan(D: DFn, fakes: torch.Tensor) -> Tuple[torch.Tensor, Terms]:
 
 def d_wgan_gp(D: DFn, reals: torch.Tensor, fakes: torch.Tensor, gp_lambda: float = WGAN_LAMBDA,
               eps_drift: float = WGAN_EPSILON, target: float = WGAN_TARGET,
-              generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, Terms]:
+              generator: Optional[torch.Generator] = None, u: Optional[torch.Tensor] = None
+              ) -> Tuple[torch.Tensor, Terms]:
     """D loss E[D(fake)] - E[D(real)] + λ/t²·E[(‖∇D(x̂)‖₂ - t)²] + ε·E[D(real)²] (official D_wgan_gp).
 
-    x̂ = real + (fake - real)·u with u ~ U(0, 1) drawn per sample.
+    x̂ = real + (fake - real)·u with u ~ U(0, 1) drawn per sample (here, unless given as `u` [N]: the training
+    loop draws it for the global batch so that ranks stay equivalent to one process).
     """
     real_scores = D(reals)
     fake_scores = D(fakes)
-    u = torch.rand(reals.shape[0], 1, 1, 1, dtype=fakes.dtype, device=fakes.device, generator=generator)
+    if u is None:
+        u = torch.rand(reals.shape[0], dtype=fakes.dtype, device=fakes.device, generator=generator)
+    if u.shape != (reals.shape[0],):
+        raise ValueError(f"u has shape {list(u.shape)}: expected [{reals.shape[0]}] (one weight per sample)")
+    u = u.to(device=fakes.device, dtype=fakes.dtype).view(-1, 1, 1, 1)
     mixed = (reals.to(fakes.dtype) + (fakes - reals.to(fakes.dtype)) * u).detach().requires_grad_(True)
     mixed_scores = D(mixed)
     (grad,) = torch.autograd.grad(mixed_scores.sum(), mixed, create_graph=True)

@@ -18,6 +18,7 @@ _OPTION_FIELDS = {
     "snap": "snapshot_ticks", "loss": "loss", "gp_lambda": "wgan_lambda", "r1_gamma": "r1_gamma", "mirror": "mirror_augment", "seed": "seed", "device": "device",
     "cond": "cond", "workers": "workers", "keep": "keep_checkpoints", "cache_dir": "cache_dir",
     "start_res": "lod_initial_resolution", "ema_kimg": "G_smoothing_kimg", "glyphs": "glyphs_count", "strict": "strict_data",
+    "swd_num": "swd_num",
 }
 
 
@@ -29,7 +30,7 @@ def _check_writable(outdir: str) -> None:
     p = Path(outdir)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        probe = p / ".write-test"
+        probe = p / f".write-test-{os.getpid()}"  # per process: torchrun ranks check at the same time
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
@@ -89,6 +90,8 @@ def _apply_malloc_tuning() -> None:
               help="Dataset cache folder [default: $STYLEGAN_CACHE/datasets or ~/.cache/stylegan/datasets].")
 @click.option("--glyphs", type=int, default=10000, help="Number of images of builtin:glyphs.")
 @click.option("--strict/--no-strict", default=False, help="Fail on unreadable images instead of skipping them.")
+@click.option("--swd-num", type=int, default=1024,
+              help="Images per set for the SWD (x1e3, PGGAN protocol) logged at each snapshot from 16 px; 0: off.")
 @click.option("--impl", type=click.Choice(["auto", "cpu", "cuda", "ref"]), default="auto", help="Op implementation.")
 @click.option("--threads", type=int, default=0,
               help="CPU threads for torch (0: torch's default). On a busy shared CPU 1 can be much faster.")
@@ -134,6 +137,8 @@ def train(ctx: click.Context, **opts: Any) -> None:
         raise click.BadParameter(f"{threads} is not >= 0", param_hint="--threads")
     if opts["workers"] < 0:
         raise click.BadParameter(f"{opts['workers']} is not >= 0", param_hint="--workers")
+    if opts["swd_num"] < 0:
+        raise click.BadParameter(f"{opts['swd_num']} is not >= 0", param_hint="--swd-num")
     data = opts["data"]
     if not data.startswith("builtin:") and not Path(data).expanduser().exists():
         raise click.BadParameter(f"{data} does not exist (expected a folder, a .zip or builtin:glyphs)",
@@ -170,24 +175,35 @@ def train(ctx: click.Context, **opts: Any) -> None:
     except ValueError as e:
         raise click.UsageError(str(e)) from None
 
+    from ..training import distributed
     from ..training.loop import Trainer
     _apply_malloc_tuning()
     if threads:
         import torch
         torch.set_num_threads(threads)
-    try:
-        trainer = Trainer(cfg, resume=resume, impl=impl, progress=not quiet, log=click.echo)
+    try:  # under torchrun: join the process group (one process: nothing happens)
+        dist_ctx, device = distributed.init_from_env(cfg.device)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    click.echo(f"Training {cfg.lod_initial_resolution} -> {cfg.resolution} px on {cfg.data} "
-               f"({len(trainer.dataset)} images, {trainer.dataset.num_channels} channels) for {cfg.total_kimg:g} kimg; "
-               f"output in {cfg.outdir}")
+    echo = click.echo if dist_ctx.is_main else (lambda *_a, **_k: None)
     try:
-        result = trainer.run()
-    except FloatingPointError as e:
-        raise click.ClickException(str(e)) from None
+        try:
+            trainer = Trainer(cfg, resume=resume, impl=impl, progress=not quiet, log=click.echo, dist=dist_ctx,
+                              device=device)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        ranks = f" on {dist_ctx.world_size} processes ({device})" if dist_ctx.enabled else ""
+        echo(f"Training {cfg.lod_initial_resolution} -> {cfg.resolution} px on {cfg.data} "
+             f"({len(trainer.dataset)} images, {trainer.dataset.num_channels} channels) for {cfg.total_kimg:g} kimg"
+             f"{ranks}; output in {cfg.outdir}")
+        try:
+            result = trainer.run()
+        except FloatingPointError as e:
+            raise click.ClickException(str(e)) from None
+    finally:
+        distributed.shutdown()
     if result.status == "interrupted":
-        click.echo(f"Interrupted at kimg {result.images_shown / 1000:.1f}; checkpoint {result.checkpoint}; "
-                   f"continue with: stylegan train --outdir {cfg.outdir} --resume latest")
+        echo(f"Interrupted at kimg {result.images_shown / 1000:.1f}; checkpoint {result.checkpoint}; "
+             f"continue with: stylegan train --outdir {cfg.outdir} --resume latest")
     else:
-        click.echo(f"Done: kimg {result.images_shown / 1000:.1f}, lod {result.lod:g}; checkpoint {result.checkpoint}")
+        echo(f"Done: kimg {result.images_shown / 1000:.1f}, lod {result.lod:g}; checkpoint {result.checkpoint}")
