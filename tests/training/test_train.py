@@ -34,6 +34,9 @@ def test_cli_tiny_run_8_to_16(tmp_path, tiny_cli):
         assert r["penalty"] > 0  # WGAN-GP penalty is computed
     assert [r["images_shown"] for r in recs] == [16, 32, 48, 64]
     assert [r["resolution"] for r in recs] == [8, 16, 16, 16]
+    # snapshot ticks (every 2nd) at >= 16 px log the SWD of G_ema
+    assert "swd_avg" not in recs[0] and "swd_avg" not in recs[2]
+    assert recs[1]["swd_avg"] > 0 and recs[3]["swd_avg"] > 0 and "swd_level_16" in recs[3]
     assert recs[0]["lod"] == 1.0 and 0 < recs[1]["lod"] < 1 and recs[-1]["lod"] == 0.0
     ck = list_checkpoints(out)
     assert ck and ck[-1].name == "checkpoint-0000000064.pt"
