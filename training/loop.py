@@ -222,11 +222,11 @@ class Trainer:
         import random as _random
         _random.seed(cfg.seed)
 
-        if self.is_main:  # rank 0 prepares the dataset cache while the others wait, then they read it
+        if self.dist.local_rank == 0:  # one process per machine prepares the dataset cache, the others wait
             self.dataset = ImageDataset(cfg.data, cfg.resolution, cache_dir=cfg.cache_dir, strict=cfg.strict_data,
                                         glyphs_count=cfg.glyphs_count, verbose=self.progress)
         self.dist.barrier()
-        if not self.is_main:
+        if self.dist.local_rank != 0:
             self.dataset = ImageDataset(cfg.data, cfg.resolution, cache_dir=cfg.cache_dir, strict=cfg.strict_data,
                                         glyphs_count=cfg.glyphs_count, verbose=False)
         max_batch = max(self._phase(n).batch for n in self._level_starts())
