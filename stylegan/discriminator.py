@@ -5,12 +5,12 @@ import math
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import DiscriminatorConfig
 from .layers import (EqualizedConv2d, EqualizedLinear, EqualizedWeight, OpContext, Resample, SwitchableImpl,
                      activation_gain, bias_act, fused_kernel, minibatch_stddev)
+from .ops.conv2d import conv2d
 
 
 class DownConv(EqualizedWeight):
@@ -32,10 +32,11 @@ class DownConv(EqualizedWeight):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.resample.blur(x)
         w = self.scaled_weight()
+        impl = self.ctx.impl
         if self.fused:
-            x = F.conv2d(x, fused_kernel(w) * 0.25, stride=2, padding=1)
+            x = conv2d(x, fused_kernel(w, 0.25), stride=2, padding=1, impl=impl)
         else:
-            x = self.resample.box_down(F.conv2d(x, w, padding=1))
+            x = self.resample.box_down(conv2d(x, w, padding=1, impl=impl))
         return bias_act(x, self.scaled_bias(), self.act, self.ctx)
 
     def extra_repr(self) -> str:

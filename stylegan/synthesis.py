@@ -11,12 +11,12 @@ import math
 from typing import List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import GeneratorConfig
 from .layers import (EqualizedConv2d, EqualizedLinear, OpContext, Resample, activation_gain, bias_act, fused_kernel,
                      instance_norm_modulate, pixel_norm, upscale2d_nearest)
+from .ops.conv2d import conv2d, conv_transpose2d
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -79,13 +79,14 @@ class SynthesisLayer(nn.Module):
         if self.kind == "dense":
             return self.dense(w).reshape(w.shape[0], self.channels, 4, 4)
         weight = self.conv.scaled_weight()
+        impl = self.ctx.impl
         if self.kind == "conv":
-            return F.conv2d(x, weight, padding=1)
+            return conv2d(x, weight, padding=1, impl=impl)
         if self.fused:
             # A5: [3,3,in,out] -> pad + sum of 4 windows (no 0.25) -> transposed conv, stride 2, SAME.
-            x = F.conv_transpose2d(x, fused_kernel(weight.transpose(0, 1)), stride=2, padding=1)
+            x = conv_transpose2d(x, fused_kernel(weight.transpose(0, 1)), stride=2, padding=1, impl=impl)
         else:
-            x = F.conv2d(upscale2d_nearest(x), weight, padding=1)
+            x = conv2d(upscale2d_nearest(x), weight, padding=1, impl=impl)
         if self.bias_before_blur:  # variant: blurring the bias changes the border pixels
             x = x + self.bias.view(1, -1, 1, 1).to(x.dtype)
         return self.resample.blur(x)

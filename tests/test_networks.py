@@ -214,6 +214,70 @@ def test_forced_fused_scale_settings():
     assert all(b.conv1.fused for b in D.blocks)
 
 
+def test_fused_kernel_is_bit_identical_to_pad_and_add_and_has_its_gradient():
+    w = torch.randn(5, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    p = F.pad(w, [1, 1, 1, 1])
+    expected = p[..., 1:, 1:] + p[..., :-1, 1:] + p[..., 1:, :-1] + p[..., :-1, :-1]
+    for gain in (1.0, 0.25):
+        k = fused_kernel(w, gain)
+        assert k.is_contiguous() and torch.equal(k, expected * gain)
+        g = torch.randn(5, 4, 4, 4, dtype=torch.float64)
+        (ours,) = torch.autograd.grad(k, w, g)
+        (ref,) = torch.autograd.grad(expected * gain, w, g)
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    w32 = torch.randn(64, 32, 3, 3)
+    p32 = F.pad(w32, [1, 1, 1, 1])
+    assert torch.equal(fused_kernel(w32), p32[..., 1:, 1:] + p32[..., :-1, 1:] + p32[..., 1:, :-1] + p32[..., :-1, :-1])
+    assert torch.equal(fused_kernel(w32.transpose(0, 1)), fused_kernel(w32.transpose(0, 1).contiguous()))
+    with pytest.raises(ValueError, match="3, 3"):
+        fused_kernel(torch.randn(2, 2, 4, 4))
+
+
+def _flip_up_conv_weights(src: Generator, dst: Generator) -> None:
+    """dst <- src's weights with every up-conv's 3x3 kernel flipped (official fused up-conv = flipped unfused)."""
+    state = src.state_dict()
+    for i, layer in enumerate(dst.synthesis.layers):
+        if layer.kind == "up":
+            key = f"synthesis.layers.{i}.conv.weight"
+            state[key] = state[key].flip(2, 3)
+    dst.load_state_dict(state)
+
+
+@pytest.mark.parametrize("impl", ["ref", "auto"])
+@pytest.mark.parametrize("lod", [0.0, 0.5, 1.5])
+def test_fused_scale_networks_compute_the_unfused_function(impl, lod):
+    """fused_scale=True at low resolutions (training's default): D with the SAME weights, G with its up-conv
+    kernels flipped, give the unfused outputs and input gradients to float tolerance; G with the same
+    (unflipped) weights does not (official fused semantics, A5)."""
+    G0 = small_G(fused_scale=False)
+    G1 = Generator(GeneratorConfig(**{**SMALL_G, "fused_scale": True}), impl="ref")
+    assert all(layer.fused for layer in G1.synthesis.layers if layer.kind == "up")
+    assert not any(layer.fused for layer in G0.synthesis.layers)
+    _flip_up_conv_weights(G0, G1)
+    D0 = small_D(fused_scale=False)
+    D1 = Discriminator(DiscriminatorConfig(**{**SMALL_D, "fused_scale": True}), impl="ref")
+    D1.load_state_dict(D0.state_dict())
+    assert all(b.conv1.fused for b in D1.blocks) and not any(b.conv1.fused for b in D0.blocks)
+    for net in (G0, G1, D0, D1):
+        net.impl = impl
+
+    ws = G0.mapping(torch.randn(4, 16)).detach()
+    results = []
+    for G, D in ((G0, D0), (G1, D1)):
+        w = ws.clone().requires_grad_(True)
+        img = G.synthesis(w, lod=lod, noise_mode="const")
+        x = img.detach().requires_grad_(True)
+        score = D(x, lod=lod)
+        (g_img,) = torch.autograd.grad(score.sum(), x)
+        (g_ws,) = torch.autograd.grad((img * g_img).sum(), w)
+        results.append((img.detach(), score.detach(), g_img, g_ws))
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5 * a.abs().max().item())
+    assert results[0][0].shape[-1] == G0.config.resolution_at(lod)
+    _flip_up_conv_weights(G1, G1)  # the unfused kernels unflipped in the fused network: a different function
+    assert not torch.allclose(G1.synthesis(ws, lod=lod, noise_mode="const"), results[0][0], atol=1e-3)
+
+
 # ---- minibatch stddev -----------------------------------------------------------------------------------------------
 def test_minibatch_stddev_uses_strided_groups():
     x = torch.randn(6, 4, 2, 2)
@@ -374,6 +438,37 @@ def test_networks_bench_smoke():
     assert row["resolution"] == 8 and row["impl"] == "ref"
     assert row["g_forward_img_s"] > 0 and row["train_img_s"] > 0 and row["peak_rss_mib"] > 0
     assert "train img/s" in out["table"]
+
+
+@pytest.mark.parametrize("res, lod", [(8, 0.0), (32, 0.5), (64, 0.5), (64, 1.0), (64, 1.5), (32, 0.25)])
+def test_bench_schedule_lands_on_the_lod(res, lod):
+    from stylegan.benchmarks.networks import _PHASE_KIMG, _schedule_for_lod
+    from stylegan.training.config import TrainConfig
+    from stylegan.training.schedule import phase_at
+
+    initial, images = _schedule_for_lod(res, lod)
+    cfg = TrainConfig(resolution=res, lod_initial_resolution=initial, lod_training_kimg=_PHASE_KIMG,
+                      lod_transition_kimg=_PHASE_KIMG, batch=16)
+    assert phase_at(images, cfg).lod == pytest.approx(lod, abs=1e-12)
+
+
+def test_networks_bench_times_the_training_loops_step(monkeypatch):
+    """The timed step is Trainer._step (what `stylegan train` runs), with the training config's fused_scale."""
+    from stylegan.benchmarks import networks as bench_networks
+    from stylegan.training.loop import Trainer
+
+    calls = []
+    original = Trainer._step
+
+    def spy(self, phase, loader):
+        calls.append((phase.lod, phase.batch, self.cfg.fused_scale))
+        return original(self, phase, loader)
+
+    monkeypatch.setattr(Trainer, "_step", spy)
+    row = bench_networks.measure_point(16, "ref", batch=4, repeat=1, fmap_base=16, fmap_max=8, latent_size=8,
+                                       lod=0.5, fused_scale="auto")
+    assert calls == [(0.5, 4, "auto")] * 2  # warm-up + one timed step
+    assert row["fused_scale"] == "auto" and row["train_img_s"] > 0
 
 
 def test_instance_norm_of_a_constant_map_is_exactly_the_shift():
