@@ -83,9 +83,10 @@ def build_networks(cfg: TrainConfig, num_channels: int, label_size: int, impl: s
                            latent_size=cfg.latent_size, dlatent_size=cfg.dlatent_size,
                            mapping_layers=cfg.mapping_layers, mapping_fmaps=cfg.mapping_fmaps,
                            fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max,
-                           dlatent_avg_beta=cfg.dlatent_avg_beta, style_mixing_prob=cfg.style_mixing_prob)
+                           dlatent_avg_beta=cfg.dlatent_avg_beta, style_mixing_prob=cfg.style_mixing_prob,
+                           fused_scale=cfg.fused_scale)
     dcfg = DiscriminatorConfig(resolution=cfg.resolution, num_channels=num_channels, label_size=label_size,
-                               fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max)
+                               fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max, fused_scale=cfg.fused_scale)
     G = Generator(gcfg, impl=impl)
     D = Discriminator(dcfg, impl=impl)
     G_ema = Generator(gcfg, impl=impl)

@@ -1,20 +1,26 @@
-"""`stylegan bench networks`: G forward and a full G+D WGAN-GP training step, impl 'auto' vs 'ref', per resolution.
+"""`stylegan bench networks` / `bench train`: G forward and the real training step, impl 'auto' vs 'ref'.
 
 Why this shape: each (resolution, impl) point runs in a fresh subprocess (`python -m stylegan.benchmarks.networks`),
 so its peak RSS is its own, the allocator state of one point cannot help or hurt the next, and the allocator
 setting (default / tuned glibc malloc, see timing.py) can be chosen per run. Only ratios from one run compare.
 
-The training step is the official WGAN-GP iteration (training/loss.py G_wgan, D_wgan_gp): a D step on fresh fakes
-(G forward without grad, D on reals, fakes and interpolates, gradient penalty with double backward, Adam) and a
-G step (G forward, D forward, backward into G only, Adam). Images/s = batch / step time.
+The training step timed is THE step of `stylegan train`: `training.loop.Trainer._step` on a Trainer built from a
+TrainConfig (so `build_networks`, the loss functions, fused_scale and every other default are the ones training
+uses): a D step (reals from a data loader, faded at the lod; fakes from G without grad; WGAN-GP loss with its
+double backward; Adam), the G_ema update, and a G step (mapping, style-mixing regularisation, w_avg update,
+synthesis, D forward, Adam). The data are a small folder of random RGB images written to a temporary directory
+(3 channels, as the published baselines). Images/s = batch / step time.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import resource
 import sys
-from typing import Dict, List, Optional, Sequence
+import tempfile
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -24,64 +30,94 @@ DEFAULT_RESOLUTIONS = (32, 64, 128, 256)
 IMPLS = ("auto", "ref")
 
 
-def _build(resolution: int, impl: str, fmap_base: int, fmap_max: int, latent_size: int):
-    from ..config import DiscriminatorConfig, GeneratorConfig
-    from ..discriminator import Discriminator
-    from ..generator import Generator
+FUSED_SCALE_CHOICES = {"auto": "auto", "true": True, "false": False}
+_PHASE_KIMG = 1.0  # stabilise/fade length of the benchmark's schedule: only used to place images_shown at the lod
 
-    torch.manual_seed(0)
-    G = Generator(GeneratorConfig(resolution=resolution, fmap_base=fmap_base, fmap_max=fmap_max,
-                                  latent_size=latent_size, dlatent_size=latent_size, mapping_fmaps=latent_size),
-                  impl=impl)
-    D = Discriminator(DiscriminatorConfig(resolution=resolution, fmap_base=fmap_base, fmap_max=fmap_max), impl=impl)
-    return G, D
+
+def _write_images(folder: str, resolution: int, count: int) -> None:
+    """`count` random RGB PNGs of resolution^2 pixels (the benchmark's data set; content is irrelevant)."""
+    import numpy as np
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        arr = rng.integers(0, 256, size=(resolution, resolution, 3), dtype=np.uint8)
+        Image.fromarray(arr, "RGB").save(os.path.join(folder, f"{i:04d}.png"))
+
+
+def _schedule_for_lod(resolution: int, lod: float):
+    """(lod_initial_resolution, images_shown) at which the official schedule (phases of _PHASE_KIMG) is at `lod`."""
+    up = max(1, math.ceil(lod))
+    initial = max(4, resolution >> up)
+    levels = int(math.log2(resolution // initial))
+    if lod > levels:
+        raise ValueError(f"lod {lod} is out of range for {resolution} px (at most {levels})")
+    phase_idx = levels - math.ceil(lod) if lod != int(lod) else levels - int(lod)
+    frac = math.ceil(lod) - lod
+    kimg = phase_idx * 2 * _PHASE_KIMG + ((_PHASE_KIMG + frac * _PHASE_KIMG) if frac > 0 else 0.0)
+    return initial, int(round(kimg * 1000))
+
+
+def build_trainer(workdir: str, resolution: int, impl: str, batch: int, fmap_base: int, fmap_max: int,
+                  latent_size: int, lod: float, fused_scale: Optional[Union[bool, str]] = None):
+    """(Trainer, Phase, loader) for one benchmark point: the real training objects, a Phase at `lod`."""
+    from ..training.config import TrainConfig
+    from ..training.dataset import make_loader
+    from ..training.loop import Trainer
+    from ..training.schedule import phase_at
+
+    images = os.path.join(workdir, "images")
+    _write_images(images, resolution, max(2 * batch, 8))
+    initial, images_shown = _schedule_for_lod(resolution, lod)
+    fields = dict(outdir=os.path.join(workdir, "run"), data=images, resolution=resolution,
+                  cache_dir=os.path.join(workdir, "cache"), batch=batch, fmap_base=fmap_base, fmap_max=fmap_max,
+                  latent_size=latent_size, dlatent_size=latent_size, mapping_fmaps=latent_size, workers=0,
+                  lod_initial_resolution=initial, lod_training_kimg=_PHASE_KIMG, lod_transition_kimg=_PHASE_KIMG,
+                  total_kimg=1000.0)
+    if fused_scale is not None:
+        fields["fused_scale"] = fused_scale
+    cfg = TrainConfig(**fields)
+    trainer = Trainer(cfg, impl=impl, progress=False, log=lambda line: None)
+    phase = phase_at(images_shown, cfg)
+    if abs(phase.lod - lod) > 1e-9 or phase.batch != batch:
+        raise RuntimeError(f"benchmark schedule is at lod {phase.lod} batch {phase.batch}, wanted {lod} {batch}")
+    loader = make_loader(trainer.dataset, phase.batch, start=0, seed=cfg.seed, workers=0)
+    return trainer, phase, loader
 
 
 def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, fmap_base: int = 8192,
-                  fmap_max: int = 512, latent_size: int = 512, train: bool = True, lod: float = 0.0
-                  ) -> Dict[str, float]:
+                  fmap_max: int = 512, latent_size: int = 512, train: bool = True, lod: float = 0.0,
+                  fused_scale: Optional[Union[bool, str]] = None) -> Dict[str, float]:
     """Measures one (resolution, impl) point in THIS process: G forward and training-step images/s, peak RSS.
 
     lod > 0 measures mid-fade (e.g. 0.5: the newest level at alpha 0.5, images at resolution_at(lod)).
+    fused_scale None = TrainConfig's default (what `stylegan train` uses).
     """
-    from ..training.losses import d_wgan_gp, g_wgan
+    with tempfile.TemporaryDirectory(prefix="stylegan-bench-train-") as workdir:
+        trainer, phase, loader = build_trainer(workdir, resolution, impl, batch, fmap_base, fmap_max, latent_size,
+                                               lod, fused_scale)
+        G = trainer.G
+        z = torch.randn(batch, latent_size)
 
-    G, D = _build(resolution, impl, fmap_base, fmap_max, latent_size)
-    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.0, 0.99), eps=1e-8)
-    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.0, 0.99), eps=1e-8)
-    res_now = G.config.resolution_at(lod)
-    reals = torch.rand(batch, 3, res_now, res_now) * 2 - 1
-    z = torch.randn(batch, latent_size)
+        def g_forward() -> None:
+            with torch.no_grad():
+                G(z, lod=phase.lod)
 
-    def D_at_lod(img: torch.Tensor) -> torch.Tensor:
-        return D(img, lod=lod)
-
-    def g_forward() -> None:
-        with torch.no_grad():
-            G(z, lod=lod)
-
-    def train_step() -> None:
-        # D step (official D_wgan_gp): fakes without grad, penalty through a double backward.
-        with torch.no_grad():
-            fakes = G(torch.randn(batch, latent_size), lod=lod)
-        d_loss, _ = d_wgan_gp(D_at_lod, reals, fakes)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        # G step (official G_wgan): gradients for G only.
-        D.requires_grad_(False)
-        g_loss, _ = g_wgan(D_at_lod, G(torch.randn(batch, latent_size), lod=lod))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        D.requires_grad_(True)
-
-    fwd = measure(g_forward, repeat=repeat, warmup=1)
-    out = {"resolution": resolution, "impl": impl, "batch": batch, "lod": lod, "g_forward_img_s": batch / fwd.median_s,
-           "g_forward_ms": fwd.median_ms}
-    if train:
-        step = measure(train_step, repeat=repeat, warmup=1)
-        out.update(train_img_s=batch / step.median_s, train_step_s=step.median_s)
+        fwd = measure(g_forward, repeat=repeat, warmup=1)
+        out = {"resolution": resolution, "impl": impl, "batch": batch, "lod": phase.lod,
+               "fused_scale": trainer.cfg.fused_scale, "g_forward_img_s": batch / fwd.median_s,
+               "g_forward_ms": fwd.median_ms}
+        if train:
+            old_det = (torch.are_deterministic_algorithms_enabled(),
+                       torch.is_deterministic_algorithms_warn_only_enabled())
+            if trainer.cfg.deterministic:  # as Trainer.run does
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            try:
+                step = measure(lambda: trainer._step(phase, loader), repeat=repeat, warmup=1)
+            finally:
+                torch.use_deterministic_algorithms(old_det[0], warn_only=old_det[1])
+            out.update(train_img_s=batch / step.median_s, train_step_s=step.median_s)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     return out
 
@@ -89,13 +125,14 @@ def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, f
 def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: int = 8, repeat: int = 3,
                        impls: Sequence[str] = IMPLS, malloc: str = "default", fmap_base: int = 8192,
                        fmap_max: int = 512, latent_size: int = 512, train: bool = True, isolate: bool = True,
-                       echo: bool = True, lod: float = 0.0) -> Dict[str, object]:
+                       echo: bool = True, lod: float = 0.0, fused_scale: Optional[Union[bool, str]] = None
+                       ) -> Dict[str, object]:
     """Returns {'machine', 'rows', 'table'} for G forward and WGAN-GP step images/s, auto vs ref (and prints it).
 
     Defaults are the official architecture (fmap_base 8192, fmap_max 512, 512-d latents) at each resolution, batch
     8, on CPU; lower fmap_max for a quick run. isolate=True measures every point in its own subprocess under the
     chosen malloc setting ('default' | 'tuned'); isolate=False measures in this process (peak RSS is then the
-    process maximum so far).
+    process maximum so far). fused_scale None = TrainConfig's default.
     """
     rows: List[Dict[str, float]] = []
     info: Optional[Dict[str, object]] = None
@@ -105,11 +142,14 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
                 args = ["--resolution", str(res), "--impl", impl, "--batch", str(batch), "--repeat", str(repeat),
                         "--fmap-base", str(fmap_base), "--fmap-max", str(fmap_max), "--latent-size",
                         str(latent_size), "--lod", str(lod)] + ([] if train else ["--no-train"])
+                if fused_scale is not None:
+                    args += ["--fused-scale", str(fused_scale).lower()]
                 result = run_with_env(__name__, args, env_for_malloc(malloc))
                 info = info or result.pop("machine")
                 result.pop("machine", None)
             else:
-                result = measure_point(res, impl, batch, repeat, fmap_base, fmap_max, latent_size, train, lod)
+                result = measure_point(res, impl, batch, repeat, fmap_base, fmap_max, latent_size, train, lod,
+                                       fused_scale)
             rows.append(result)
             if echo:
                 print(f"  measured {res} px impl={impl}", file=sys.stderr, flush=True)
@@ -123,8 +163,10 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
                  if ref and train and r["impl"] != "ref" else float("nan"))
         table_rows.append([r["resolution"], r["impl"], r["g_forward_img_s"], r.get("train_img_s", float("nan")),
                            r.get("train_step_s", float("nan")), ratio, r["peak_rss_mib"]])
+    used_fused = rows[0].get("fused_scale", fused_scale) if rows else fused_scale
     table = (f"{describe_machine(info)}\nbatch {batch}, fmap_base {fmap_base}, fmap_max {fmap_max}, "
-             f"latent {latent_size}, lod {lod:g}, malloc {malloc}, median of {repeat}\n"
+             f"latent {latent_size}, lod {lod:g}, fused_scale {used_fused}, malloc {malloc}, median of {repeat}; "
+             f"train = stylegan.training.loop.Trainer._step (WGAN-GP D step, G_ema, G step)\n"
              + format_table(headers, table_rows))
     if echo:
         print(table)
@@ -142,10 +184,12 @@ def _main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--latent-size", type=int, default=512)
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--lod", type=float, default=0.0)
+    p.add_argument("--fused-scale", choices=sorted(FUSED_SCALE_CHOICES), default=None)
     p.add_argument("--json-out", required=True)
     a = p.parse_args(argv)
+    fused = None if a.fused_scale is None else FUSED_SCALE_CHOICES[a.fused_scale]
     result = measure_point(a.resolution, a.impl, a.batch, a.repeat, a.fmap_base, a.fmap_max, a.latent_size,
-                           not a.no_train, a.lod)
+                           not a.no_train, a.lod, fused)
     result["machine"] = machine_info()
     with open(a.json_out, "w", encoding="utf-8") as f:
         json.dump(result, f)

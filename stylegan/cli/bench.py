@@ -77,6 +77,9 @@ def _network_options(fn):
                      help="Size of z and w (official 512)."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
                      help="Also write every number to this JSON file."),
+        click.option("--fused-scale", type=click.Choice(["auto", "true", "false"]), default=None,
+                     help="fused_scale of the networks (stylegan train --fused-scale) [default: the training "
+                          "default]."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -84,16 +87,17 @@ def _network_options(fn):
 
 
 def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_base, fmap_max, latent_size,
-                        json_path) -> None:
-    from stylegan.benchmarks.networks import run_networks_bench
+                        json_path, fused_scale=None) -> None:
+    from stylegan.benchmarks.networks import FUSED_SCALE_CHOICES, run_networks_bench
 
+    fused = None if fused_scale is None else FUSED_SCALE_CHOICES[fused_scale]
     results = {}
     for setting in _malloc_settings(malloc):
         click.echo(f"## malloc={setting}")
         try:
             results[setting] = run_networks_bench(resolutions, batch=batch, repeat=repeat, malloc=setting,
                                                   fmap_base=fmap_base, fmap_max=fmap_max, latent_size=latent_size,
-                                                  train=train, lod=lod)
+                                                  train=train, lod=lod, fused_scale=fused)
         except timing.SubprocessError as exc:
             raise click.ClickException(f"a measurement with malloc={setting} failed: {exc}") from None
     if json_path:
@@ -107,19 +111,23 @@ def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_bas
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Minibatch.")
 @_network_options
 def networks_command(resolutions: str, batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max: int,
-                     latent_size: int, json_path: str) -> None:
+                     latent_size: int, json_path: str, fused_scale: str) -> None:
     """G forward images/s and a full G+D WGAN-GP step images/s per resolution, impl auto vs ref, peak memory."""
     try:
         res = [int(r) for r in resolutions.split(",")]
     except ValueError:
         raise click.BadParameter(f"{resolutions!r} is not a comma-separated list of ints", param_hint="--resolutions")
-    _run_network_points(res, batch, 0.0, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path)
+    _run_network_points(res, batch, 0.0, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
+                        fused_scale)
 
 
 @bench.command("train")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Minibatch.")
 @_network_options
 def train_command(batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max: int, latent_size: int,
-                  json_path: str) -> None:
-    """WGAN-GP training images/s and peak memory at 32 and 64 px mid-fade (alpha 0.5), impl auto vs ref."""
-    _run_network_points([32, 64], batch, 0.5, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path)
+                  json_path: str, fused_scale: str) -> None:
+    """WGAN-GP training images/s and peak memory at 32 and 64 px mid-fade (alpha 0.5), impl auto vs ref.
+
+    Times the real training step (Trainer._step of `stylegan train`) with the training defaults."""
+    _run_network_points([32, 64], batch, 0.5, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
+                        fused_scale)

@@ -18,8 +18,9 @@ _OPTION_FIELDS = {
     "snap": "snapshot_ticks", "loss": "loss", "gp_lambda": "wgan_lambda", "r1_gamma": "r1_gamma", "mirror": "mirror_augment", "seed": "seed", "device": "device",
     "cond": "cond", "workers": "workers", "keep": "keep_checkpoints", "cache_dir": "cache_dir",
     "start_res": "lod_initial_resolution", "ema_kimg": "G_smoothing_kimg", "glyphs": "glyphs_count", "strict": "strict_data",
-    "swd_num": "swd_num",
+    "swd_num": "swd_num", "fused_scale": "fused_scale",
 }
+_FUSED_SCALE = {"auto": "auto", "true": True, "false": False}  # --fused-scale choice -> TrainConfig.fused_scale
 
 
 def _pow2(x: int) -> bool:
@@ -92,6 +93,11 @@ def _apply_malloc_tuning() -> None:
 @click.option("--strict/--no-strict", default=False, help="Fail on unreadable images instead of skipping them.")
 @click.option("--swd-num", type=int, default=1024,
               help="Images per set for the SWD (x1e3, PGGAN protocol) logged at each snapshot from 16 px; 0: off.")
+@click.option("--fused-scale", type=click.Choice(list(_FUSED_SCALE)), default="true",
+              callback=lambda ctx, param, value: _FUSED_SCALE[value],
+              help="2x up/down-convs as one stride-2 (transposed) conv: true = at every resolution (~2.25x fewer "
+                   "FLOPs for those convs; D's function is unchanged, G's is the unfused one with flipped 3x3 "
+                   "kernels), auto = official (from 128 px), false = never.")
 @click.option("--impl", type=click.Choice(["auto", "cpu", "cuda", "ref"]), default="auto", help="Op implementation.")
 @click.option("--threads", type=int, default=0,
               help="CPU threads for torch (0: torch's default). On a busy shared CPU 1 can be much faster.")
