@@ -12,8 +12,9 @@
 //   with up > 1 the phases are computed into contiguous rows and then interleaved into the output row.
 // - 2-D filters: each output row sums the taps of all its input rows in one pass. Separable (1-D) filters: a
 //   width pass per input row into a scratch image, then a height pass over its rows (same fir_taps).
-// - The output is contiguous NCHW; channels_last inputs are read through a contiguous copy and the result is
-//   returned channels_last (the memory format follows the input).
+// - The output is contiguous NCHW. Channels-last inputs with >= 8 channels run a separate NHWC kernel (each output
+//   pixel a weighted sum of whole input pixels: vectorised over channels, no transposes); others are read through
+//   a contiguous copy. Either way the result is returned in the input's memory format.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -345,9 +346,87 @@ at::Tensor split_rank1(const at::Tensor& g) {
     return out;
 }
 
+// Channels-last (NHWC) kernel: every output pixel is the weighted sum of whole input pixels, i.e. of contiguous
+// runs of C values, so the inner loop is a plain vectorisable axpy over channels and no transpose is needed.
+// g: the effective 2-D correlation filter [f_h, f_w] (a separable filter arrives expanded to its outer product).
+// Parallel over output rows; each task keeps one C-float accumulator.
+template <typename T>
+void nhwc_kernel(const T* x, T* y, const T* g, const Params& p, int64_t row_begin, int64_t row_end) {
+    const int64_t C = p.c;
+    std::vector<AxisTaps> xt(p.out_w);
+    for (int64_t ox = 0; ox < p.out_w; ++ox) xt[ox] = axis_taps(ox, p.up_x, p.down_x, p.pad_x0, p.in_w, p.f_w);
+    std::vector<T> acc_buf(C);
+    T* __restrict acc = acc_buf.data();
+    for (int64_t row = row_begin; row < row_end; ++row) {
+        const int64_t n = row / p.out_h, oy = row % p.out_h;
+        const AxisTaps ty = axis_taps(oy, p.up_y, p.down_y, p.pad_y0, p.in_h, p.f_h);
+        const T* xn = x + n * p.in_sn;
+        T* yrow = y + n * p.out_sn + oy * p.out_sy;
+        for (int64_t ox = 0; ox < p.out_w; ++ox) {
+            const AxisTaps& tx = xt[ox];
+            T* __restrict out = yrow + ox * p.out_sx;
+            if (ty.count == 0 || tx.count == 0) {
+                std::fill(out, out + C, T(0));
+                continue;
+            }
+            bool first = true;
+            for (int64_t j = 0; j < ty.count; ++j) {
+                const T* g_row = g + (ty.tap0 + j * p.up_y) * p.f_w;
+                const T* src_row = xn + (ty.in0 + j) * p.in_sy;
+                for (int64_t i = 0; i < tx.count; ++i) {
+                    const T w = g_row[tx.tap0 + i * p.up_x];
+                    const T* __restrict src = src_row + (tx.in0 + i) * p.in_sx;
+                    if (first) {
+                        for (int64_t c = 0; c < C; ++c) acc[c] = w * src[c];
+                        first = false;
+                    } else {
+                        for (int64_t c = 0; c < C; ++c) acc[c] += w * src[c];
+                    }
+                }
+            }
+            std::memcpy(out, acc, C * sizeof(T));
+        }
+    }
+}
+
+// Channels-last dense input with enough channels to fill vectors: run the NHWC kernel (output channels-last).
+constexpr int64_t kNhwcMinChannels = 8;
+
+bool use_nhwc(const at::Tensor& x) {
+    return x.size(1) >= kNhwcMinChannels && x.size(2) * x.size(3) > 1 &&
+           x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous();
+}
+
+at::Tensor forward_cpu_nhwc(const at::Tensor& x, const at::Tensor& g_in, Params p) {
+    // A separable filter [gx | gy] becomes its outer product, so there is one code path.
+    at::Tensor g = g_in;
+    if (p.separable) g = at::outer(g_in.narrow(0, p.f_w, p.f_h), g_in.narrow(0, 0, p.f_w)).contiguous();
+    at::Tensor y = at::empty({p.n, p.c, p.out_h, p.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    p.in_sn = x.stride(0);
+    p.in_sc = x.stride(1);
+    p.in_sy = x.stride(2);
+    p.in_sx = x.stride(3);
+    p.out_sn = y.stride(0);
+    p.out_sc = y.stride(1);
+    p.out_sy = y.stride(2);
+    p.out_sx = y.stride(3);
+    const int64_t rows = p.n * p.out_h;
+    if (rows > 0 && p.out_w > 0 && p.c > 0) {
+        AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu_nhwc", [&] {
+            const scalar_t* gd = g.data_ptr<scalar_t>();
+            const scalar_t* xd = x.data_ptr<scalar_t>();
+            scalar_t* yd = y.data_ptr<scalar_t>();
+            const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.out_w * p.c));
+            at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) { nhwc_kernel<scalar_t>(xd, yd, gd, p, b, e); });
+        });
+    }
+    return y;
+}
+
 at::Tensor forward_cpu(const at::Tensor& x_in, const at::Tensor& g, Params p) {
-    // The planes are read row by row: rows must be contiguous (stride_x == 1) for speed. Channels-last and other
-    // layouts with a non-unit x stride are made contiguous first (one fast transpose by torch).
+    if (use_nhwc(x_in)) return forward_cpu_nhwc(x_in, g, p);
+    // The planes are read row by row: rows must be contiguous (stride_x == 1) for speed. Other layouts with a
+    // non-unit x stride (few-channel channels-last, ...) are made contiguous first (one fast transpose by torch).
     at::Tensor x = x_in.stride(3) == 1 ? x_in : x_in.contiguous();
     p.in_sn = x.stride(0);
     p.in_sc = x.stride(1);
@@ -454,7 +533,7 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, int64_t up_x, int
     g = g.to(acc_type).contiguous();
     if (p.separable) {
         g = at::cat({g, g});  // the same taps along x and y
-    } else if (!cuda) {
+    } else if (!cuda && !use_nhwc(x)) {  // the NHWC kernel takes the 2-D filter as it is
         const at::Tensor split = split_rank1(g);
         if (split.defined()) {
             g = split;

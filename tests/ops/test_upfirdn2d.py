@@ -119,6 +119,17 @@ def _specs() -> List[Spec]:
              flip_filter=True, gain=3.0),
         Spec("rank1-channels-last-blur", filt=(3, 3), padding=1, rank1=True, layout="channels_last"),
         Spec("empty-batch", shape=(0, 3, 9, 11), filt=(4, 4), up=2, padding=(2, 1)),
+        # Channels-last with >= 8 channels: the CPU kernel's NHWC path (no transposes).
+        Spec("nhwc-blur", shape=(2, 9, 7, 6), filt=(3, 3), padding=1, layout="channels_last"),
+        Spec("nhwc-up2-2d", shape=(2, 9, 5, 6), filt=(4, 4), up=2, padding=(2, 1), layout="channels_last"),
+        Spec("nhwc-down2-sep", shape=(2, 16, 8, 7), filt=(4,), down=2, padding=1, layout="channels_last"),
+        Spec("nhwc-u2d4-crop", shape=(1, 10, 9, 11), filt=(3, 3), up=2, down=4, padding=(-1, 2, 1, -2),
+             layout="channels_last"),
+        Spec("nhwc-aniso-flip-gain", shape=(2, 8, 6, 5), filt=(2, 5), up=(1, 2), down=(2, 1), padding=(3, 0, 0, 3),
+             flip_filter=True, gain=2.0, layout="channels_last"),
+        Spec("nhwc-rank1-blur", shape=(2, 12, 7, 6), filt=(3, 3), padding=1, rank1=True, layout="channels_last"),
+        Spec("nhwc-pad-big-up4", shape=(1, 8, 3, 4), filt=(3, 3), up=4, padding=(5, 4, 6, 3), layout="channels_last"),
+        Spec("nhwc-empty-batch", shape=(0, 9, 5, 6), filt=(4, 4), up=2, padding=(2, 1), layout="channels_last"),
     ]
     bad = [s.name for s in specs if not _valid(s)]
     if bad:
@@ -249,6 +260,39 @@ def test_grad_and_grad_of_grad_match_reference(device, dtype):
         if dx.shape != s.x.shape:
             failures.append(f"{s.name}: grad shape {tuple(dx.shape)} != input {tuple(s.x.shape)}")
     assert not failures, "kernel gradients != reference:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_channels_last_gradients_with_channels_last_upstream(dtype):
+    """In a channels-last network the upstream gradient is channels-last too: the backward (and double backward)
+    then run the NHWC kernel as well, and must still equal the reference; 2 threads give the 1-thread bits."""
+    failures: List[str] = []
+    specs = [s for s in sample_inputs("cpu", dtype) if s.name.startswith("nhwc-") and s.x.numel()]
+    assert len(specs) >= 6
+    for i, s in enumerate(specs):
+        results = {}
+        for impl in ("cpu", "ref"):
+            x = s.x.detach().clone().requires_grad_(True)
+            y = U.upfirdn2d(x, s.f, **s.kwargs, impl=impl)
+            gen = torch.Generator().manual_seed(i)
+            dy = torch.randn(y.shape, generator=gen, dtype=dtype).contiguous(memory_format=torch.channels_last)
+            dy.requires_grad_(True)
+            (dx,) = torch.autograd.grad(y, x, dy, create_graph=True)
+            (ddy,) = torch.autograd.grad(dx, dy, torch.ones_like(dx))
+            results[impl] = (y.detach(), dx.detach(), ddy)
+            if impl == "cpu" and not dx.is_contiguous(memory_format=torch.channels_last):
+                failures.append(f"{s.name}: channels-last gradient lost its format")
+        for k, (a, b) in enumerate(zip(results["cpu"], results["ref"])):
+            _collect(failures, f"{s.name} [{('y', 'dx', 'ddy')[k]}]", a, b, TOL[dtype])
+    x = specs[0].x
+    one = U.upfirdn2d(x, specs[0].f, **specs[0].kwargs, impl="cpu")
+    torch.set_num_threads(2)
+    try:
+        two = U.upfirdn2d(x, specs[0].f, **specs[0].kwargs, impl="cpu")
+    finally:
+        torch.set_num_threads(1)
+    assert torch.equal(one, two)
+    assert not failures, "\n".join(failures)
 
 
 # A few small calls for the (slow) numerical checks.
