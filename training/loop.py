@@ -387,7 +387,7 @@ class Trainer:
         t = ck["training"]
         saved = TrainConfig.from_json(t["train_config"])
         for name in ("resolution", "fmap_base", "fmap_max", "latent_size", "dlatent_size", "mapping_layers",
-                     "mapping_fmaps", "cond", "lod_initial_resolution"):
+                     "mapping_fmaps", "cond", "lod_initial_resolution", "fused_scale"):
             if getattr(saved, name) != getattr(self.cfg, name):
                 raise ValueError(f"cannot resume from {path}: it was trained with {name}={getattr(saved, name)!r}, "
                                  f"this run has {name}={getattr(self.cfg, name)!r}")
