@@ -9,7 +9,7 @@ from torch import nn
 
 from .config import DiscriminatorConfig
 from .layers import (EqualizedConv2d, EqualizedLinear, EqualizedWeight, OpContext, Resample, SwitchableImpl,
-                     activation_gain, bias_act, fused_kernel, minibatch_stddev)
+                     activation_gain, bias_act, minibatch_stddev)
 from .ops.conv2d import conv2d
 
 
@@ -31,12 +31,12 @@ class DownConv(EqualizedWeight):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.resample.blur(x)
-        w = self.scaled_weight()
-        impl = self.ctx.impl
+        impl = self.ctx.impl  # run-time weight (x gain, fused kernel x 0.25): the conv op's weight transform
         if self.fused:
-            x = conv2d(x, fused_kernel(w, 0.25), stride=2, padding=1, impl=impl)
+            x = conv2d(x, self.weight, stride=2, padding=1, impl=impl,
+                       transform=self.weight_transform(fused=True, fused_gain=0.25))
         else:
-            x = self.resample.box_down(conv2d(x, w, padding=1, impl=impl))
+            x = self.resample.box_down(conv2d(x, self.weight, padding=1, impl=impl, transform=self.weight_transform()))
         return bias_act(x, self.scaled_bias(), self.act, self.ctx)
 
     def extra_repr(self) -> str:

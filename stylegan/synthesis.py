@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .config import GeneratorConfig
-from .layers import (EqualizedConv2d, EqualizedLinear, OpContext, Resample, activation_gain, bias_act, fused_kernel,
+from .layers import (EqualizedConv2d, EqualizedLinear, OpContext, Resample, activation_gain, bias_act,
                      instance_norm_modulate, pixel_norm, upscale2d_nearest)
 from .ops.conv2d import conv2d, conv_transpose2d
 
@@ -78,15 +78,15 @@ class SynthesisLayer(nn.Module):
             return self.const.expand(w.shape[0], -1, -1, -1).to(w.dtype)
         if self.kind == "dense":
             return self.dense(w).reshape(w.shape[0], self.channels, 4, 4)
-        weight = self.conv.scaled_weight()
-        impl = self.ctx.impl
+        weight, impl = self.conv.weight, self.ctx.impl  # run-time scaling: the conv ops' weight transform
         if self.kind == "conv":
-            return conv2d(x, weight, padding=1, impl=impl)
+            return conv2d(x, weight, padding=1, impl=impl, transform=self.conv.weight_transform())
         if self.fused:
-            # A5: [3,3,in,out] -> pad + sum of 4 windows (no 0.25) -> transposed conv, stride 2, SAME.
-            x = conv_transpose2d(x, fused_kernel(weight.transpose(0, 1)), stride=2, padding=1, impl=impl)
+            # A5: [3,3,in,out] -> [3,3,out,in] -> pad + sum of 4 windows (no 0.25) -> transposed conv, stride 2, SAME.
+            x = conv_transpose2d(x, weight, stride=2, padding=1, impl=impl,
+                                 transform=self.conv.weight_transform(transpose=True, fused=True))
         else:
-            x = conv2d(upscale2d_nearest(x), weight, padding=1, impl=impl)
+            x = conv2d(upscale2d_nearest(x), weight, padding=1, impl=impl, transform=self.conv.weight_transform())
         if self.bias_before_blur:  # variant: blurring the bias changes the border pixels
             x = x + self.bias.view(1, -1, 1, 1).to(x.dtype)
         return self.resample.blur(x)

@@ -15,6 +15,15 @@ import torch.nn.functional as F
 from stylegan.ops import conv2d as C
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """Tiny tensors: torch's thread pool only adds synchronisation (very slow on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -152,3 +161,74 @@ def test_bad_arguments_raise():
         C.conv2d(x[0], w)
     with pytest.raises(TypeError, match="padding"):
         C.conv2d(x, w, padding=True)
+
+
+# ---- weight transforms (equalized lr, fused up/down kernels) --------------------------------------------------------
+TRANSFORMS = [
+    ("gain", False, dict(gain=0.37), (3, 3, 3, 3), dict(padding=1)),
+    ("gain, fused down x0.25", False, dict(gain=0.5, fused=True, fused_gain=0.25), (3, 3, 3, 3),
+     dict(stride=2, padding=1)),
+    ("gain, transpose, fused up", True, dict(gain=1.7, transpose=True, fused=True), (3, 3, 3, 3),
+     dict(stride=2, padding=1)),
+    ("gain, 1x1, more outputs", False, dict(gain=2.0), (4, 3, 1, 1), dict()),
+]
+
+
+def _tf_inputs(w_shape, transposed, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    c_in = w_shape[0] if transposed else w_shape[1]
+    x = torch.randn(2, c_in, 6, 5, generator=g, dtype=torch.float64).requires_grad_(True)
+    w = torch.randn(w_shape, generator=g, dtype=torch.float64).requires_grad_(True)
+    return x, w
+
+
+@pytest.mark.parametrize("name, transposed, tf, w_shape, kw", TRANSFORMS, ids=[t[0] for t in TRANSFORMS])
+def test_weight_transform_equals_the_effective_weight(name, transposed, tf, w_shape, kw):
+    """conv(x, w, transform=T) == conv(x, T(w)) bit for bit; gradients of every order match autograd through T."""
+    transform = C.WeightTransform(**tf)
+    ours = C.conv_transpose2d if transposed else C.conv2d
+    ref = F.conv_transpose2d if transposed else F.conv2d
+    x, w = _tf_inputs(w_shape, transposed)
+    x32, w32 = x.float(), w.float()
+    assert torch.equal(ours(x32, w32, transform=transform, **kw), ref(x32, transform(w32), **kw))
+    assert tuple(transform(w).shape) == transform.shape(w.shape)
+    fn = lambda x, w: ours(x, w, transform=transform, **kw)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, w))
+    assert torch.autograd.gradgradcheck(fn, (x, w))
+    # a gradient penalty through two such layers (the second one plain) equals autograd through T
+    results = []
+    for conv in (fn, lambda x, w: ref(x, transform(w), **kw)):
+        xi = x.detach().requires_grad_(True)
+        h = F.leaky_relu(conv(xi, w), 0.2)
+        score = (h * torch.linspace(-1, 1, h.numel(), dtype=h.dtype).reshape(h.shape)).sum()
+        (gx,) = torch.autograd.grad(score, xi, create_graph=True)
+        results.append(torch.autograd.grad(gx.square().sum() + score, w))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-10, atol=1e-10)
+
+
+def test_weight_transform_vjp_is_the_adjoint_bit_for_bit():
+    w = torch.randn(5, 4, 3, 3, requires_grad=True)
+    for tf in (C.WeightTransform(gain=0.3), C.WeightTransform(gain=0.3, fused=True, fused_gain=0.25),
+               C.WeightTransform(gain=1.3, transpose=True, fused=True)):
+        y = tf(w)
+        g = torch.randn(y.shape)
+        (expected,) = torch.autograd.grad(y, w, g)
+        assert torch.equal(tf.vjp(g), expected)
+
+
+def test_only_the_raw_weight_is_saved_for_backward():
+    """The effective weight (x gain, 4x4 fused kernel) is recomputed in backward, not kept alive per call."""
+    shapes = []
+
+    def pack(t):
+        shapes.append(tuple(t.shape))
+        return t
+
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    w = torch.randn(3, 3, 3, 3, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = C.conv2d(x, w, stride=2, padding=1, transform=C.WeightTransform(gain=0.5, fused=True, fused_gain=0.25))
+    assert (3, 3, 4, 4) not in shapes and (3, 3, 3, 3) in shapes
+    y.sum().backward()
+    (expected,) = torch.autograd.grad(F.conv2d(x, C.fused_kernel_sum(w * 0.5, 0.25), stride=2, padding=1).sum(), w)
+    torch.testing.assert_close(w.grad, expected)
