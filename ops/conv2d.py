@@ -25,7 +25,7 @@ autograd). groups=1 and dilation=1 only (StyleGAN needs nothing else).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Protocol, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -121,6 +121,14 @@ class FusedKernel(torch.autograd.Function):
         return fused_kernel_sum_adjoint(g, ctx.gain), None
 
 
+class LinearOp(Protocol):
+    """A linear map of a conv's input (e.g. a blur): calling it applies the map, `adjoint` its transpose."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def adjoint(self, g: torch.Tensor) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True)
 class WeightTransform:
     """The effective convolution weight of a raw parameter: w * gain, then [in, out] swapped (transpose), then
@@ -186,31 +194,36 @@ def _functions(transposed: bool, stride: Pair, padding: Pair, output_padding: Pa
         return _functions(True, stride, padding, op, tf)[0].apply(g, w, None)
 
     class Conv(torch.autograd.Function):
-        """y = conv(x, transform(w)) + b; saves x and the RAW w (the effective weight is recomputed in backward)."""
+        """y = conv(pre(x), transform(w)) + b; saves x and the RAW w: the effective weight and pre(x) are
+        recomputed in backward."""
 
         @staticmethod
-        def forward(ctx, x, w, b):
+        def forward(ctx, x, w, b, pre=None):
             ctx.save_for_backward(x, w)
-            ctx.has_bias = b is not None
+            ctx.has_bias, ctx.pre = b is not None, pre
             with torch.no_grad():
                 w_eff = _effective(w, transform)
-            ctx.k_hw = tuple(w_eff.shape[2:])
-            return run(x, w_eff, b)
+                xp = x if pre is None else pre(x)
+            ctx.k_hw, ctx.xp_hw = tuple(w_eff.shape[2:]), tuple(xp.shape[2:])
+            return run(xp, w_eff, b)
 
         @staticmethod
         def backward(ctx, gy):
             x, w = ctx.saved_tensors
+            pre = ctx.pre
             gx = gw = gb = None
             if _will_run(ctx, 0):
-                gx = input_grad(gy, w, x.shape[2:], ctx.k_hw, transform)
+                gx = input_grad(gy, w, ctx.xp_hw, ctx.k_hw, transform)
+                if pre is not None:
+                    gx = pre.adjoint(gx)
             if _will_run(ctx, 1):
                 w_shape = w.shape if transform is None else transform.shape(w.shape)
-                gw = WeightGrad.apply(gy, x, w_shape)
+                gw = WeightGrad.apply(gy, x if pre is None else pre(x), w_shape)
                 if transform is not None:
                     gw = transform.vjp(gw)
             if ctx.has_bias and _will_run(ctx, 2):
                 gb = gy.sum(dim=(0, 2, 3))
-            return gx, gw, gb
+            return gx, gw, gb, None
 
     class WeightGrad(torch.autograd.Function):
         """(gy, x) -> dL/d(effective w) of this op; bilinear, so its derivatives are this op (no transform: its
@@ -260,17 +273,20 @@ def _alias_leaf(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
 
 
 def conv2d(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor] = None, stride: IntOrPair = 1,
-           padding: IntOrPair = 0, impl: str = "auto", transform: Optional[WeightTransform] = None
-           ) -> torch.Tensor:
-    """Returns F.conv2d(x, transform(w), b, stride, padding), with derivatives of every order as fast convs.
+           padding: IntOrPair = 0, impl: str = "auto", transform: Optional[WeightTransform] = None,
+           pre: Optional[LinearOp] = None) -> torch.Tensor:
+    """Returns F.conv2d(pre(x), transform(w), b, stride, padding), with derivatives of every order as fast convs.
 
-    impl 'auto'/'cpu'/'cuda': the autograd Functions of this module; 'ref': F.conv2d itself.
+    pre: a linear op on x (e.g. a blur) with an `adjoint`; pre(x) is recomputed in backward instead of being kept
+    alive by the graph (x itself usually is anyway, e.g. saved by the activation before it).
+    impl 'auto'/'cpu'/'cuda': the autograd Functions of this module; 'ref': F.conv2d itself (with autograd
+    through pre and transform).
     """
     _check(x, w, b, impl)
     s, p = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     if impl == "ref" or forced_reference():
-        return F.conv2d(x, _effective(w, transform), b, stride=s, padding=p)
-    return _functions(False, s, p, (0, 0), transform)[0].apply(x, _alias_leaf(w), _alias_leaf(b))
+        return F.conv2d(x if pre is None else pre(x), _effective(w, transform), b, stride=s, padding=p)
+    return _functions(False, s, p, (0, 0), transform)[0].apply(x, _alias_leaf(w), _alias_leaf(b), pre)
 
 
 def conv_transpose2d(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor] = None, stride: IntOrPair = 1,

@@ -242,6 +242,21 @@ def filter2d(x: torch.Tensor, f: Optional[torch.Tensor], padding: Padding = 0, f
     return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
 
 
+def filter2d_adjoint(g: torch.Tensor, f: Optional[torch.Tensor], padding: Padding = 0, flip_filter: bool = False,
+                     gain: float = 1, impl: str = "auto") -> torch.Tensor:
+    """Returns the adjoint of filter2d (same arguments) applied to g: the gradient of filter2d wrt its input.
+
+    It is the upfirdn2d that filter2d's backward runs (filter flipped, padding from grad_padding), for callers that
+    recompute a filter2d output in their own backward instead of keeping it (stylegan.ops.conv2d's `pre`).
+    """
+    p = tuple(_resample_padding(f, (1, 1), (1, 1), padding, "filter"))
+    fw, fh = filter_size(f)
+    out_hw = (g.shape[2], g.shape[3])
+    in_hw = (out_hw[0] - p[2] - p[3] + fh - 1, out_hw[1] - p[0] - p[1] + fw - 1)  # filter2d's input size
+    gp = grad_padding(in_hw, out_hw, (fw, fh), (1, 1), (1, 1), p)  # type: ignore[arg-type]
+    return upfirdn2d(g, f, padding=gp, flip_filter=not flip_filter, gain=gain, impl=impl)
+
+
 def upsample2d(x: torch.Tensor, f: Optional[torch.Tensor], up: Scaling = 2, padding: Padding = 0,
                flip_filter: bool = False, gain: float = 1, impl: str = "auto") -> torch.Tensor:
     """Returns x upsampled by `up` with interpolation filter f (gain scaled by up_x*up_y to keep the mean)."""

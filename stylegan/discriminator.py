@@ -30,13 +30,15 @@ class DownConv(EqualizedWeight):
         self.resample = Resample(ctx, config.blur_filter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.resample.blur(x)
-        impl = self.ctx.impl  # run-time weight (x gain, fused kernel x 0.25): the conv op's weight transform
+        # blur -> conv: the conv op applies the blur itself (`pre`) and recomputes it in backward, so the blurred
+        # map is not kept alive per call; run-time weight (x gain, fused kernel x 0.25) = its weight transform
+        impl, blur = self.ctx.impl, self.resample.blur_op()
         if self.fused:
             x = conv2d(x, self.weight, stride=2, padding=1, impl=impl,
-                       transform=self.weight_transform(fused=True, fused_gain=0.25))
+                       transform=self.weight_transform(fused=True, fused_gain=0.25), pre=blur)
         else:
-            x = self.resample.box_down(conv2d(x, self.weight, padding=1, impl=impl, transform=self.weight_transform()))
+            x = self.resample.box_down(conv2d(x, self.weight, padding=1, impl=impl, transform=self.weight_transform(),
+                                              pre=blur))
         return bias_act(x, self.scaled_bias(), self.act, self.ctx)
 
     def extra_repr(self) -> str:

@@ -13,12 +13,13 @@ import math
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from stylegan import ops
 from stylegan.ops.build import VALID_IMPLS
 from stylegan.ops.conv2d import FusedKernel, WeightTransform, conv2d
+from stylegan.ops.linear import linear
+from stylegan.ops.upfirdn2d import filter2d_adjoint
 
 LRELU_ALPHA = 0.2  # official leaky ReLU slope: max(x, 0.2x), no extra gain (A4)
 PIXEL_NORM_EPS = 1e-8  # A5
@@ -121,9 +122,10 @@ class EqualizedLinear(EqualizedWeight):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.scaled_bias()
+        # ops.linear = F.linear(x, weight * weight_gain, b) keeping only the parameter for backward
         if self.act == "linear":
-            return F.linear(x, self.scaled_weight(), b)  # addmm: bias fused by BLAS
-        return bias_act(F.linear(x, self.scaled_weight()), b, self.act, self.ctx)
+            return linear(x, self.weight, b, self.weight_gain, impl=self.ctx.impl)  # addmm: bias fused by BLAS
+        return bias_act(linear(x, self.weight, None, self.weight_gain, impl=self.ctx.impl), b, self.act, self.ctx)
 
     def extra_repr(self) -> str:
         return f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, act={self.act}"
@@ -198,9 +200,28 @@ class Resample(nn.Module):
             return x
         return ops.filter2d(x, self.blur_f, flip_filter=True, impl=self.ctx.impl)
 
+    def blur_op(self) -> Optional["BlurOp"]:
+        """The blur as a linear op for a conv's `pre` (recomputed in backward instead of kept), or None."""
+        return None if self.blur_f is None else BlurOp(self.blur_f, self.ctx.impl)
+
     def box_down(self, x: torch.Tensor) -> torch.Tensor:
         """Official downscale2d by 2: exact 2x2 box average."""
         return ops.downsample2d(x, self.box_f, down=2, impl=self.ctx.impl)
+
+
+class BlurOp:
+    """Resample.blur (official blur2d) and its adjoint, as a linear op for stylegan.ops.conv2d's `pre`."""
+
+    __slots__ = ("f", "impl")
+
+    def __init__(self, f: torch.Tensor, impl: str) -> None:
+        self.f, self.impl = f, impl
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.filter2d(x, self.f, flip_filter=True, impl=self.impl)
+
+    def adjoint(self, g: torch.Tensor) -> torch.Tensor:
+        return filter2d_adjoint(g, self.f, flip_filter=True, impl=self.impl)
 
 
 def pixel_norm(x: torch.Tensor, eps: float = PIXEL_NORM_EPS, dim: int = 1) -> torch.Tensor:

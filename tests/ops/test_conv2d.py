@@ -232,3 +232,46 @@ def test_only_the_raw_weight_is_saved_for_backward():
     y.sum().backward()
     (expected,) = torch.autograd.grad(F.conv2d(x, C.fused_kernel_sum(w * 0.5, 0.25), stride=2, padding=1).sum(), w)
     torch.testing.assert_close(w.grad, expected)
+
+
+class _Blur:
+    """A blur as the conv's `pre` (the same pair stylegan.layers.BlurOp provides)."""
+
+    def __init__(self, f, impl="cpu"):
+        self.f, self.impl = f, impl
+
+    def __call__(self, x):
+        from stylegan.ops import filter2d
+        return filter2d(x, self.f, flip_filter=True, impl=self.impl)
+
+    def adjoint(self, g):
+        from stylegan.ops.upfirdn2d import filter2d_adjoint
+        return filter2d_adjoint(g, self.f, flip_filter=True, impl=self.impl)
+
+
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1)], ids=["3x3", "fused-down"])
+def test_pre_op_is_recomputed_not_saved_and_differentiates_like_autograd(kw):
+    g = torch.Generator().manual_seed(2)
+    f = torch.rand(3, 3, generator=g, dtype=torch.float64) + 0.1  # not symmetric: a wrong adjoint cannot pass
+    pre = _Blur(f)
+    fused = kw.get("stride") == 2
+    tf = C.WeightTransform(gain=0.7, fused=fused, fused_gain=0.25 if fused else 1.0)
+    x = torch.randn(2, 3, 8, 7, generator=g, dtype=torch.float64).requires_grad_(True)
+    w = torch.randn(3, 3, 3, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    ours = lambda x, w: C.conv2d(x, w, transform=tf, pre=pre, **kw)  # noqa: E731
+    ref = lambda x, w: F.conv2d(pre(x), tf(w), **kw)  # noqa: E731
+    assert torch.equal(ours(x, w), ref(x, w))
+    assert torch.equal(C.conv2d(x, w, transform=tf, pre=pre, impl="ref", **kw), ref(x, w))
+    assert torch.autograd.gradcheck(ours, (x, w))
+    assert torch.autograd.gradgradcheck(ours, (x, w))
+    results = []
+    for conv in (ours, ref):
+        xi = x.detach().requires_grad_(True)
+        score = (F.leaky_relu(conv(xi, w), 0.2) * 0.3).sum()
+        (gx,) = torch.autograd.grad(score, xi, create_graph=True)
+        results.append(torch.autograd.grad(gx.square().sum() + score, w)[0])
+    torch.testing.assert_close(results[0], results[1], rtol=1e-10, atol=1e-10)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.data_ptr()) or t, lambda t: t):
+        ours(x, w)
+    assert set(saved) == {x.data_ptr(), w.data_ptr()}  # neither pre(x) nor the effective weight

@@ -295,6 +295,20 @@ def test_channels_last_gradients_with_channels_last_upstream(dtype):
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.parametrize("impl", ["cpu", "ref"])
+def test_filter2d_adjoint_is_the_gradient_of_filter2d(impl):
+    gen = torch.Generator().manual_seed(11)
+    filters = [torch.rand(3, 3, generator=gen), torch.rand(2, 5, generator=gen), torch.rand(4, generator=gen),
+               torch.rand(2, 2, generator=gen)]
+    for f, flip, pad, gain in itertools.product(filters, (False, True), (0, (1, 0, 2, 1), -1), (1.0, 1.5)):
+        x = torch.randn(2, 9, 7, 6, generator=gen, dtype=torch.float64).requires_grad_(True)
+        y = filter2d(x, f, padding=pad, flip_filter=flip, gain=gain, impl=impl)
+        g = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+        (want,) = torch.autograd.grad(y, x, g)
+        got = U.filter2d_adjoint(g, f, padding=pad, flip_filter=flip, gain=gain, impl=impl)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
 # A few small calls for the (slow) numerical checks.
 GRADCHECK_SPECS = [
     Spec("gc-up2-2d", shape=(1, 2, 4, 5), filt=(4, 4), up=2, padding=(2, 1, 1, 2)),
