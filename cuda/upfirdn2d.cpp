@@ -416,7 +416,7 @@ at::Tensor forward_cpu_nhwc(const at::Tensor& x, const at::Tensor& g_in, Params 
             const scalar_t* gd = g.data_ptr<scalar_t>();
             const scalar_t* xd = x.data_ptr<scalar_t>();
             scalar_t* yd = y.data_ptr<scalar_t>();
-            const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.out_w * p.c));
+            const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, p.out_w * p.c));
             at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) { nhwc_kernel<scalar_t>(xd, yd, gd, p, b, e); });
         });
     }
@@ -443,7 +443,10 @@ at::Tensor forward_cpu(const at::Tensor& x_in, const at::Tensor& g, Params p) {
             const CpuKernel<scalar_t> kernel(p, g.data_ptr<scalar_t>());
             const scalar_t* xd = x.data_ptr<scalar_t>();
             scalar_t* yd = y.data_ptr<scalar_t>();
-            at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) { kernel.run(xd, yd, begin, end); });
+            // Tasks of >= ~32k outputs: small calls stay on one thread (a parallel region costs more than the
+            // work, and far more on a busy machine).
+            const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, p.out_h * p.out_w));
+            at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) { kernel.run(xd, yd, begin, end); });
         });
     }
     if (x_in.suggest_memory_format() == at::MemoryFormat::ChannelsLast)

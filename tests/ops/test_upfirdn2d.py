@@ -205,7 +205,7 @@ def test_forward_matches_reference(device, dtype):
 def test_parallel_planes_are_deterministic(rank1):
     """Planes split over threads (each with its own scratch) give bitwise the single-thread result."""
     gen = torch.Generator().manual_seed(5)
-    x = torch.randn(3, 7, 17, 19, generator=gen)
+    x = torch.randn(3, 40, 17, 19, generator=gen)  # 120 planes: several tasks of >= 32k outputs
     f = torch.outer(torch.rand(4, generator=gen), torch.rand(4, generator=gen)) if rank1 else torch.rand(4, 4)
     kw = dict(up=2, down=(1, 2), padding=(2, 1, 3, 0))
     one = U.upfirdn2d(x, f, **kw, impl="cpu")
@@ -284,14 +284,16 @@ def test_channels_last_gradients_with_channels_last_upstream(dtype):
                 failures.append(f"{s.name}: channels-last gradient lost its format")
         for k, (a, b) in enumerate(zip(results["cpu"], results["ref"])):
             _collect(failures, f"{s.name} [{('y', 'dx', 'ddy')[k]}]", a, b, TOL[dtype])
-    x = specs[0].x
-    one = U.upfirdn2d(x, specs[0].f, **specs[0].kwargs, impl="cpu")
+    x = torch.randn(4, 16, 32, 32, dtype=dtype).contiguous(memory_format=torch.channels_last)  # 128 rows: 2+ tasks
+    f, kw = specs[0].f, specs[0].kwargs
+    one = U.upfirdn2d(x, f, **kw, impl="cpu")
     torch.set_num_threads(2)
     try:
-        two = U.upfirdn2d(x, specs[0].f, **specs[0].kwargs, impl="cpu")
+        two = U.upfirdn2d(x, f, **kw, impl="cpu")
     finally:
         torch.set_num_threads(1)
     assert torch.equal(one, two)
+    _collect(failures, "nhwc 2 threads", two, U.upfirdn2d_ref(x, f, **kw), TOL[dtype])
     assert not failures, "\n".join(failures)
 
 
