@@ -18,7 +18,7 @@ _OPTION_FIELDS = {
     "snap": "snapshot_ticks", "loss": "loss", "gp_lambda": "wgan_lambda", "r1_gamma": "r1_gamma", "mirror": "mirror_augment", "seed": "seed", "device": "device",
     "cond": "cond", "workers": "workers", "keep": "keep_checkpoints", "cache_dir": "cache_dir",
     "start_res": "lod_initial_resolution", "ema_kimg": "G_smoothing_kimg", "glyphs": "glyphs_count", "strict": "strict_data",
-    "swd_num": "swd_num", "fused_scale": "fused_scale",
+    "swd_num": "swd_num", "fused_scale": "fused_scale", "mapping_layers": "mapping_layers",
 }
 _FUSED_SCALE = {"auto": "auto", "true": True, "false": False}  # --fused-scale choice -> TrainConfig.fused_scale
 
@@ -69,6 +69,9 @@ def _apply_malloc_tuning() -> None:
 @click.option("--fmap-base", type=int, default=8192, help="Feature-map budget (official value).")
 @click.option("--fmap-max", type=int, default=512, help="Most feature maps per layer (official value).")
 @click.option("--latent", type=int, default=512, help="Size of z and w, and width of the mapping layers (official value).")
+@click.option("--mapping-layers", type=int, default=8,
+              help="Dense layers of the mapping network (official 8, lr multiplier 0.01: it barely moves in a short "
+                   "run, and 8 random layers wash out the class label; 2 suits short conditional runs).")
 @click.option("--start-res", type=int, default=8, help="Resolution training starts at (official value).")
 @click.option("--lr", type=float, default=None,
               help="One learning rate for G and D at every resolution (default: official 0.001, higher at >= 128 px).")
@@ -130,6 +133,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
         raise click.BadParameter(f"{opts['batch']}: above 4 the minibatch must be a multiple of 4 "
                                  f"(minibatch-stddev groups of 4)", param_hint="--batch")
     for name, hint in (("fmap_base", "--fmap-base"), ("fmap_max", "--fmap-max"), ("latent", "--latent"),
+                       ("mapping_layers", "--mapping-layers"),
                        ("snap", "--snap"), ("keep", "--keep"), ("glyphs", "--glyphs")):
         if opts[name] < 1:
             raise click.BadParameter(f"{opts[name]} is not >= 1", param_hint=hint)

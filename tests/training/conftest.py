@@ -8,7 +8,7 @@ TINY = dict(resolution=16, lod_initial_resolution=8, lod_training_kimg=0.02, lod
             tick_kimg=0.016, snapshot_ticks=2, workers=0, glyphs_count=48, keep_checkpoints=3)
 
 TINY_CLI = ["--resolution", "16", "--phase-kimg", "0.02", "--batch", "4", "--fmap-base", "64", "--fmap-max", "16",
-            "--latent", "16", "--tick", "0.016", "--snap", "2", "--workers", "0", "--glyphs", "48", "--impl", "ref",
+            "--latent", "16", "--mapping-layers", "2", "--tick", "0.016", "--snap", "2", "--workers", "0", "--glyphs", "48", "--impl", "ref",
             "--quiet"]
 
 

@@ -21,6 +21,7 @@ def run(args):
     (["--data", "/nonexistent/folder"], "does not exist"),
     (["--data", "builtin:faces"], "unknown built-in dataset"),
     (["--fmap-base", "0"], "--fmap-base"),
+    (["--mapping-layers", "0"], "--mapping-layers"),
     (["--lr", "0"], "--lr"),
     (["--ema-kimg", "-1"], "--ema-kimg"),
     (["--threads", "-2"], "--threads"),

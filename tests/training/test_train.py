@@ -52,7 +52,7 @@ def test_cli_tiny_run_8_to_16(tmp_path, tiny_cli):
     assert fakes.size == (128, 64)  # 8 columns x (2 rows psi 1 + 2 rows psi 0.7), 16 px
     import stylegan.loading as loading
     nets = loading.load(ck[-1])
-    assert nets.generator.config.resolution == 16
+    assert nets.generator.config.resolution == 16 and nets.generator.config.mapping_layers == 2
     # `--resume latest` with only --outdir and a longer --kimg: the rest of the config comes from the checkpoint
     res = CliRunner().invoke(train_cmd, ["--outdir", str(out), "--resume", "latest", "--kimg", "0.08", "--impl", "ref",
                                          "--quiet", "--workers", "0"])
