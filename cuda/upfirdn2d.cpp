@@ -389,6 +389,18 @@ void nhwc_kernel(const T* x, T* y, const T* g, const Params& p, int64_t row_begi
     }
 }
 
+// Element strides of x and y into p, so the kernels index any dense layout (NCHW, channels-last, views).
+void set_strides(Params& p, const at::Tensor& x, const at::Tensor& y) {
+    p.in_sn = x.stride(0);
+    p.in_sc = x.stride(1);
+    p.in_sy = x.stride(2);
+    p.in_sx = x.stride(3);
+    p.out_sn = y.stride(0);
+    p.out_sc = y.stride(1);
+    p.out_sy = y.stride(2);
+    p.out_sx = y.stride(3);
+}
+
 // Channels-last dense input with enough channels to fill vectors: run the NHWC kernel (output channels-last).
 constexpr int64_t kNhwcMinChannels = 8;
 
@@ -402,14 +414,7 @@ at::Tensor forward_cpu_nhwc(const at::Tensor& x, const at::Tensor& g_in, Params 
     at::Tensor g = g_in;
     if (p.separable) g = at::outer(g_in.narrow(0, p.f_w, p.f_h), g_in.narrow(0, 0, p.f_w)).contiguous();
     at::Tensor y = at::empty({p.n, p.c, p.out_h, p.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-    p.in_sn = x.stride(0);
-    p.in_sc = x.stride(1);
-    p.in_sy = x.stride(2);
-    p.in_sx = x.stride(3);
-    p.out_sn = y.stride(0);
-    p.out_sc = y.stride(1);
-    p.out_sy = y.stride(2);
-    p.out_sx = y.stride(3);
+    set_strides(p, x, y);
     const int64_t rows = p.n * p.out_h;
     if (rows > 0 && p.out_w > 0 && p.c > 0) {
         AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu_nhwc", [&] {
@@ -428,15 +433,8 @@ at::Tensor forward_cpu(const at::Tensor& x_in, const at::Tensor& g, Params p) {
     // The planes are read row by row: rows must be contiguous (stride_x == 1) for speed. Other layouts with a
     // non-unit x stride (few-channel channels-last, ...) are made contiguous first (one fast transpose by torch).
     at::Tensor x = x_in.stride(3) == 1 ? x_in : x_in.contiguous();
-    p.in_sn = x.stride(0);
-    p.in_sc = x.stride(1);
-    p.in_sy = x.stride(2);
-    p.in_sx = x.stride(3);
     at::Tensor y = at::empty({p.n, p.c, p.out_h, p.out_w}, x.options());
-    p.out_sn = p.c * p.out_h * p.out_w;
-    p.out_sc = p.out_h * p.out_w;
-    p.out_sy = p.out_w;
-    p.out_sx = 1;
+    set_strides(p, x, y);
     const int64_t planes = p.n * p.c;
     if (planes > 0) {
         AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu", [&] {
@@ -466,14 +464,7 @@ at::Tensor forward_cuda(const at::Tensor& x, const at::Tensor& g, Params p) {
         default: TORCH_CHECK_TYPE(false, "upfirdn2d (CUDA kernel): unsupported dtype ", x.scalar_type());
     }
     at::Tensor y = at::empty({p.n, p.c, p.out_h, p.out_w}, x.options().memory_format(x.suggest_memory_format()));
-    p.in_sn = x.stride(0);
-    p.in_sc = x.stride(1);
-    p.in_sy = x.stride(2);
-    p.in_sx = x.stride(3);
-    p.out_sn = y.stride(0);
-    p.out_sc = y.stride(1);
-    p.out_sy = y.stride(2);
-    p.out_sx = y.stride(3);
+    set_strides(p, x, y);
     if (y.numel() == 0) return y;
     const cudaError_t err =
         launch_cuda(x.data_ptr(), y.data_ptr(), g.data_ptr(), dtype, p, c10::cuda::getCurrentCUDAStream().stream());

@@ -20,3 +20,27 @@ def test_ci_runs_the_readme_test_command():
 def test_readme_main_command_pins_the_cpu_torch():
     blocks = _bash_blocks((ROOT / "README.md").read_text())
     assert all("torch==2.13.0" in line for b in blocks for line in b.splitlines() if "pip install -e" in line)
+
+
+def _stylegan_commands(text):
+    """Every `stylegan <subcommand> ...` invocation in the README's bash blocks, as argument lists."""
+    import shlex
+    for block in _bash_blocks(text):
+        for line in block.splitlines():
+            for part in line.split("&&"):
+                args = shlex.split(part, comments=True)
+                if len(args) > 1 and args[0] == "stylegan":
+                    yield args[1:]
+
+
+def test_readme_train_generate_and_mixing_commands_parse():
+    """The main command and the quick tour's generate / style-mixing lines use options that exist, with values of
+    the right types (parsed by the real click commands; nothing runs)."""
+    from stylegan.cli import main
+
+    commands = [a for a in _stylegan_commands((ROOT / "README.md").read_text())
+                if a[0] in ("train", "generate", "style-mixing")]
+    assert {a[0] for a in commands} == {"train", "generate", "style-mixing"}
+    for args in commands:
+        command = main.get_command(None, args[0])
+        command.make_context(args[0], args[1:])  # raises click.UsageError on an unknown option or a bad value
