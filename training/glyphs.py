@@ -71,8 +71,9 @@ def _gradient(size: int, c0: np.ndarray, c1: np.ndarray, angle: float) -> np.nda
 def render_glyph(index: int, resolution: int, params: GlyphParams = GlyphParams()) -> Tuple[np.ndarray, int]:
     """Return (uint8 [resolution, resolution, 3] image, class label) for image `index`; deterministic.
 
-    A solid glyph of one colour on a soft two-colour background gradient, light-on-dark or dark-on-light with a
-    luma gap of at least 60. Version 1 drew two-tone fills, outlines and backgrounds of any two colours: at 16-32 px
+    A solid glyph of one colour on a soft two-colour background gradient, light-on-dark or dark-on-light: the
+    glyph's luma is at least 60 away from the gradient's first colour (the second is within 50 per channel of it).
+    Version 1 drew two-tone fills, outlines and backgrounds of any two colours: at 16-32 px
     its glyphs often had too little contrast to read, and a short CPU run learned colour blobs instead of shapes.
     Drawn at a supersampled size (4x, at least 128 px) and downscaled with Lanczos for clean anti-aliased edges.
     """
