@@ -28,3 +28,13 @@ def device(request) -> torch.device:
 def no_forced_reference(monkeypatch):
     """Tests of the kernel path must not be silently turned into reference runs by STYLEGAN_OPS=ref."""
     monkeypatch.delenv(build.OPS_ENV, raising=False)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny tensors: torch's thread pool only adds synchronisation (up to 10x slower on a busy 2-core machine).
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("single_thread")`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,13 +15,7 @@ import torch.nn.functional as F
 from stylegan.ops import conv2d as C
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """Tiny tensors: torch's thread pool only adds synchronisation (very slow on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,7 @@ import torch.nn.functional as F
 from stylegan.ops.linear import linear
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _inputs(bias: bool, dtype=torch.float64):

@@ -27,14 +27,16 @@ TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-
        torch.float16: dict(rtol=1e-2, atol=1e-2), torch.bfloat16: dict(rtol=5e-2, atol=5e-2)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """The samples are tiny: torch's thread pool only adds synchronisation (10x slower on a busy 2-core box).
-    test_parallel_planes_are_deterministic exercises the multi-threaded kernel explicitly."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # the multi-threaded kernel is tested explicitly
+
+
+def _on_two_threads(fn):
+    """fn() with torch's pool at 2 threads (the module runs single-threaded)."""
+    torch.set_num_threads(2)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(1)
 
 
 # ---------------------------------------------------------------------------------------------------- samples
@@ -209,11 +211,7 @@ def test_parallel_planes_are_deterministic(rank1):
     f = torch.outer(torch.rand(4, generator=gen), torch.rand(4, generator=gen)) if rank1 else torch.rand(4, 4)
     kw = dict(up=2, down=(1, 2), padding=(2, 1, 3, 0))
     one = U.upfirdn2d(x, f, **kw, impl="cpu")
-    torch.set_num_threads(2)
-    try:
-        two = U.upfirdn2d(x, f, **kw, impl="cpu")
-    finally:
-        torch.set_num_threads(1)
+    two = _on_two_threads(lambda: U.upfirdn2d(x, f, **kw, impl="cpu"))
     assert torch.equal(one, two)
     torch.testing.assert_close(two, U.upfirdn2d_ref(x, f, **kw), rtol=1e-5, atol=1e-5)
 
@@ -287,11 +285,7 @@ def test_channels_last_gradients_with_channels_last_upstream(dtype):
     x = torch.randn(4, 16, 32, 32, dtype=dtype).contiguous(memory_format=torch.channels_last)  # 128 rows: 2+ tasks
     f, kw = specs[0].f, specs[0].kwargs
     one = U.upfirdn2d(x, f, **kw, impl="cpu")
-    torch.set_num_threads(2)
-    try:
-        two = U.upfirdn2d(x, f, **kw, impl="cpu")
-    finally:
-        torch.set_num_threads(1)
+    two = _on_two_threads(lambda: U.upfirdn2d(x, f, **kw, impl="cpu"))
     assert torch.equal(one, two)
     _collect(failures, "nhwc 2 threads", two, U.upfirdn2d_ref(x, f, **kw), TOL[dtype])
     assert not failures, "\n".join(failures)
