@@ -130,6 +130,27 @@ def test_generate_with_class_on_conditional_net(cond_file, tmp_path):
     usage_error(generate, ["--network", cond_file, "--seeds", "1", "--class", "3", "--outdir", tmp_path], "--class")
 
 
+def test_generate_several_classes(cond_file, tmp_path):
+    """--class 0-2: one image per (class, seed), class-major; each equals the single-class run's image."""
+    ok(generate, ["--network", cond_file, "--seeds", "1,5", "--class", "0-2", "--outdir", tmp_path / "all"])
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+        f"class{c:02d}-seed{s:04d}.png" for c in range(3) for s in (1, 5)]
+    ok(generate, ["--network", cond_file, "--seeds", "1,5", "--class", "2", "--outdir", tmp_path / "two"])
+    for seed in (1, 5):
+        np.testing.assert_array_equal(png(tmp_path / "all" / f"class02-seed{seed:04d}.png"),
+                                      png(tmp_path / "two" / f"seed{seed:04d}.png"))
+    ok(generate, ["--network", cond_file, "--seeds", "1,5", "--class", "0-2", "--grid", "2x3", "--outdir",
+                  tmp_path / "grid"])
+    grid = png(tmp_path / "grid" / "grid.png")
+    np.testing.assert_array_equal(grid[64:, 32:], png(tmp_path / "all" / "class02-seed0005.png"))  # row = class
+    usage_error(generate, ["--network", cond_file, "--seeds", "1,5", "--class", "0-2", "--grid", "2x2"],
+                "--grid", "3 classes x 2 seeds")
+    usage_error(generate, ["--network", cond_file, "--seeds", "1", "--class", "1-3", "--outdir", tmp_path],
+                "--class", "0 <= N <= 2")
+    usage_error(generate, ["--network", cond_file, "--seeds", "1", "--class", "a", "--outdir", tmp_path],
+                "--class", "not a class or a range")
+
+
 def test_generate_official_fixture_matches_nvlabs(tmp_path):
     """tests/data/small.pkl (made by NVlabs' TF code): seed 1236 at psi 0.7 = the fixture's gs_defaults[0]."""
     ok(generate, ["--network", DATA / "small.pkl", "--seeds", "1236", "--trunc", "0.7", "--outdir", tmp_path])

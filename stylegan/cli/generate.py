@@ -71,24 +71,32 @@ def _open(network: str, device: torch.device, psi: float, class_idx: Optional[in
 @click.option("--seeds", type=SeedList(), required=True, help="Seeds, e.g. 0-7,42 (ranges inclusive).")
 @truncation_options
 @noise_mode_option
-@class_option
+@click.option("--class", "classes", type=SeedList("class", "classes"), default=None,
+              help="Class index, or several (e.g. 0-9,12), for label-conditional networks (required for them, refused "
+                   "for others): one image per class and seed.")
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True,
-              help="Folder for seedNNNN.png (or grid.png).")
+              help="Folder for seedNNNN.png (classCC-seedNNNN.png with several classes), or grid.png.")
 @click.option("--grid", "grid", type=GridShape(), default=None,
-              help="Write one grid.png of COLSxROWS images instead of one PNG per seed.")
+              help="Write one grid.png of COLSxROWS images instead of one PNG per image (with several classes: "
+                   "each class's seeds in turn).")
 @click.option("--lod", type=float, default=None,
               help="Progressive level to render (0 = full resolution) [default: a training checkpoint's current "
                    "lod, else 0], so a mid-training checkpoint shows what it has learnt.")
 @device_option
 @batch_option
-def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode: str, class_idx: Optional[int],
-             outdir: Path, grid: Optional[Tuple[int, int]], lod: Optional[float], device: torch.device,
-             batch_size: Optional[int]) -> None:
-    """Generate one image per seed (seedNNNN.png), or one grid.png with --grid."""
-    if grid is not None and len(seeds) > grid[0] * grid[1]:
-        raise click.BadParameter(f"{len(seeds)} seeds do not fit a {grid[0]}x{grid[1]} grid "
-                                 f"({grid[0] * grid[1]} cells)", param_hint="--grid")
-    G, training_lod = _open(network, device, psi, class_idx)
+def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode: str,
+             classes: Optional[List[int]], outdir: Path, grid: Optional[Tuple[int, int]], lod: Optional[float],
+             device: torch.device, batch_size: Optional[int]) -> None:
+    """Generate one image per seed (and class), or one grid.png with --grid."""
+    class_list: List[Optional[int]] = list(classes) if classes else [None]
+    count = len(seeds) * len(class_list)
+    if grid is not None and count > grid[0] * grid[1]:
+        what = f"{len(seeds)} seeds" if len(class_list) == 1 else f"{len(class_list)} classes x {len(seeds)} seeds"
+        raise click.BadParameter(f"{what} do not fit a {grid[0]}x{grid[1]} grid ({grid[0] * grid[1]} cells)",
+                                 param_hint="--grid")
+    G, training_lod = _open(network, device, psi, class_list[0])
+    for class_idx in class_list[1:]:
+        _check_class(G, class_idx)
     if lod is None:
         lod = float(training_lod or 0.0)
         if lod:
@@ -99,16 +107,19 @@ def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--lod") from None
     outdir = prepare_outdir(outdir)  # after opening the network: a bad --network leaves no empty folder behind
-    images = api.generate_images(G, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode, class_idx=class_idx,
-                                 batch_size=batch_size, lod=lod)
+    images = np.concatenate([api.generate_images(G, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
+                                                 class_idx=class_idx, batch_size=batch_size, lod=lod)
+                             for class_idx in class_list])
     if grid is not None:
         path = outdir / "grid.png"
         _save_png(api.image_grid(images, *grid), path)
-        click.echo(f"wrote {path} ({len(seeds)} images, {grid[0]}x{grid[1]})")
+        click.echo(f"wrote {path} ({count} images, {grid[0]}x{grid[1]})")
         return
-    for seed, image in zip(seeds, images):
-        _save_png(image, outdir / f"seed{seed:04d}.png")
-    click.echo(f"wrote {len(seeds)} image(s) to {outdir}")
+    names = [f"seed{seed:04d}.png" if len(class_list) == 1 else f"class{class_idx:02d}-seed{seed:04d}.png"
+             for class_idx in class_list for seed in seeds]
+    for name, image in zip(names, images):
+        _save_png(image, outdir / name)
+    click.echo(f"wrote {count} image(s) to {outdir}")
 
 
 @click.command("style-mixing")

@@ -18,44 +18,47 @@ MAX_SEEDS = 1_000_000  # a typo like 0-99999999 should fail fast, not allocate f
 NOISE_MODES = ("const", "random", "none")
 
 
-def parse_seeds(text: str) -> List[int]:
+def parse_seeds(text: str, noun: str = "seed", nouns: str = "seeds") -> List[int]:
     """Seeds of '0-7,42' style text, in order: comma-separated ints and inclusive ascending ranges A-B.
 
     ValueError for empty items ('', '1,,2'), non-integers ('a'), descending ranges ('3-1'), seeds outside
-    [0, 2**32 - 1] and lists longer than MAX_SEEDS.
+    [0, 2**32 - 1] and lists longer than MAX_SEEDS. `noun`/`nouns` name the items in messages (class lists use
+    them too).
     """
     if text is None or not str(text).strip():
-        raise ValueError("empty seed list: expected e.g. '0-7,42'")
+        raise ValueError(f"empty {noun} list: expected e.g. '0-7,42'")
     seeds: List[int] = []
     for item in str(text).split(","):
         item = item.strip()
         if not item:
-            raise ValueError(f"{text!r} has an empty item: expected comma-separated seeds or ranges like '0-7,42'")
+            raise ValueError(f"{text!r} has an empty item: expected comma-separated {nouns} or ranges like "
+                             f"'0-7,42'")
         match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", item)
         if match is None:
-            raise ValueError(f"{item!r} is not a seed or a range: expected an int >= 0 or 'A-B' with A <= B")
+            raise ValueError(f"{item!r} is not a {noun} or a range: expected an int >= 0 or 'A-B' with A <= B")
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
         if last < first:
             raise ValueError(f"range {item!r} is empty: expected A-B with A <= B")
         if last > MAX_SEED:
-            raise ValueError(f"seed {last} in {item!r} is out of range: expected seeds in [0, {MAX_SEED}]")
+            raise ValueError(f"{noun} {last} in {item!r} is out of range: expected {nouns} in [0, {MAX_SEED}]")
         if len(seeds) + (last - first + 1) > MAX_SEEDS:
-            raise ValueError(f"{text!r} holds more than {MAX_SEEDS} seeds")
+            raise ValueError(f"{text!r} holds more than {MAX_SEEDS} {nouns}")
         seeds.extend(range(first, last + 1))
     return seeds
 
 
 class SeedList(click.ParamType):
-    """click type: '0-7,42' -> [0, 1, ..., 7, 42] (see parse_seeds)."""
+    """click type: '0-7,42' -> [0, 1, ..., 7, 42] (see parse_seeds); `noun`/`nouns` name the items in errors."""
 
-    name = "seeds"
+    def __init__(self, noun: str = "seed", nouns: str = "seeds") -> None:
+        self.noun, self.nouns, self.name = noun, nouns, nouns
 
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> List[int]:
         if isinstance(value, list):
             return value
         try:
-            return parse_seeds(value)
+            return parse_seeds(value, self.noun, self.nouns)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
