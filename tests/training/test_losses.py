@@ -99,6 +99,6 @@ def test_penalty_weights_reach_the_loss():
         torch.manual_seed(1)
         loss_b, _ = get_loss(name, **{key: 0.5})[1](D, reals, fakes)
         scale = 0.5 if name == "logistic" else 1.0  # R1 enters as gamma / 2
-        assert float(loss_a - loss_b) == pytest.approx((10.0 - 0.5) * scale * terms["penalty"], rel=1e-9)
+        assert float((loss_a - loss_b).detach()) == pytest.approx((10.0 - 0.5) * scale * terms["penalty"], rel=1e-9)
     with pytest.raises(ValueError, match="unknown loss"):
         get_loss("wasserstein")
