@@ -70,8 +70,7 @@ def _apply_malloc_tuning() -> None:
 @click.option("--fmap-max", type=int, default=512, help="Most feature maps per layer (official value).")
 @click.option("--latent", type=int, default=512, help="Size of z and w, and width of the mapping layers (official value).")
 @click.option("--mapping-layers", type=int, default=8,
-              help="Dense layers of the mapping network (official 8, lr multiplier 0.01: it barely moves in a short "
-                   "run, and 8 random layers wash out the class label; 2 suits short conditional runs).")
+              help="Dense layers of the mapping network (official value; fewer make a smaller, faster network).")
 @click.option("--start-res", type=int, default=8, help="Resolution training starts at (official value).")
 @click.option("--lr", type=float, default=None,
               help="One learning rate for G and D at every resolution (default: official 0.001, higher at >= 128 px).")
