@@ -25,30 +25,19 @@ autograd). groups=1 and dilation=1 only (StyleGAN needs nothing else).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Protocol, Sequence, Tuple, Union
+from typing import Dict, Optional, Protocol, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from .args import IntOrPair, int_pair
 from .build import VALID_IMPLS, forced_reference
 
 Pair = Tuple[int, int]
-IntOrPair = Union[int, Sequence[int]]
 
 
 def _pair(value: IntOrPair, name: str, minimum: int) -> Pair:
-    if isinstance(value, bool):
-        raise TypeError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
-    if isinstance(value, int):
-        value = (value, value)
-    try:
-        a, b = (int(v) for v in value)
-        ok = all(int(v) == v for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}") from None
-    if not ok or a < minimum or b < minimum:
-        raise ValueError(f"conv2d: {name} must be integers >= {minimum}, got {value!r}")
-    return a, b
+    return int_pair(value, "conv2d", name, minimum)
 
 
 def _will_run(ctx, index: int) -> bool:

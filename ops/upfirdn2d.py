@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import build
+from .args import int_pair
 
 Scaling = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int]]
@@ -19,18 +20,7 @@ Padding = Union[int, Sequence[int]]
 
 def parse_scaling(value: Scaling, name: str) -> Tuple[int, int]:
     """(x, y) factors from an int or an (x, y) pair; ValueError naming `name` for anything else or < 1."""
-    if isinstance(value, bool):
-        raise TypeError(f"upfirdn2d: {name} must be an int or an (x, y) pair, got {value!r}")
-    if isinstance(value, int):
-        value = (value, value)
-    try:
-        sx, sy = (int(v) for v in value)
-        ok = all(int(v) == v for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"upfirdn2d: {name} must be an int or an (x, y) pair, got {value!r}") from None
-    if not ok or sx < 1 or sy < 1:
-        raise ValueError(f"upfirdn2d: {name} factors must be integers >= 1, got {value!r}")
-    return sx, sy
+    return int_pair(value, "upfirdn2d", f"{name} factors", 1)
 
 
 def parse_padding(value: Padding) -> Tuple[int, int, int, int]:
