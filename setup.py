@@ -14,7 +14,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=["stylegan", "stylegan.benchmarks", "stylegan.cli", "stylegan.formats", "stylegan.ops", "stylegan.training", "stylegan.cuda"],
+    packages=["stylegan", "stylegan.benchmarks", "stylegan.cli", "stylegan.formats", "stylegan.metrics", "stylegan.ops", "stylegan.training", "stylegan.cuda"],
     package_dir={
         "stylegan": "stylegan",
         "stylegan.cli": "stylegan/cli",

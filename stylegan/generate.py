@@ -2,8 +2,8 @@
 
 Why a module of its own: the CLI, notebooks and tests all need the same conventions, and these are what make our
 images comparable with NVlabs' scripts: a seed's latent is `np.random.RandomState(seed).randn(latent_size)`, the
-truncation trick is applied to w per layer (psi, cutoff; FORMAT_FACTS A6) and float images in [-1, 1] become uint8
-as x*127.5 + 128, clamped to [0, 255] and truncated (A7). Everything runs batched on G's device under no_grad.
+truncation trick is applied to w per layer (psi, cutoff; docs/FORMATS.md §1.10) and float images become uint8 with the
+official conversion of `stylegan.images` (docs/FORMATS.md §1.11). Everything runs batched on G's device under no_grad.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from .images import tile, to_uint8
 
 NOISE_MODES = ("const", "random", "none")
 INTERPOLATION_SPACES = ("w", "z")
@@ -29,7 +31,7 @@ BLANK_VALUE = 255  # the official style-mixing figure draws on a white canvas
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Latents, labels and conversion
+# Latents and labels
 
 
 def z_from_seed(seed: int, latent_size: int) -> np.ndarray:
@@ -76,12 +78,6 @@ def labels_for(G: torch.nn.Module, class_idx: Optional[int], n: int) -> Optional
     c = torch.zeros(n, label_size, device=_device(G), dtype=_dtype(G))
     c[:, int(class_idx)] = 1
     return c
-
-
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """NCHW float images in [-1, 1] -> NHWC uint8 with the official rounding (x*127.5 + 128, clamp, truncate)."""
-    x = img.detach().to(torch.float32) * 127.5 + 128.0
-    return x.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _check_noise_mode(noise_mode: str) -> None:
@@ -302,23 +298,6 @@ def style_mixing_grid(G: torch.nn.Module, row_seeds: Sequence[int], col_seeds: S
             line.append(cell)
         canvas.append(line)
     return tile(canvas), cells
-
-
-def tile(rows_of_images: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
-    """One image [H*rows, W*cols, C] of equally sized HWC images given row by row."""
-    return np.concatenate([np.concatenate(list(line), axis=1) for line in rows_of_images], axis=0)
-
-
-def image_grid(images: np.ndarray, cols: int, rows: int, fill: int = 0) -> np.ndarray:
-    """Images [N, H, W, C] laid out row-major on a cols x rows grid; empty cells are `fill`; ValueError if N > cells."""
-    if cols < 1 or rows < 1:
-        raise ValueError(f"grid {cols}x{rows} is invalid: expected at least 1x1")
-    n = images.shape[0]
-    if n > cols * rows:
-        raise ValueError(f"{n} images do not fit a {cols}x{rows} grid ({cols * rows} cells)")
-    blank = np.full(images.shape[1:], fill, dtype=images.dtype)
-    cells = list(images) + [blank] * (cols * rows - n)
-    return tile([cells[r * cols:(r + 1) * cols] for r in range(rows)])
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -145,6 +145,17 @@ class SynthesisNetwork(nn.Module):
         """The stored per-layer noise maps (noise_mode='const')."""
         return [getattr(self, f"noise{i}") for i in range(self.num_layers)]
 
+    def random_noise(self, n: int, num_active: int, device: torch.device,
+                     dtype: torch.dtype = torch.float32) -> List[torch.Tensor]:
+        """Fresh noise maps [n, 1, H, W] for the first `num_active` layers (noise_mode='random', and the training
+        loop's per-step noise): one per layer, or one per block shared by its two layers (noise_per_block)."""
+        if self.config.noise_per_block:
+            blocks = [torch.randn(n, 1, layer_resolution(2 * b), layer_resolution(2 * b), device=device, dtype=dtype)
+                      for b in range((num_active + 1) // 2)]
+            return [blocks[i // 2] for i in range(num_active)]
+        return [torch.randn(n, 1, layer_resolution(i), layer_resolution(i), device=device, dtype=dtype)
+                for i in range(num_active)]
+
     def _noise_inputs(self, n: int, ws: torch.Tensor, noise_mode: str, noise: Optional[Sequence[torch.Tensor]],
                       num_active: int) -> List[Optional[torch.Tensor]]:
         if noise is not None:
@@ -168,12 +179,7 @@ class SynthesisNetwork(nn.Module):
         if noise_mode == "const":
             return self.const_noise()[:num_active]
         if noise_mode == "random":
-            if self.config.noise_per_block:
-                blocks = [torch.randn(n, 1, layer_resolution(2 * b), layer_resolution(2 * b), device=ws.device,
-                                      dtype=ws.dtype) for b in range((num_active + 1) // 2)]
-                return [blocks[i // 2] for i in range(num_active)]
-            return [torch.randn(n, 1, layer_resolution(i), layer_resolution(i), device=ws.device, dtype=ws.dtype)
-                    for i in range(num_active)]
+            return self.random_noise(n, num_active, ws.device, ws.dtype)
         raise ValueError(f"noise_mode={noise_mode!r} is invalid: expected one of {NOISE_MODES}")
 
     def forward(self, ws: torch.Tensor, lod: float = 0.0, noise_mode: str = "random",

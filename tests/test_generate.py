@@ -1,4 +1,4 @@
-"""stylegan.generate: seed convention, uint8 conversion, batching, labels, layer groups, style mixing, interpolation.
+"""stylegan.generate: seed convention, batching, labels, layer groups, style mixing, interpolation.
 
 The ops run as the pure-torch reference (STYLEGAN_OPS=ref): these tests are about the sampling API, the kernels have
 their own tests, and a first-use kernel build would dominate the runtime.
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from stylegan import generate as api
+from stylegan.images import to_uint8
 from stylegan.config import GeneratorConfig
 from stylegan.generator import Generator
 
@@ -66,16 +67,6 @@ def test_z_from_seed_is_the_official_randomstate_draw():
     for bad in (-1, 2 ** 32, 1.5, True):
         with pytest.raises(ValueError, match="seed"):
             api.z_from_seed(bad, 32)
-
-
-def test_to_uint8_matches_the_official_conversion():
-    x = torch.tensor([-2.0, -1.0, -0.0039, 0.0, 0.5, 0.999, 1.0, 3.0]).view(1, 1, 1, 8).repeat(1, 3, 1, 1)
-    x[0, 1] += 0.25  # channels differ, so a wrong NCHW -> NHWC permutation shows
-    out = api.to_uint8(x)
-    assert out.shape == (1, 1, 8, 3) and out.dtype == np.uint8
-    # x*127.5 + 128, clamp, truncate: -1 -> 0.5 -> 0, -0.0039 -> 127.50 -> 127, 0.999 -> 255.37 -> 255
-    assert out[0, 0, :, 0].tolist() == [0, 0, 127, 128, 191, 255, 255, 255]
-    assert out[0, 0, :, 1].tolist() == [0, 32, 159, 159, 223, 255, 255, 255]
 
 
 # ------------------------------------------------------------------------------------------------------ generation
@@ -162,7 +153,7 @@ def test_official_fixture_seed_matches_nvlabs_images():
 
     G = load(DATA / "small.pkl").G_ema
     with np.load(DATA / "small_io.npz") as data:
-        want = api.to_uint8(torch.from_numpy(data["gs_defaults"][:1]))
+        want = to_uint8(torch.from_numpy(data["gs_defaults"][:1]))
     got = api.generate_images(G, [1236], psi=0.7, cutoff=8, noise_mode="const", progress=False)
     diff = np.abs(got.astype(int) - want.astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.99
@@ -282,12 +273,3 @@ def test_interpolate_bad_arguments(G):
         api.interpolate(G, [1, 2], 4, space="x")
     with pytest.raises(ValueError, match="frames"):
         api.interpolate(G, [1, 2], 0)
-
-
-def test_image_grid():
-    images = np.arange(3).reshape(3, 1, 1, 1).repeat(2, axis=1).repeat(2, axis=2).astype(np.uint8) + 1
-    grid = api.image_grid(images, 2, 2)
-    assert grid.shape == (4, 4, 1)
-    assert grid[::2, ::2, 0].tolist() == [[1, 2], [3, 0]]
-    with pytest.raises(ValueError, match="do not fit"):
-        api.image_grid(images, 1, 2)

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from stylegan.training import metrics as M
+from stylegan import metrics as M
 
 
 def shapes(n: int, res: int = 32, seed: int = 0) -> np.ndarray:
@@ -145,11 +145,11 @@ def test_swd_float_input_is_quantised_like_fakes_and_gray_is_tiled(sets):
     a = sets["a"][:32]
     x = torch.from_numpy(sets["b"][:32]).float() / 127.5 - 1.0 + 0.001  # float [-1, 1] images
     fast = {"dir_repeats": 1, "dirs_per_repeat": 32}
-    assert M.swd(a, x, seed=1, **fast) == M.swd(a, M.to_uint8(x), seed=1, **fast)
-    assert torch.equal(M.to_uint8(torch.tensor([-1.0, 0.0, 1.0, 2.0, -3.0])),
+    assert M.swd(a, x, seed=1, **fast) == M.swd(a, M.to_uint8_pggan(x), seed=1, **fast)
+    assert torch.equal(M.to_uint8_pggan(torch.tensor([-1.0, 0.0, 1.0, 2.0, -3.0])),
                        torch.tensor([0, 128, 255, 255, 0], dtype=torch.uint8))
     with pytest.warns(UserWarning, match="NaN"):
-        assert M.to_uint8(torch.tensor([float("nan")])).item() == 128
+        assert M.to_uint8_pggan(torch.tensor([float("nan")])).item() == 128
     gray_a, gray_b = a[:, :1], sets["b"][:32, :1]
     rgb = M.swd(np.repeat(gray_a, 3, axis=1), np.repeat(gray_b, 3, axis=1), seed=1, **fast)
     assert M.swd(gray_a, gray_b, seed=1, **fast) == rgb
@@ -179,7 +179,7 @@ def test_swd_input_errors():
         M.swd(x, x, min_resolution=3)
     with pytest.raises(ValueError, match="dirs_per_repeat=0"):
         M.swd(x, x, dirs_per_repeat=0)
-    assert M.descriptor_bytes(16384, 16) == 16384 * 128 * 147 * 4  # the memory the docs quote (1.2 GB)
+    assert M.descriptor_bytes(16384, 16) == 16384 * 128 * 147 * 4  # one set: levels x N x 128 x C x 49 float32
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -258,6 +258,92 @@ def test_swd_for_generator_matches_swd_on_its_images(tiny_G):
     assert r["swd_avg"] == pytest.approx(direct["swd_avg"], rel=1e-6)
 
 
+class _LabelRecorder(torch.nn.Module):
+    """A generator that notes the class of every label it is fed."""
+
+    def __init__(self, G: torch.nn.Module) -> None:
+        super().__init__()
+        self.G, self.config, self.classes = G, G.config, []
+
+    def forward(self, z, c=None, **kwargs):
+        self.classes.append(c.argmax(dim=1))
+        return self.G(z, c, **kwargs)
+
+
+def _labelled_folder(root, classes, res=16):
+    """A folder of `shapes` images with a dataset.json giving image i the class classes[i]."""
+    root.mkdir()
+    for i, img in enumerate(shapes(len(classes), res, seed=8)):
+        Image.fromarray(img.transpose(1, 2, 0)).save(root / f"{i:03d}.png")
+    entries = [[f"{i:03d}.png", int(k)] for i, k in enumerate(classes)]
+    (root / "dataset.json").write_text(json.dumps({"labels": entries}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def conditional_G():
+    import stylegan
+
+    torch.manual_seed(0)
+    return stylegan.Generator(stylegan.GeneratorConfig(resolution=16, fmap_base=64, fmap_max=32, latent_size=32,
+                                                       dlatent_size=32, mapping_fmaps=32, label_size=3),
+                              impl="ref").eval()
+
+
+def test_swd_for_generator_feeds_the_reals_labels_from_dataset_and_descriptor_set(tmp_path, conditional_G):
+    from stylegan.training.dataset import ImageDataset
+
+    classes = [0] * 36 + [1, 2, 1, 2]  # class-imbalanced: 90% class 0
+    ds = ImageDataset(str(_labelled_folder(tmp_path / "imgs", classes)), 16, cache_dir=tmp_path / "cache")
+    reals = M.real_descriptors(ds, 32, 16, seed=2)
+    chosen = reals.labels
+    assert chosen is not None and len(chosen) == 32 and set(chosen.tolist()) <= {0, 1, 2}
+    by_dataset, by_descriptors = _LabelRecorder(conditional_G), _LabelRecorder(conditional_G)
+    r1 = M.swd_for_generator(by_dataset, ds, 32, batch=8, seed=2)
+    r2 = M.swd_for_generator(by_descriptors, reals, 32, batch=8, seed=2)
+    fed = torch.cat(by_dataset.classes)
+    assert fed.tolist() == chosen.tolist()  # fake i gets real i's class, the imbalance included
+    assert torch.equal(torch.cat(by_descriptors.classes), fed)
+    assert r1["swd_avg"] == r2["swd_avg"]
+    # Reals without labels (a bare array): uniform random classes, still the same in both call paths.
+    images = np.asarray(ds.images)
+    plain = _LabelRecorder(conditional_G)
+    M.swd_for_generator(plain, images, 32, batch=8, seed=2)
+    assert M.real_descriptors(images, 32, 16, seed=2).labels is None
+    assert sorted(set(torch.cat(plain.classes).tolist())) == [0, 1, 2]
+
+
+def test_swd_for_generator_rejects_labels_outside_the_generators_classes(tmp_path, conditional_G):
+    from stylegan.training.dataset import ImageDataset
+
+    ds = ImageDataset(str(_labelled_folder(tmp_path / "imgs", [0, 1, 2, 5] * 8)), 16, cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"label 5, outside the generator's classes \[0, 2\]"):
+        M.swd_for_generator(conditional_G, ds, 32, seed=0)
+    with pytest.raises(ValueError, match=r"label 5"):
+        M.swd_for_generator(conditional_G, M.real_descriptors(ds, 32, 16), 32, seed=0)
+
+
+def test_box_downsample_equals_the_training_datas_lower_lods():
+    from stylegan.training.dataset import downsample_to
+
+    x = torch.from_numpy(shapes(4, 32, seed=9))
+    for res in (32, 16, 4):
+        want = torch.round(downsample_to(x.to(torch.float32), res)).clamp(0, 255).to(torch.uint8)
+        assert torch.equal(M.box_downsample_u8(x, res), want)
+    with pytest.raises(ValueError, match="32 px reals to 12 px"):
+        M.box_downsample_u8(x, 12)
+
+
+def test_metrics_package_does_not_import_training():
+    import subprocess
+    import sys
+
+    code = ("import sys, stylegan.metrics; "
+            "print(sorted(m for m in sys.modules if m.startswith('stylegan.training')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # CLI.
 
@@ -299,7 +385,7 @@ def test_metrics_cli_table_and_json(tmp_path, tiny_G):
                                 (["--num", "0"], "--num", ">= 1"),
                                 (["--num", "41"], "--num", "41 exceeds the dataset's 40 images"),
                                 (["--lod", "1"], "--lod", "8 px images"),
-                                (["--device", "tpu"], "--device", "not a device")):
+                                (["--device", "tpu"], "--device", "'tpu'")):
         bad = runner.invoke(metrics, [a for a in args if a not in ("--num", "32")] + extra)
         assert bad.exit_code == 2 and option in bad.output and text in bad.output, (extra, bad.output)
     bad = runner.invoke(metrics, ["--network", str(net), "--data", str(tmp_path / "missing")])

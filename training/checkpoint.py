@@ -12,15 +12,19 @@ name (a rename within one filesystem is atomic), and the directory is fsynced.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 import torch
+
+from .config import TrainConfig
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{10})\.pt$")
 TMP_PREFIX = ".checkpoint-"
@@ -84,6 +88,88 @@ def find_checkpoint(spec: str, outdir: Union[str, os.PathLike]) -> Path:
     if not found:
         raise ValueError(f"--resume {spec}: no checkpoint-*.pt in {folder}")
     return found[-1]
+
+
+# Fields that fix the networks' architecture or the schedule's geometry: a resume must not change them.
+ARCHITECTURE_FIELDS = ("resolution", "fmap_base", "fmap_max", "latent_size", "dlatent_size", "mapping_layers",
+                       "mapping_fmaps", "cond", "lod_initial_resolution", "fused_scale")
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read once: where it came from and its payload (see the module docstring)."""
+
+    path: Path
+    payload: Dict[str, Any]
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The config the checkpoint's run was trained with."""
+        return TrainConfig.from_json(self.payload["training"]["train_config"])
+
+
+def open_checkpoint(spec: str, outdir: Union[str, os.PathLike]) -> Checkpoint:
+    """Find (`--resume FILE|DIR|latest`) and read a training checkpoint; ValueError naming the problem."""
+    path = find_checkpoint(spec, outdir)
+    return Checkpoint(path, load_checkpoint(path))
+
+
+@dataclass
+class TrainState:
+    """A run's progress counters; with the weights, optimiser moments and RNG states they are all a resume needs.
+
+    `sched_nimg`/`repeats_left`: where the schedule was last evaluated and how many minibatches it stays fixed
+    (official minibatch_repeats); `consumed`: the global position in the data stream (all ranks together).
+    """
+
+    images_shown: int = 0
+    consumed: int = 0
+    prev_lod: Optional[float] = None
+    cur_tick: int = 0
+    sched_nimg: int = 0
+    repeats_left: int = 0
+    tick_start_nimg: int = 0
+
+    def to_payload(self, networks: Dict[str, torch.nn.Module], optimizers: Dict[str, torch.optim.Optimizer],
+                   cfg: TrainConfig, lod: float, device: torch.device, world_size: int,
+                   dataset_fingerprint: str, num_channels: int, label_size: int) -> Dict[str, Any]:
+        """The checkpoint payload: the native network format plus a 'training' entry holding everything else."""
+        from ..formats import native
+
+        payload = native.to_payload(networks["G"], networks["D"], networks["G_ema"])
+        counters = dataclasses.asdict(self)
+        counters["prev_lod"] = None if self.prev_lod is None else float(self.prev_lod)
+        payload["training"] = {
+            **counters,
+            "lod": float(lod),
+            **{f"opt_{name}": opt.state_dict() for name, opt in optimizers.items()},
+            "w_avg": networks["G"].w_avg.detach().cpu().clone(),
+            "rng": get_rng_states(device),
+            "world_size": world_size,
+            "train_config": cfg.to_json(),
+            "dataset_fingerprint": dataset_fingerprint,
+            "label_size": label_size,
+            "num_channels": num_channels,
+        }
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: Dict[str, Any]) -> "TrainState":
+        """The counters of a checkpoint payload (the inverse of to_payload's counter fields)."""
+        t = payload["training"]
+        state = cls(**{f.name: t[f.name] for f in dataclasses.fields(cls)})
+        for f in dataclasses.fields(cls):
+            if f.name != "prev_lod":
+                setattr(state, f.name, int(getattr(state, f.name)))
+        return state
+
+
+def check_compatible(saved: TrainConfig, cfg: TrainConfig, where: Union[str, os.PathLike]) -> None:
+    """ValueError naming the first architecture field in which `cfg` differs from the checkpoint's config."""
+    for name in ARCHITECTURE_FIELDS:
+        if getattr(saved, name) != getattr(cfg, name):
+            raise ValueError(f"cannot resume from {where}: it was trained with {name}={getattr(saved, name)!r}, "
+                             f"this run has {name}={getattr(cfg, name)!r}")
 
 
 def prune_checkpoints(folder: Union[str, os.PathLike], keep: int) -> List[Path]:

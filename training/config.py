@@ -4,21 +4,84 @@ Field names follow the official NVlabs StyleGAN hyperparameters where one exists
 the 1-GPU branch, `training/training_loop.py` `training_schedule()` / `training_loop()` arguments), so a reader can
 compare a run with the paper's setup. The config is saved next to every checkpoint (`config.json` in the run folder
 and inside the checkpoint), which is what makes `--resume` reproduce the same schedule.
+
+This dataclass is the single source of truth of `stylegan train`: a field's `metadata["cli"]` (a `CliOption`) makes
+it a command-line option (`stylegan/cli/train.py` generates the click options from these fields), and `validate()`
+is the only place where values are checked. Network-size and loss defaults are read from `GeneratorConfig` and
+`training.losses`, so each default is written once.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+
+from ..config import GeneratorConfig
+from ..devices import DEVICE_NAME
+from .losses import LOSSES, R1_GAMMA, WGAN_LAMBDA
 
 # Official 1-GPU minibatch sizes (NVlabs stylegan train.py: `desc += '-1gpu'; sched.minibatch_base = 4;
 # sched.minibatch_dict = {...}`) and learning rates (`sched.G_lrate_dict`, base 0.001 from training_schedule()).
 OFFICIAL_MINIBATCH_DICT: Dict[int, int] = {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4}
 OFFICIAL_LRATE_DICT: Dict[int, float] = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
 
-LOSS_NAMES = ("wgan-gp", "logistic", "hinge")
+LOSS_NAMES = tuple(LOSSES)
+FUSED_SCALE_CHOICES: Dict[str, Union[bool, str]] = {"true": True, "auto": "auto", "false": False}  # CLI text -> value
+MBSTD_GROUP_SIZE = 4  # D's minibatch-stddev group (official D_basic mbstd_group_size, training default)
+SAME = object()  # CliOption.sets value: "the same value as the option itself"
+
+
+def _official(name: str) -> Any:
+    """The official default of a GeneratorConfig field (so the network-size defaults live in one place)."""
+    return next(f.default for f in dataclasses.fields(GeneratorConfig) if f.name == name)
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """How a TrainConfig field appears on `stylegan train`.
+
+    `flag`: the option name; `help`: its help text; `type`: the value type when the field's default is None;
+    `choices`: command-line text -> field value; `sets`: other fields the option sets too (`SAME` = the same
+    value, anything else = that constant); `show_default`: what to show when the field default says too little.
+    """
+
+    flag: str
+    help: str
+    type: Optional[type] = None
+    choices: Optional[Mapping[str, Any]] = None
+    sets: Mapping[str, Any] = field(default_factory=dict)
+    show_default: Optional[str] = None
+    required: bool = False
+
+
+def _opt(default: Any = dataclasses.MISSING, *, factory: Optional[Callable[[], Any]] = None,
+         cli: Optional[CliOption] = None) -> Any:
+    """A dataclass field with an optional command-line option in its metadata."""
+    metadata = {"cli": cli} if cli is not None else {}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+class ConfigError(ValueError):
+    """A bad TrainConfig value: names the field, the value and what was expected.
+
+    `expected` may name other fields as `{field_name}`; `render(namer)` writes them (and the field) the way the
+    caller calls them (`TrainConfig.x` in the API, `--option` at the command line).
+    """
+
+    def __init__(self, field_name: str, value: Any, expected: str) -> None:
+        self.field = field_name
+        self.value = value
+        self.expected = expected
+        super().__init__(f"TrainConfig.{field_name} = {value!r}: expected {self.render_expected(lambda f: f)}")
+
+    def render_expected(self, namer: Callable[[str], str]) -> str:
+        names = {f.name: namer(f.name) for f in dataclasses.fields(TrainConfig)}
+        return self.expected.format(**names)
 
 
 def _int_keys(d: Dict[Any, Any], name: str) -> Dict[int, Any]:
@@ -28,12 +91,35 @@ def _int_keys(d: Dict[Any, Any], name: str) -> Dict[int, Any]:
         try:
             out[int(k)] = v
         except (TypeError, ValueError):
-            raise ValueError(f"TrainConfig.{name}: key {k!r} is not an integer resolution") from None
+            raise ConfigError(name, d, f"integer resolutions as keys, not {k!r}") from None
     return out
 
 
-def _is_pow2(x: int) -> bool:
-    return isinstance(x, int) and x >= 1 and (x & (x - 1)) == 0
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_pow2(x: Any) -> bool:
+    return _is_int(x) and x >= 1 and (x & (x - 1)) == 0
+
+
+def mbstd_batch_problem(batch: int, world_size: int = 1) -> Optional[str]:
+    """Why a global minibatch cannot run D's minibatch-stddev on `world_size` ranks, or None if it can.
+
+    Each rank's share is split into groups of min(4, share) (official group size 4): above 4 it must be a multiple
+    of 4, below it any size works.
+    """
+    local = batch // world_size
+    group = min(MBSTD_GROUP_SIZE, local)
+    if group < 1 or local % group == 0:
+        return None
+    per_rank = f" ({local} per rank on {world_size} ranks)" if world_size > 1 else ""
+    return (f"minibatch {batch}{per_rank} is not divisible by the minibatch-stddev group size {group}; use a "
+            f"multiple of {MBSTD_GROUP_SIZE * world_size} (or 1-3 per rank)")
 
 
 @dataclass(frozen=True)
@@ -41,48 +127,70 @@ class TrainConfig:
     """All settings of one `stylegan train` run; immutable so the schedule cannot drift mid-run."""
 
     # --- run options -------------------------------------------------------------------------------------------
-    outdir: str = "runs/train"
-    data: str = "builtin:glyphs"
-    resolution: int = 32                      # final (target) resolution; power of two
-    cache_dir: Optional[str] = None           # dataset cache; None -> $STYLEGAN_CACHE or ~/.cache/stylegan/datasets
-    glyphs_count: int = 10000                 # size of builtin:glyphs
-    strict_data: bool = False                 # unreadable images: fail (True) or skip + count (False)
-    loss: str = "wgan-gp"
-    wgan_lambda: float = 10.0                 # official D_wgan_gp gradient-penalty weight
-    r1_gamma: float = 10.0                    # official D_logistic_simplegp R1 weight (tuned for FFHQ at 1024 px)
-    seed: int = 0
-    device: str = "auto"                      # cpu | cuda | cuda:N | auto (CUDA when available)
-    cond: bool = False                        # condition G and D on the dataset's class labels
-    workers: int = 2                          # DataLoader worker processes
-    tick_kimg: float = 4.0                    # kimg between status lines / log records
-    snapshot_ticks: int = 5                   # ticks between checkpoints + fake grids (official network_snapshot_ticks)
-    keep_checkpoints: int = 3                 # keep the last K periodic checkpoints (level-change ones count too)
+    outdir: str = _opt("runs/train", cli=CliOption("--outdir", "Run folder (checkpoints, logs, grids).",
+                                                   required=True))
+    data: str = _opt("builtin:glyphs", cli=CliOption("--data", "Image folder, .zip of images, or builtin:glyphs."))
+    resolution: int = _opt(32, cli=CliOption(
+        "--resolution", "Final resolution (power of two, >= --start-res). Smaller images are upscaled (warning); "
+                        "if all are smaller it is an error."))
+    cache_dir: Optional[str] = _opt(None, cli=CliOption(
+        "--cache-dir", "Dataset cache folder.", type=str,
+        show_default="$STYLEGAN_CACHE/datasets or ~/.cache/stylegan/datasets"))
+    glyphs_count: int = _opt(10000, cli=CliOption("--glyphs", "Number of images of builtin:glyphs."))
+    strict_data: bool = _opt(False, cli=CliOption("--strict", "Fail on unreadable images instead of skipping them."))
+    loss: str = _opt("wgan-gp", cli=CliOption("--loss", "GAN loss.", choices={n: n for n in LOSS_NAMES}))
+    wgan_lambda: float = _opt(WGAN_LAMBDA, cli=CliOption(
+        "--gp-lambda", "wgan-gp: gradient-penalty weight (official D_wgan_gp wgan_lambda)."))
+    r1_gamma: float = _opt(R1_GAMMA, cli=CliOption(
+        "--r1-gamma", "logistic: R1 weight (official 10, tuned for 1024 px; small images want far less, "
+                      "e.g. 0.05)."))
+    seed: int = _opt(0, cli=CliOption("--seed", "Random seed."))
+    device: str = _opt("auto", cli=CliOption("--device", "cpu, cuda, cuda:N or auto (CUDA when available)."))
+    cond: bool = _opt(False, cli=CliOption("--cond", "Condition G and D on the dataset's class labels."))
+    workers: int = _opt(2, cli=CliOption("--workers", "DataLoader worker processes."))
+    tick_kimg: float = _opt(4.0, cli=CliOption("--tick", "kimg between status lines / log records."))
+    snapshot_ticks: int = _opt(5, cli=CliOption(
+        "--snap", "Ticks between checkpoints and fake grids (official network_snapshot_ticks)."))
+    keep_checkpoints: int = _opt(3, cli=CliOption(
+        "--keep", "Periodic checkpoints kept (level-change ones count too)."))
     deterministic: bool = True                # torch.use_deterministic_algorithms(True, warn_only=True)
-    swd_num: int = 1024                       # images per set for the SWD logged at each snapshot (0: none)
+    swd_num: int = _opt(1024, cli=CliOption(
+        "--swd-num", "Images per set for the SWD (x1e3, PGGAN protocol) logged at each snapshot from 16 px; "
+                     "0: off."))
 
     # --- network size (GeneratorConfig/DiscriminatorConfig fields; official defaults) --------------------------
-    fmap_base: int = 8192
-    fmap_max: int = 512
-    latent_size: int = 512
-    dlatent_size: int = 512
-    mapping_layers: int = 8
-    mapping_fmaps: int = 512
+    fmap_base: int = _opt(_official("fmap_base"), cli=CliOption("--fmap-base", "Feature-map budget (official)."))
+    fmap_max: int = _opt(_official("fmap_max"), cli=CliOption("--fmap-max", "Most feature maps per layer "
+                                                                            "(official)."))
+    latent_size: int = _opt(_official("latent_size"), cli=CliOption(
+        "--latent", "Size of z and w, and width of the mapping layers (official).",
+        sets={"dlatent_size": SAME, "mapping_fmaps": SAME}))
+    dlatent_size: int = _official("dlatent_size")
+    mapping_layers: int = _opt(_official("mapping_layers"), cli=CliOption(
+        "--mapping-layers", "Dense layers of the mapping network (official; fewer make a smaller, faster "
+                            "network)."))
+    mapping_fmaps: int = _official("mapping_fmaps")
     # G's 2x up-convs and D's 2x down-convs as ONE stride-2 (transposed) convolution with the 4x4 summed kernel:
     # True at every resolution, 'auto' = official (from 128 px), False never. D computes the same function either
     # way; G's fused up-conv is the unfused one with its 3x3 kernel flipped (official semantics), the same function
-    # family under the same init and Adam. ~2.25x fewer FLOPs for those convs: measured ~0.8x the CPU time of
-    # a 32 px WGAN-GP step, hence the default. Configs saved before this field existed meant 'auto' (from_dict).
-    fused_scale: Union[bool, str] = True
+    # family under the same init and Adam. It saves FLOPs (docs/PERFORMANCE.md), hence the default. Configs saved
+    # before this field existed meant 'auto' (from_dict).
+    fused_scale: Union[bool, str] = _opt(True, cli=CliOption(
+        "--fused-scale", "2x up/down-convs as one stride-2 (transposed) conv: true = at every resolution (fewer "
+                         "FLOPs; D's function is unchanged, G's is the unfused one with flipped 3x3 kernels), "
+                         "auto = official (from 128 px), false = never.",
+        choices=FUSED_SCALE_CHOICES))
 
     # --- official training_loop() arguments --------------------------------------------------------------------
-    total_kimg: float = 100.0
-    G_smoothing_kimg: float = 10.0            # half-life of the G_ema running average (official 10.0)
+    total_kimg: float = _opt(100.0, cli=CliOption("--kimg", "Total training length in thousands of real images."))
+    G_smoothing_kimg: float = _opt(10.0, cli=CliOption(
+        "--ema-kimg", "Half-life of G_ema in kimg (official G_smoothing_kimg); shorter suits short runs."))
     D_repeats: int = 1                        # official 1
     minibatch_repeats: int = 1                # official 4; 1 here: lod/lr are re-evaluated every minibatch
     reset_opt_for_new_lod: bool = True        # official True: reset Adam moments when the level changes
-    mirror_augment: bool = False
-    dlatent_avg_beta: float = 0.995           # official G_style default
-    style_mixing_prob: float = 0.9            # official G_style default
+    mirror_augment: bool = _opt(False, cli=CliOption("--mirror", "Random x-flips of the reals."))
+    dlatent_avg_beta: float = _official("dlatent_avg_beta")
+    style_mixing_prob: float = _official("style_mixing_prob")
     G_beta1: float = 0.0                      # official G_opt/D_opt: beta1=0.0, beta2=0.99, epsilon=1e-8
     G_beta2: float = 0.99
     D_beta1: float = 0.0
@@ -90,16 +198,23 @@ class TrainConfig:
     adam_epsilon: float = 1e-8
 
     # --- official training_schedule() arguments (1-GPU values from train.py) -----------------------------------
-    lod_initial_resolution: int = 8
-    lod_training_kimg: float = 600.0
+    lod_initial_resolution: int = _opt(8, cli=CliOption("--start-res", "Resolution training starts at "
+                                                                       "(official)."))
+    lod_training_kimg: float = _opt(600.0, cli=CliOption(
+        "--phase-kimg", "kimg per stabilise phase and per fade-in phase (official 600).",
+        sets={"lod_transition_kimg": SAME}))
     lod_transition_kimg: float = 600.0
     minibatch_base: int = 4
-    minibatch_dict: Dict[int, int] = field(default_factory=lambda: dict(OFFICIAL_MINIBATCH_DICT))
-    batch: Optional[int] = None               # --batch: one minibatch size at every resolution (overrides the dict)
-    G_lrate_base: float = 0.001
-    G_lrate_dict: Dict[int, float] = field(default_factory=lambda: dict(OFFICIAL_LRATE_DICT))
+    minibatch_dict: Dict[int, int] = _opt(factory=lambda: dict(OFFICIAL_MINIBATCH_DICT))
+    batch: Optional[int] = _opt(None, cli=CliOption(
+        "--batch", "Minibatch at every resolution.", type=int, show_default="official 1-GPU table"))
+    G_lrate_base: float = _opt(0.001, cli=CliOption(
+        "--lr", "One learning rate for G and D at every resolution.",
+        sets={"D_lrate_base": SAME, "G_lrate_dict": {}, "D_lrate_dict": {}},
+        show_default="official: 0.001, higher at >= 128 px"))
+    G_lrate_dict: Dict[int, float] = _opt(factory=lambda: dict(OFFICIAL_LRATE_DICT))
     D_lrate_base: float = 0.001
-    D_lrate_dict: Dict[int, float] = field(default_factory=lambda: dict(OFFICIAL_LRATE_DICT))
+    D_lrate_dict: Dict[int, float] = _opt(factory=lambda: dict(OFFICIAL_LRATE_DICT))
     lrate_rampup_kimg: float = 0.0
 
     def __post_init__(self) -> None:
@@ -107,72 +222,62 @@ class TrainConfig:
         for name in ("minibatch_dict", "G_lrate_dict", "D_lrate_dict"):
             value = getattr(self, name)
             if not isinstance(value, dict):
-                raise ValueError(f"TrainConfig.{name}: expected a dict resolution -> value, got {value!r}")
+                raise ConfigError(name, value, "a dict resolution -> value")
             object.__setattr__(self, name, _int_keys(value, name))
         self.validate()
 
     # ------------------------------------------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field; called on construction so a bad config never trains."""
+        """Raise ConfigError (a ValueError) naming the first bad field; runs on construction, so a bad config
+        never trains. The one place where a training option is checked."""
 
-        def bad(name: str, expected: str) -> None:
-            raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r}: expected {expected}")
+        def check(ok: bool, name: str, expected: str) -> None:
+            if not ok:
+                raise ConfigError(name, getattr(self, name), expected)
 
-        if not _is_pow2(self.resolution) or self.resolution < 4:
-            bad("resolution", "a power of two >= 4")
-        if not _is_pow2(self.lod_initial_resolution) or self.lod_initial_resolution < 4:
-            bad("lod_initial_resolution", "a power of two >= 4")
-        if self.lod_initial_resolution > self.resolution:
-            bad("lod_initial_resolution", f"<= resolution ({self.resolution})")
-        if self.loss not in LOSS_NAMES:
-            bad("loss", f"one of {', '.join(LOSS_NAMES)}")
-        for name in ("total_kimg",):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                bad(name, "a finite number > 0")
+        for name in ("resolution", "lod_initial_resolution"):
+            check(_is_pow2(getattr(self, name)) and getattr(self, name) >= 4, name, "a power of two >= 4")
+        check(self.lod_initial_resolution <= self.resolution, "lod_initial_resolution",
+              f"a start resolution not above {{resolution}} ({self.resolution})")
+        check(self.loss in LOSS_NAMES, "loss", f"one of {', '.join(LOSS_NAMES)}")
+        for name in ("total_kimg", "tick_kimg", "G_lrate_base", "D_lrate_base", "adam_epsilon"):
+            check(_is_number(getattr(self, name)) and getattr(self, name) > 0, name, "a finite number > 0")
         for name in ("lod_training_kimg", "lod_transition_kimg", "G_smoothing_kimg", "lrate_rampup_kimg",
                      "wgan_lambda", "r1_gamma"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                bad(name, "a finite number >= 0")
-        if not (self.tick_kimg > 0):
-            bad("tick_kimg", "a number > 0")
+            check(_is_number(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0")
         for name in ("snapshot_ticks", "keep_checkpoints", "D_repeats", "minibatch_repeats", "minibatch_base",
-                     "fmap_base", "fmap_max", "latent_size", "dlatent_size", "mapping_fmaps", "glyphs_count"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                bad(name, "an integer >= 1")
-        if not (isinstance(self.mapping_layers, int) and self.mapping_layers >= 1):
-            bad("mapping_layers", "an integer >= 1")
-        for name in ("workers", "swd_num"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-                bad(name, "an integer >= 0")
-        if self.batch is not None and not (isinstance(self.batch, int) and self.batch >= 1):
-            bad("batch", "None or an integer >= 1")
+                     "fmap_base", "fmap_max", "latent_size", "dlatent_size", "mapping_layers", "mapping_fmaps",
+                     "glyphs_count"):
+            check(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an integer >= 1")
+        for name in ("workers", "swd_num", "seed"):
+            check(_is_int(getattr(self, name)) and getattr(self, name) >= 0, name, "an integer >= 0")
+        for name in ("G_beta1", "G_beta2", "D_beta1", "D_beta2", "dlatent_avg_beta", "style_mixing_prob"):
+            check(_is_number(getattr(self, name)) and 0.0 <= getattr(self, name) <= 1.0, name, "a number in [0, 1]")
+        for name in ("strict_data", "cond", "deterministic", "mirror_augment", "reset_opt_for_new_lod"):
+            check(isinstance(getattr(self, name), bool), name, "True or False")
+        check(self.batch is None or (_is_int(self.batch) and self.batch >= 1), "batch", "None or an integer >= 1")
         for res, mb in self.minibatch_dict.items():
-            if not (isinstance(mb, int) and mb >= 1):
-                raise ValueError(f"TrainConfig.minibatch_dict[{res}] = {mb!r}: expected an integer >= 1")
+            check(_is_int(mb) and mb >= 1, "minibatch_dict", f"integer minibatches >= 1 (at {res} px: {mb!r})")
         for name in ("G_lrate_dict", "D_lrate_dict"):
             for res, lr in getattr(self, name).items():
-                if not (isinstance(lr, (int, float)) and lr > 0):
-                    raise ValueError(f"TrainConfig.{name}[{res}] = {lr!r}: expected a learning rate > 0")
-        for name in ("G_lrate_base", "D_lrate_base", "adam_epsilon"):
-            if not (getattr(self, name) > 0):
-                bad(name, "a number > 0")
-        for name in ("G_beta1", "G_beta2", "D_beta1", "D_beta2", "dlatent_avg_beta", "style_mixing_prob"):
-            v = getattr(self, name)
-            if not (0.0 <= v <= 1.0):
-                bad(name, "a number in [0, 1]")
-        if not self.data:
-            bad("data", "a folder, a .zip file or builtin:glyphs")
-        if not (isinstance(self.fused_scale, bool) or self.fused_scale == "auto"):
-            bad("fused_scale", "True, False or 'auto'")
+                check(_is_number(lr) and lr > 0, name, f"learning rates > 0 (at {res} px: {lr!r})")
+        check(isinstance(self.data, str) and bool(self.data), "data", "a folder, a .zip file or builtin:glyphs")
+        check(isinstance(self.outdir, str) and bool(self.outdir), "outdir", "a folder name")
+        check(isinstance(self.device, str) and (self.device == "auto" or DEVICE_NAME.fullmatch(self.device) is not None),
+              "device",
+              "auto, cpu, cuda or cuda:N")
+        check(isinstance(self.fused_scale, bool) or self.fused_scale == "auto", "fused_scale",
+              "True, False or 'auto'")
 
     # ------------------------------------------------------------------------------------------------------------
     @property
     def resolution_log2(self) -> int:
         return int(round(math.log2(self.resolution)))
+
+    @property
+    def total_images(self) -> int:
+        """total_kimg as a number of real images (the loop's stopping point)."""
+        return int(round(self.total_kimg * 1000))
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """Return a copy with some fields changed (validated again)."""
@@ -199,3 +304,31 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
         return cls.from_dict(json.loads(text))
+
+
+def cli_options() -> Tuple[Tuple[str, CliOption], ...]:
+    """(field name, CliOption) of every TrainConfig field that is a `stylegan train` option, in field order."""
+    return tuple((f.name, f.metadata["cli"]) for f in dataclasses.fields(TrainConfig) if "cli" in f.metadata)
+
+
+def apply_options(base: Dict[str, Any], given: Mapping[str, Any]) -> Dict[str, Any]:
+    """`base` (a config dict: the defaults, or a checkpoint's saved config) with the options the user gave.
+
+    `given`: field name -> value for the options given on the command line only; each also sets its `sets`
+    fields. This one function serves fresh runs and `--resume` alike.
+    """
+    options = dict(cli_options())
+    out = dict(base)
+    for name, value in given.items():
+        out[name] = value
+        for other, how in options[name].sets.items():
+            out[other] = value if how is SAME else copy.deepcopy(how)
+    return out
+
+
+def option_of(field_name: str) -> Optional[str]:
+    """The command-line flag that sets a field (directly or through `sets`), or None."""
+    for name, option in cli_options():
+        if name == field_name or field_name in option.sets:
+            return option.flag
+    return None

@@ -5,13 +5,13 @@ and learning rates are re-evaluated every minibatch; D_repeats = 1 as official; 
   schedule -> (level change: checkpoint, reset Adam moments) -> reals at the current resolution, mirrored, faded at
   the same lod -> D step (loss incl. its penalty), G_ema update (half-life G_smoothing_kimg; official order: Gs is
   updated with the D step), images_shown += batch -> G step with style-mixing regularisation and the w_avg update.
-Every `tick_kimg`: a status line, one JSONL record (log.jsonl), TensorBoard scalars if tensorboard is installed.
-Every `snapshot_ticks` ticks, at each level change, at the end and on SIGINT/SIGTERM: an atomic checkpoint;
-with snapshots also a `fakes{kimg:06d}.png` grid of G_ema on fixed latents (psi 1 and 0.7).
+Every `tick_kimg`: one log record (tick_logger.py). Every `snapshot_ticks` ticks and at the end: sample grids and
+the SWD (snapshots.py) and a checkpoint; checkpoints also at each level change and on SIGINT/SIGTERM.
 
 Exact resume: the schedule is a pure function of images_shown, the data order a pure function of the sample
-position, and the checkpoint holds every other piece of state (weights, Adam moments, RNG states, tick counters), so
-an interrupted + resumed run follows the same trajectory as an uninterrupted one (bit-identical on CPU).
+position, and the checkpoint holds every other piece of state (weights, Adam moments, RNG states, the TrainState
+counters), so an interrupted + resumed run follows the same trajectory as an uninterrupted one (bit-identical on
+the same machine).
 
 Several processes (torchrun): see training/distributed.py. Every random tensor is drawn for the global batch and
 each rank keeps its rows; G's and D's losses each run as one DistributedDataParallel forward + backward
@@ -19,35 +19,31 @@ each rank keeps its rows; G's and D's losses each run as one DistributedDataPara
 """
 from __future__ import annotations
 
-import io
-import json
-import math
-import os
+import contextlib
+import random
 import signal
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..atomic_write import atomic_write_bytes
-from ..synthesis import layer_resolution
-from .checkpoint import (atomic_torch_save, checkpoint_name, get_rng_states, load_checkpoint, prune_checkpoints,
-                         set_rng_states)
-from .config import TrainConfig
+from ..devices import resolve_device
+from ..generator import random_crossover_point
+from .checkpoint import (Checkpoint, TrainState, atomic_torch_save, check_compatible, checkpoint_name,
+                         open_checkpoint, prune_checkpoints, set_rng_states)
+from .config import TrainConfig, mbstd_batch_problem
 from .dataset import ImageDataset, check_enough_images, downsample_to, make_loader, random_mirror, to_float
 from .distributed import DistContext, build_ops_first
 from .losses import get_loss
-from .schedule import Phase, ema_beta, fade_reals, is_level_change, mixing_cutoff, phase_at, resolution_at
+from .schedule import Phase, ema_beta, fade_reals, is_level_change, level_starts, phase_at
+from .snapshots import Snapshots, one_hot
+from .tick_logger import TickLogger, finite_losses
 
-SNAPSHOT_PSIS = (1.0, 0.7)
-GRID_COLS = 8
-GRID_ROWS_PER_PSI = 2
+Noise = Optional[List[Optional[torch.Tensor]]]
 
 
 @dataclass
@@ -63,15 +59,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return dev
-
 
 def build_networks(cfg: TrainConfig, num_channels: int, label_size: int, impl: str = "auto"):
     """(G, D, G_ema) for a config and the dataset's channels/labels; G_ema starts as a copy of G."""
@@ -95,41 +82,8 @@ def build_networks(cfg: TrainConfig, num_channels: int, label_size: int, impl: s
     return G, D, G_ema
 
 
-def _memory_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-    except (OSError, ValueError, IndexError):
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def save_grid(images: torch.Tensor, path: Path, cols: int, size: Optional[int] = None) -> None:
-    """Save float [-1, 1] images [N, C, H, W] as one PNG grid (nearest-upscaled to `size`); atomic rename."""
-    x = images.detach().float().cpu()
-    if size is not None and x.shape[-1] != size:
-        f = size // x.shape[-1]
-        x = x.repeat_interleave(f, 2).repeat_interleave(f, 3)
-    x = (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)  # official convert_images_to_uint8
-    n, c, h, w = x.shape
-    rows = math.ceil(n / cols)
-    grid = torch.zeros(c, rows * h, cols * w, dtype=torch.uint8)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        grid[:, r * h:(r + 1) * h, k * w:(k + 1) * w] = x[i]
-    arr = grid.permute(1, 2, 0).numpy()
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[c]
-    img = Image.fromarray(arr[..., 0] if c == 1 else arr, mode)
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def synthesize(G: torch.nn.Module, z: torch.Tensor, c: Optional[torch.Tensor], z2: Optional[torch.Tensor], cut: int,
-               noise: Optional[List[Optional[torch.Tensor]]], lod: float,
-               w_avg_update: Optional[Callable[[torch.Tensor], None]] = None) -> torch.Tensor:
+               noise: Noise, lod: float, w_avg_update: Optional[Callable[[torch.Tensor], None]] = None) -> torch.Tensor:
     """G's training forward: mapping -> (w_avg update) -> style mixing at `cut` with z2's ws -> synthesis."""
     ws = G.mapping(z, c)
     if w_avg_update is not None:
@@ -154,7 +108,7 @@ class GeneratorLoss(torch.nn.Module):
         self.w_avg_update = w_avg_update
 
     def forward(self, z: torch.Tensor, c: Optional[torch.Tensor], z2: Optional[torch.Tensor], cut: int,
-                noise: Optional[List[Optional[torch.Tensor]]], lod: float) -> Tuple[torch.Tensor, Dict[str, float]]:
+                noise: Noise, lod: float) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         fakes = synthesize(self.G, z, c, z2, cut, noise, lod, self.w_avg_update)
         D = self._D[0]
         return self.loss_fn(lambda img: D(img, c, lod), fakes)
@@ -170,9 +124,21 @@ class DiscriminatorLoss(torch.nn.Module):
         self.loss_fn = loss_fn
 
     def forward(self, reals: torch.Tensor, fakes: torch.Tensor, c: Optional[torch.Tensor], lod: float,
-                u: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, float]]:
+                u: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         extra = {} if u is None else {"u": u}
         return self.loss_fn(lambda img: self.D(img, c, lod), reals, fakes, **extra)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """Deterministic kernels where torch has them, while the block runs (a process-wide setting: restored)."""
+    old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if enabled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old[0], warn_only=old[1])
 
 
 class _StopFlag:
@@ -182,21 +148,23 @@ class _StopFlag:
         self.signum: Optional[int] = None
         self._old: Dict[int, Any] = {}
 
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self._old[s] = signal.signal(s, self._handler)
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """The handlers while the block runs (main thread only: signals cannot be caught elsewhere)."""
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handler)
+        try:
+            yield
+        finally:
+            for s, h in self._old.items():
+                signal.signal(s, h)
+            self._old.clear()
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # second Ctrl-C: stop now
         self.signum = signum
-
-    def restore(self) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-        self._old.clear()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -204,35 +172,32 @@ class _StopFlag:
 class Trainer:
     """Holds the state of one run; `run()` trains until total_kimg, a signal, or `stop_at_images`."""
 
-    def __init__(self, cfg: TrainConfig, resume: Optional[str] = None, impl: str = "auto", progress: bool = True,
-                 log: Callable[[str], None] = print, dist: Optional[DistContext] = None,
+    def __init__(self, cfg: TrainConfig, resume: Union[str, Checkpoint, None] = None, impl: str = "auto",
+                 progress: bool = True, log: Callable[[str], None] = print, dist: Optional[DistContext] = None,
                  device: Optional[str] = None) -> None:
-        """`dist`/`device`: this process's rank and device under torchrun (training/distributed.py
-        `init_from_env`); by default one process on `cfg.device`. Only rank 0 logs and writes files."""
+        """`resume`: `--resume FILE|DIR|latest` or a checkpoint already read (the CLI reads it once).
+        `dist`/`device`: this process's rank and device under torchrun (training/distributed.py `init_from_env`);
+        by default one process on `cfg.device`. Only rank 0 logs and writes files."""
         self.cfg = cfg
         self.dist = dist if dist is not None else DistContext()
         self.is_main = self.dist.is_main
         self.log = log if self.is_main else (lambda _msg: None)
         self.progress = progress and self.is_main
-        self.device = _resolve_device(device if device is not None else cfg.device)
+        self.device = resolve_device(device if device is not None else cfg.device)
         self.outdir = Path(cfg.outdir)
         if self.is_main:
             self.outdir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2 ** 32)
-        import random as _random
-        _random.seed(cfg.seed)
+        random.seed(cfg.seed)
 
-        if self.dist.local_rank == 0:  # one process per machine prepares the dataset cache, the others wait
-            self.dataset = ImageDataset(cfg.data, cfg.resolution, cache_dir=cfg.cache_dir, strict=cfg.strict_data,
-                                        glyphs_count=cfg.glyphs_count, verbose=self.progress)
-        self.dist.barrier()
-        if self.dist.local_rank != 0:
-            self.dataset = ImageDataset(cfg.data, cfg.resolution, cache_dir=cfg.cache_dir, strict=cfg.strict_data,
-                                        glyphs_count=cfg.glyphs_count, verbose=False)
-        max_batch = max(self._phase(n).batch for n in self._level_starts())
-        check_enough_images(len(self.dataset), max_batch, cfg.data)
-        self._check_batches()
+        level_phases = [self.phase(n) for n in level_starts(cfg)]
+        for p in level_phases:  # before any work: every level's minibatch must split into mbstd groups per rank
+            problem = mbstd_batch_problem(p.batch, self.dist.world_size)
+            if problem is not None:
+                raise ValueError(f"{problem} (at {p.resolution}px)")
+        self.dataset = self._open_dataset()
+        check_enough_images(len(self.dataset), max(p.batch for p in level_phases), cfg.data)
         if cfg.cond and self.dataset.num_classes < 1:
             raise ValueError(f"--cond needs class labels, but dataset {cfg.data!r} has none "
                              f"(add a dataset.json with labels)")
@@ -251,85 +216,204 @@ class Trainer:
         self.G_loss = self.dist.wrap(GeneratorLoss(self.G, self.D, g_loss_fn, self._update_w_avg), self.device)
         self.D_loss = self.dist.wrap(DiscriminatorLoss(self.D, d_loss_fn), self.device)
 
-        # Progress state (all of it goes into checkpoints).
-        self.images_shown = 0
-        self.consumed = 0            # global position in the data stream (all ranks together)
-        self.prev_lod: Optional[float] = None
-        self.sched_nimg = 0          # images_shown at which the current schedule was evaluated
-        self.repeats_left = 0        # minibatches left before the schedule is evaluated again
-        self.cur_tick = 0
-        self.tick_start_nimg = 0
+        self.state = TrainState()
+        self.snapshots = Snapshots(cfg, self.outdir, self.dataset, self.label_size, self.device)
+        self.last_checkpoint: Optional[Path] = None
         self.resumed_from: Optional[Path] = None
-        self._swd_reals: Dict[int, Any] = {}  # resolution -> DescriptorSet of the reals (snapshot SWD)
-
-        # Fixed snapshot inputs, drawn from their own generator so they never disturb the training RNG stream.
-        g = torch.Generator().manual_seed(cfg.seed + 12345)
-        n = GRID_COLS * GRID_ROWS_PER_PSI
-        self.grid_z = torch.randn(n, cfg.latent_size, generator=g)
-        self.grid_c = self._one_hot(torch.arange(n) % max(self.label_size, 1)) if self.label_size else None
-
         if resume is not None:
-            self._load(resume)
-        self._write_config()
+            self._load(resume if isinstance(resume, Checkpoint) else open_checkpoint(resume, self.outdir))
+        if self.is_main:
+            atomic_write_bytes(self.outdir / "config.json", cfg.to_json().encode("utf-8"))
 
-    # -- helpers ---------------------------------------------------------------------------------------------------
-    def _level_starts(self) -> List[int]:
+    # -- set-up ----------------------------------------------------------------------------------------------------
+    def _open_dataset(self) -> ImageDataset:
+        """One process per machine prepares the dataset cache, the others wait and then open it."""
         cfg = self.cfg
-        levels = cfg.resolution_log2 - int(math.log2(cfg.lod_initial_resolution))
-        dur = int((cfg.lod_training_kimg + cfg.lod_transition_kimg) * 1000)
-        return [0] + [int(cfg.lod_training_kimg * 1000) + 1 + i * dur for i in range(levels)]
 
-    def _phase(self, images_shown: int) -> Phase:
+        def open_it(verbose: bool) -> ImageDataset:
+            return ImageDataset(cfg.data, cfg.resolution, cache_dir=cfg.cache_dir, strict=cfg.strict_data,
+                                glyphs_count=cfg.glyphs_count, verbose=verbose)
+
+        dataset = open_it(self.progress) if self.dist.local_rank == 0 else None
+        self.dist.barrier()
+        return dataset if dataset is not None else open_it(False)
+
+    def phase(self, images_shown: int) -> Phase:
         """The schedule at `images_shown`; the global minibatch is rounded down to a multiple of the rank count."""
         return phase_at(images_shown, self.cfg, world_size=self.dist.world_size)
 
-    def _check_batches(self) -> None:
-        """D's minibatch-stddev needs batch % min(4, batch) == 0 per rank (official group size 4): say so up front."""
-        W = self.dist.world_size
-        for n in self._level_starts():
-            p = self._phase(n)
-            local = p.batch // W
-            g = min(4, local)
-            if local % g:
-                per_rank = f" ({local} per rank on {W} ranks)" if W > 1 else ""
-                raise ValueError(f"minibatch {p.batch} at {p.resolution}px{per_rank} is not divisible by the "
-                                 f"minibatch-stddev group size {g}; use a multiple of {4 * W} (or 1-3 per rank)")
+    def _load(self, checkpoint: Checkpoint) -> None:
+        path, payload = checkpoint.path, checkpoint.payload
+        check_compatible(checkpoint.train_config, self.cfg, path)
+        t = payload["training"]
+        if t["dataset_fingerprint"] != self.dataset.fingerprint:
+            self.log(f"warning: resuming {path.name} on different data than it was trained on")
+        try:
+            self.G.load_state_dict(payload["G"])
+            self.D.load_state_dict(payload["D"])
+            self.G_ema.load_state_dict(payload["G_ema"])
+            self.opt_G.load_state_dict(t["opt_G"])
+            self.opt_D.load_state_dict(t["opt_D"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ValueError(f"cannot resume from {path}: {str(e).splitlines()[0]}") from None
+        self.state = TrainState.from_payload(payload)
+        set_rng_states(t["rng"], self.device)
+        self.resumed_from = path
+        self.log(f"Resumed from {path} at kimg {self.state.images_shown / 1000:.1f}, lod {t['lod']:.3f}")
 
-    def _one_hot(self, labels: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(labels.long(), self.label_size).float()
+    # -- the loop --------------------------------------------------------------------------------------------------
+    def run(self, stop_at_images: Optional[int] = None) -> TrainResult:
+        cfg, state = self.cfg, self.state
+        if self.resumed_from is None and self.is_main:
+            self.snapshots.save_reals()
+        result = TrainResult(state.images_shown, self.phase(state.images_shown).lod, "done", None)
+        loader: Optional[Iterator] = None
+        loader_batch = -1
+        stop = _StopFlag()
+        logger = TickLogger(self.outdir, self.dist, self.device, cfg.total_kimg, state.images_shown / 1000,
+                            self.progress, self.log)
+        with deterministic_algorithms(cfg.deterministic), stop.installed(), contextlib.closing(logger):
+            while state.images_shown < cfg.total_images:
+                phase = self._schedule()
+                if phase.batch != loader_batch:
+                    loader = make_loader(self.dataset, phase.batch // self.dist.world_size, start=state.consumed,
+                                         seed=cfg.seed, workers=cfg.workers, rank=self.dist.rank,
+                                         world_size=self.dist.world_size)
+                    loader_batch = phase.batch
+                logger.add(self.step(phase, loader), state.images_shown)
+                result.trajectory.append((state.images_shown, phase.lod, phase.batch))
+                result.lod = phase.lod
+                done = state.images_shown >= cfg.total_images
+                if done or state.images_shown >= state.tick_start_nimg + cfg.tick_kimg * 1000:
+                    result.last_log = self._end_tick(phase, logger, done)
+                interrupted = self.dist.any(stop.signum is not None, self.device)  # all ranks stop together
+                if interrupted or (stop_at_images is not None and state.images_shown >= stop_at_images):
+                    result.status = "interrupted" if interrupted else "stopped"
+                    break
+            if result.trajectory and self.last_checkpoint != self.outdir / checkpoint_name(state.images_shown):
+                self.save_checkpoint(result.lod)
+        result.images_shown = state.images_shown
+        result.checkpoint = self.last_checkpoint
+        return result
 
-    def _write_config(self) -> None:
-        if self.is_main:
-            atomic_write_bytes(self.outdir / "config.json", self.cfg.to_json().encode("utf-8"))
+    def _schedule(self) -> Phase:
+        """The phase of the next minibatch (re-evaluated every minibatch_repeats minibatches, as official); at a
+        level change the state at the boundary is checkpointed and Adam's moments are reset."""
+        cfg, state = self.cfg, self.state
+        if state.repeats_left <= 0:
+            state.sched_nimg = state.images_shown
+            state.repeats_left = cfg.minibatch_repeats
+        state.repeats_left -= 1
+        phase = self.phase(state.sched_nimg)
+        if state.prev_lod is not None and is_level_change(state.prev_lod, phase.lod):
+            self.save_checkpoint(phase.lod)
+            if cfg.reset_opt_for_new_lod:
+                self.opt_G.state.clear()
+                self.opt_D.state.clear()
+        state.prev_lod = phase.lod
+        return phase
 
+    def _end_tick(self, phase: Phase, logger: TickLogger, done: bool) -> Dict[str, Any]:
+        """Log the tick; at snapshots (every snapshot_ticks ticks and at the end) also the SWD, a sample grid and
+        a checkpoint. A tick whose losses are not finite is checkpointed and ends the run with FloatingPointError."""
+        cfg, state = self.cfg, self.state
+        state.cur_tick += 1
+        tick_images = state.images_shown - state.tick_start_nimg
+        state.tick_start_nimg = state.images_shown
+        record = logger.end_tick(state.cur_tick, state.images_shown, tick_images, phase)
+        snapshot = state.cur_tick % cfg.snapshot_ticks == 0 or done
+        if snapshot and self.is_main:
+            record.update(self.snapshots.metrics(self.G_ema, phase))
+        logger.write(record)
+        if not finite_losses(record):
+            path = self.save_checkpoint(phase.lod)
+            raise FloatingPointError(f"training diverged at kimg {record['kimg']}: losses are not finite "
+                                     f"(last checkpoint {path.name}); try a lower learning rate")
+        if snapshot:
+            if self.is_main:
+                self.snapshots.save_fakes(self.G_ema, phase, state.images_shown)
+            self.save_checkpoint(phase.lod)
+        return record
+
+    def step(self, phase: Phase, loader: Iterator) -> Dict[str, torch.Tensor]:
+        """D_repeats D steps (each on a new real minibatch) then one G step; returns this rank's loss terms as
+        detached tensors (no host synchronisation: TickLogger converts them once per tick).
+
+        `phase.batch` is the global minibatch: random inputs are drawn for all of it and this rank keeps its rows.
+        """
+        cfg, dev, rows = self.cfg, self.device, self.dist.rows
+        for g in self.opt_G.param_groups:
+            g["lr"] = phase.lr_G
+        for g in self.opt_D.param_groups:
+            g["lr"] = phase.lr_D
+        B = phase.batch
+
+        # D steps: fakes conditioned on the reals' labels (official D losses).
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        d_terms: Dict[str, torch.Tensor] = {}
+        for _ in range(cfg.D_repeats):
+            reals_u8, labels = next(loader)
+            self.state.consumed += B
+            reals = downsample_to(to_float(reals_u8.to(dev)), phase.resolution)
+            if cfg.mirror_augment:
+                reals = random_mirror(reals, flip=rows(torch.rand(B) < 0.5))
+            reals = fade_reals(reals, phase.lod)
+            c_real = one_hot(labels, self.label_size).to(dev) if self.label_size else None
+            z, z2, cut, noise = self._latents(B, phase)
+            with torch.no_grad():
+                fakes = synthesize(self.G, z, c_real, z2, cut, noise, phase.lod)
+            u = rows(torch.rand(B, device=dev)) if cfg.loss == "wgan-gp" else None  # gradient-penalty mixing
+            loss_D, terms = self.D_loss(reals, fakes, c_real, phase.lod, u)
+            self.opt_D.zero_grad(set_to_none=True)
+            loss_D.backward()
+            self.opt_D.step()
+            self._update_ema(ema_beta(B, cfg.G_smoothing_kimg))  # official: Gs update runs with each D step
+            self.state.images_shown += B                        # official: cur_nimg += minibatch per D step
+            for k in ("loss", "penalty"):
+                d_terms[k] = d_terms.get(k, 0.0) + terms[k] / cfg.D_repeats
+
+        # G step.
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        c_fake = self._random_labels(B)
+        z, z2, cut, noise = self._latents(B, phase)
+        loss_G, g_terms = self.G_loss(z, c_fake, z2, cut, noise, phase.lod)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+        return {"loss_G": g_terms["loss"], "loss_D": d_terms["loss"], "penalty": d_terms["penalty"]}
+
+    # -- random inputs and running averages ------------------------------------------------------------------------
     def _random_labels(self, n: int) -> Optional[torch.Tensor]:
         """This rank's rows of labels for n fakes, drawn from the dataset's label distribution (official
         get_random_labels_tf)."""
         if not self.label_size:
             return None
         idx = self.dist.rows(torch.randint(len(self.dataset), (n,)))
-        return self._one_hot(torch.from_numpy(self.dataset.labels)[idx]).to(self.device)
+        return one_hot(torch.from_numpy(self.dataset.labels)[idx], self.label_size).to(self.device)
 
-    def _latents(self, n: int, phase: Phase) -> Tuple[torch.Tensor, Optional[torch.Tensor], int,
-                                                      Optional[List[Optional[torch.Tensor]]]]:
+    def _latents(self, n: int, phase: Phase) -> Tuple[torch.Tensor, Optional[torch.Tensor], int, Noise]:
         """(z, z2, crossover, noise maps): this rank's rows of the random inputs of n fakes.
 
         Drawn in the order of the official graph (z, style-mixing crossover, second z, per-layer noise) and always
         for the global batch, so the RNG stream does not depend on the number of ranks. z2 is None without mixing;
-        noise maps are drawn for the layers that run at this lod (None above).
+        noise maps are drawn for the layers that run at this lod (None above), as the network draws them.
         """
         cfg, dev, rows = self.cfg, self.device, self.dist.rows
         z = torch.randn(n, cfg.latent_size, device=dev)
-        cut = phase.num_active_layers
+        active = phase.num_active_layers
+        cut = active
         z2 = None
         if cfg.style_mixing_prob > 0:
-            cut = mixing_cutoff(phase.num_active_layers, cfg.style_mixing_prob)
-            if cut < phase.num_active_layers:
+            cut = random_crossover_point(active, cfg.style_mixing_prob)
+            if cut < active:
                 z2 = rows(torch.randn_like(z))
-        noise: Optional[List[Optional[torch.Tensor]]] = None
+        noise: Noise = None
         if self.G.config.use_noise:
-            noise = [rows(torch.randn(n, 1, layer_resolution(i), layer_resolution(i), device=dev))
-                     if i < phase.num_active_layers else None for i in range(self.G.synthesis.num_layers)]
+            maps = self.G.synthesis.random_noise(n, active, dev)
+            noise = [rows(m) for m in maps] + [None] * (self.G.synthesis.num_layers - active)
         return rows(z), z2, cut, noise
 
     def _update_w_avg(self, ws: torch.Tensor) -> None:
@@ -346,294 +430,21 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------------------------
     def checkpoint_payload(self, lod: float) -> Dict[str, Any]:
-        from ..formats import native
-
-        payload = native.to_payload(self.G, self.D, self.G_ema)
-        payload["training"] = {
-            "images_shown": self.images_shown,
-            "consumed": self.consumed,
-            "lod": float(lod),
-            "prev_lod": None if self.prev_lod is None else float(self.prev_lod),
-            "cur_tick": self.cur_tick,
-            "sched_nimg": self.sched_nimg,
-            "repeats_left": self.repeats_left,
-            "tick_start_nimg": self.tick_start_nimg,
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "w_avg": self.G.w_avg.detach().cpu().clone(),
-            "rng": get_rng_states(self.device),
-            "world_size": self.dist.world_size,
-            "train_config": self.cfg.to_json(),
-            "dataset_fingerprint": self.dataset.fingerprint,
-            "label_size": self.label_size,
-            "num_channels": self.dataset.num_channels,
-        }
-        return payload
+        """Everything a resume needs, as a weights_only-loadable payload (training/checkpoint.py)."""
+        return self.state.to_payload({"G": self.G, "D": self.D, "G_ema": self.G_ema},
+                                     {"G": self.opt_G, "D": self.opt_D}, self.cfg, lod, self.device,
+                                     self.dist.world_size, self.dataset.fingerprint, self.dataset.num_channels,
+                                     self.label_size)
 
     def save_checkpoint(self, lod: float) -> Path:
         """Every rank calls this (it first checks that all ranks hold the same weights); rank 0 writes."""
         self.dist.check_in_sync({"G": self.G, "D": self.D, "G_ema": self.G_ema}, self.device)
-        path = self.outdir / checkpoint_name(self.images_shown)
+        path = self.outdir / checkpoint_name(self.state.images_shown)
         if self.is_main:
             atomic_torch_save(self.checkpoint_payload(lod), path)
             prune_checkpoints(self.outdir, self.cfg.keep_checkpoints)
+        self.last_checkpoint = path
         return path
-
-    def _load(self, spec: str) -> None:
-        from .checkpoint import find_checkpoint
-
-        path = find_checkpoint(spec, self.outdir)
-        ck = load_checkpoint(path)
-        t = ck["training"]
-        saved = TrainConfig.from_json(t["train_config"])
-        for name in ("resolution", "fmap_base", "fmap_max", "latent_size", "dlatent_size", "mapping_layers",
-                     "mapping_fmaps", "cond", "lod_initial_resolution", "fused_scale"):
-            if getattr(saved, name) != getattr(self.cfg, name):
-                raise ValueError(f"cannot resume from {path}: it was trained with {name}={getattr(saved, name)!r}, "
-                                 f"this run has {name}={getattr(self.cfg, name)!r}")
-        if t["dataset_fingerprint"] != self.dataset.fingerprint:
-            self.log(f"warning: resuming {path.name} on different data than it was trained on")
-        try:
-            self.G.load_state_dict(ck["G"])
-            self.D.load_state_dict(ck["D"])
-            self.G_ema.load_state_dict(ck["G_ema"])
-            self.opt_G.load_state_dict(t["opt_G"])
-            self.opt_D.load_state_dict(t["opt_D"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise ValueError(f"cannot resume from {path}: {str(e).splitlines()[0]}") from None
-        self.images_shown = int(t["images_shown"])
-        self.consumed = int(t["consumed"])
-        self.prev_lod = t["prev_lod"]
-        self.cur_tick = int(t["cur_tick"])
-        self.sched_nimg = int(t["sched_nimg"])
-        self.repeats_left = int(t["repeats_left"])
-        self.tick_start_nimg = int(t["tick_start_nimg"])
-        set_rng_states(t["rng"], self.device)
-        self.resumed_from = path
-        self.log(f"Resumed from {path} at kimg {self.images_shown / 1000:.1f}, lod {t['lod']:.3f}")
-
-    # -- snapshots -------------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def save_fakes(self, phase: Phase) -> Path:
-        G = self.G_ema
-        G.eval()
-        z = self.grid_z.to(self.device)
-        c = self.grid_c.to(self.device) if self.grid_c is not None else None
-        imgs = []
-        for psi in SNAPSHOT_PSIS:
-            ws = G.truncate(G.mapping(z, c), psi, G.config.truncation_cutoff)  # official cutoff 8
-            imgs.append(G.synthesis(ws, lod=phase.lod, noise_mode="const"))
-        path = self.outdir / f"fakes{self.images_shown // 1000:06d}.png"
-        save_grid(torch.cat(imgs), path, GRID_COLS, size=self.cfg.resolution)
-        return path
-
-    def snapshot_metrics(self, phase: Phase) -> Dict[str, Any]:
-        """SWD x 1e3 of G_ema against the reals at the current resolution (PGGAN protocol, `swd_num` images per
-        set; nothing below 16 px, where the protocol has no pyramid level). Rank 0 only; the reals' descriptors
-        are computed once per resolution and reused."""
-        from .metrics import MIN_RESOLUTION, real_descriptors, swd_for_generator
-
-        num = min(self.cfg.swd_num, len(self.dataset))
-        resolution = resolution_at(phase.lod, self.cfg.resolution_log2)
-        if num < 1 or resolution < MIN_RESOLUTION:
-            return {}
-        if resolution not in self._swd_reals:
-            self._swd_reals = {resolution: real_descriptors(self.dataset, num, resolution, seed=self.cfg.seed)}
-        self.G_ema.eval()
-        result = swd_for_generator(self.G_ema, self._swd_reals[resolution], num, lod=phase.lod,
-                                   seed=self.cfg.seed, device=self.device)
-        return {k: round(v, 4) for k, v in result.items()}
-
-    def save_reals(self) -> Path:
-        n = min(GRID_COLS * GRID_ROWS_PER_PSI, len(self.dataset))
-        x = torch.stack([self.dataset[i][0] for i in range(n)])
-        path = self.outdir / "reals.png"
-        save_grid(to_float(x), path, GRID_COLS)
-        return path
-
-    # -- the loop --------------------------------------------------------------------------------------------------
-    def run(self, stop_at_images: Optional[int] = None) -> TrainResult:
-        cfg = self.cfg
-        total = int(round(cfg.total_kimg * 1000))
-        stop = _StopFlag()
-        stop.install()
-        # Deterministic kernels where torch has them (process-wide setting: restored on return).
-        old_det = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-        if cfg.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        writer = self._tensorboard() if self.is_main else None
-        log_path = self.outdir / "log.jsonl"
-        if self.resumed_from is None and self.is_main:
-            self.save_reals()
-        trajectory: List[Tuple[int, float, int]] = []
-        loader: Optional[Iterator] = None
-        loader_batch = -1
-        sums: Dict[str, float] = {}
-        count = 0
-        tick_time = time.time()
-        last_ckpt: Optional[Path] = None
-        last_log: Dict[str, Any] = {}
-        status = "done"
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=cfg.total_kimg, initial=self.images_shown / 1000, unit="kimg", dynamic_ncols=True,
-                       leave=False, file=sys.stderr,
-                       bar_format="{l_bar}{bar}| {n:.2f}/{total:g} kimg [{elapsed}<{remaining}, {rate_fmt}]")
-        phase = self._phase(self.images_shown)
-        W = self.dist.world_size
-        try:
-            while self.images_shown < total:
-                if self.repeats_left <= 0:  # official minibatch_repeats: schedule fixed for that many minibatches
-                    self.sched_nimg = self.images_shown
-                    self.repeats_left = cfg.minibatch_repeats
-                phase = self._phase(self.sched_nimg)
-                if is_level_change(self.prev_lod, phase.lod) and self.prev_lod is not None:
-                    last_ckpt = self.save_checkpoint(phase.lod)   # state at the boundary, before the reset
-                    if cfg.reset_opt_for_new_lod:
-                        self.opt_G.state.clear()
-                        self.opt_D.state.clear()
-                self.prev_lod = phase.lod
-                if phase.batch != loader_batch:
-                    loader = make_loader(self.dataset, phase.batch // W, start=self.consumed, seed=cfg.seed,
-                                         workers=cfg.workers, rank=self.dist.rank, world_size=W)
-                    loader_batch = phase.batch
-                terms = self._step(phase, loader)
-                self.repeats_left -= 1
-                trajectory.append((self.images_shown, phase.lod, phase.batch))
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                if bar is not None:
-                    bar.update(min(self.images_shown, total) / 1000 - bar.n)
-
-                done = self.images_shown >= total
-                interrupted = self.dist.any(stop.signum is not None, self.device)  # all ranks stop together
-                stopping = stop_at_images is not None and self.images_shown >= stop_at_images
-                if not (self.images_shown >= self.tick_start_nimg + cfg.tick_kimg * 1000 or done):
-                    if interrupted or stopping:  # no extra tick: keeps the tick/snapshot cadence of the run
-                        last_ckpt = self.save_checkpoint(phase.lod)
-                        status = "interrupted" if interrupted else "stopped"
-                        break
-                    continue
-                now = time.time()
-                tick_kimg = (self.images_shown - self.tick_start_nimg) / 1000
-                self.cur_tick += 1
-                self.tick_start_nimg = self.images_shown
-                dt = max(now - tick_time, 1e-9)
-                tick_time = now
-                sums = self.dist.mean_of(sums, self.device)
-                record = {
-                    "tick": self.cur_tick, "kimg": round(self.images_shown / 1000, 3),
-                    "images_shown": self.images_shown, "lod": round(phase.lod, 5),
-                    "resolution": phase.resolution, "batch": phase.batch,
-                    "lr_G": phase.lr_G, "lr_D": phase.lr_D,
-                    "loss_G": sums.get("loss_G", 0) / max(count, 1), "loss_D": sums.get("loss_D", 0) / max(count, 1),
-                    "penalty": sums.get("penalty", 0) / max(count, 1),
-                    "sec_per_kimg": dt / max(tick_kimg, 1e-9), "img_per_s": tick_kimg * 1000 / dt,
-                    "mem_MiB": round(_memory_mib(self.device), 1), "time": now,
-                }
-                sums, count = {}, 0
-                snapshot = self.cur_tick % cfg.snapshot_ticks == 0 or done
-                if snapshot and self.is_main:
-                    record.update(self.snapshot_metrics(phase))
-                if self.is_main:
-                    with open(log_path, "a") as f:
-                        f.write(json.dumps(record) + "\n")
-                if writer is not None:
-                    for k in ("lod", "loss_G", "loss_D", "penalty", "sec_per_kimg", "img_per_s", "mem_MiB",
-                              "swd_avg"):
-                        if k in record:
-                            writer.add_scalar(f"train/{k}", record[k], self.images_shown)
-                    writer.flush()
-                line = (f"kimg {record['kimg']:8.1f}  res {phase.resolution:4d}  lod {phase.lod:5.2f}  "
-                        f"batch {phase.batch:3d}  loss_G {record['loss_G']:8.3f}  loss_D {record['loss_D']:8.3f}  "
-                        f"penalty {record['penalty']:7.3f}  sec/kimg {record['sec_per_kimg']:7.1f}  "
-                        f"img/s {record['img_per_s']:6.1f}  mem {record['mem_MiB']:.0f} MiB")
-                if "swd_avg" in record:
-                    line += f"  swd {record['swd_avg']:.2f}"
-                if bar is not None:
-                    bar.write(line, file=sys.stdout)
-                else:
-                    self.log(line)
-                last_log = record
-                if not all(math.isfinite(record[k]) for k in ("loss_G", "loss_D", "penalty")):
-                    last_ckpt = self.save_checkpoint(phase.lod)
-                    raise FloatingPointError(f"training diverged at kimg {record['kimg']}: losses are not finite "
-                                             f"(last checkpoint {last_ckpt.name}); try a lower learning rate")
-                if snapshot:
-                    if self.is_main:
-                        self.save_fakes(phase)
-                    last_ckpt = self.save_checkpoint(phase.lod)
-                if interrupted or stopping:
-                    if last_ckpt is None or last_ckpt.name != checkpoint_name(self.images_shown):
-                        last_ckpt = self.save_checkpoint(phase.lod)
-                    status = "interrupted" if interrupted else "stopped"
-                    break
-        finally:
-            stop.restore()
-            torch.use_deterministic_algorithms(old_det[0], warn_only=old_det[1])
-            if bar is not None:
-                bar.close()
-            if writer is not None:
-                writer.close()
-        return TrainResult(self.images_shown, phase.lod, status, last_ckpt, trajectory, last_log)
-
-    def _step(self, phase: Phase, loader: Iterator) -> Dict[str, float]:
-        """D_repeats D steps (each on a new real minibatch) then one G step; returns this rank's logged scalars.
-
-        `phase.batch` is the global minibatch: random inputs are drawn for all of it and this rank keeps its rows.
-        """
-        cfg, dev, rows = self.cfg, self.device, self.dist.rows
-        for g in self.opt_G.param_groups:
-            g["lr"] = phase.lr_G
-        for g in self.opt_D.param_groups:
-            g["lr"] = phase.lr_D
-        B = phase.batch
-
-        # D steps: fakes conditioned on the reals' labels (official D losses).
-        self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
-        d_sum: Dict[str, float] = {}
-        for _ in range(cfg.D_repeats):
-            reals_u8, labels = next(loader)
-            self.consumed += B
-            reals = downsample_to(to_float(reals_u8.to(dev)), phase.resolution)
-            if cfg.mirror_augment:
-                reals = random_mirror(reals, flip=rows(torch.rand(B) < 0.5))
-            reals = fade_reals(reals, phase.lod)
-            c_real = self._one_hot(labels).to(dev) if self.label_size else None
-            z, z2, cut, noise = self._latents(B, phase)
-            with torch.no_grad():
-                fakes = synthesize(self.G, z, c_real, z2, cut, noise, phase.lod)
-            u = rows(torch.rand(B, device=dev)) if cfg.loss == "wgan-gp" else None  # gradient-penalty mixing
-            loss_D, d_terms = self.D_loss(reals, fakes, c_real, phase.lod, u)
-            self.opt_D.zero_grad(set_to_none=True)
-            loss_D.backward()
-            self.opt_D.step()
-            self._update_ema(ema_beta(B, cfg.G_smoothing_kimg))  # official: Gs update runs with each D step
-            self.images_shown += B                              # official: cur_nimg += minibatch per D step
-            for k in ("loss", "penalty"):
-                d_sum[k] = d_sum.get(k, 0.0) + d_terms[k] / cfg.D_repeats
-
-        # G step.
-        self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
-        c_fake = self._random_labels(B)
-        z, z2, cut, noise = self._latents(B, phase)
-        loss_G, g_terms = self.G_loss(z, c_fake, z2, cut, noise, phase.lod)
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        self.opt_G.step()
-        self.D.requires_grad_(True)
-        return {"loss_G": g_terms["loss"], "loss_D": d_sum["loss"], "penalty": d_sum["penalty"]}
-
-    def _tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except Exception:  # noqa: BLE001 - tensorboard is optional
-            return None
-        return SummaryWriter(str(self.outdir))
 
 
 def train(cfg: TrainConfig, resume: Optional[str] = None, impl: str = "auto", progress: bool = True,

@@ -5,8 +5,9 @@ wgan_target=1; G_logistic_nonsaturating, D_logistic_simplegp with r1_gamma=10; D
 per-sample losses that the optimizer averages; these functions return the batch mean directly.
 
 Interface: `D` is any callable img -> scores [N, 1] (the loop passes `lambda img: D(img, c, lod)`); fakes for the
-D loss should be detached by the caller. Each function returns (loss, terms) where terms holds detached floats for
-logging, always including 'penalty' (0.0 when the loss has none). The penalties differentiate D's output with
+D loss should be detached by the caller. Each function returns (loss, terms) where terms holds detached 0-d tensors
+for logging (still on the device: reading them would synchronise with it, so the training loop does that once per
+tick), always including 'penalty' (0 when the loss has none). The penalties differentiate D's output with
 `torch.autograd.grad(create_graph=True)`, so the D update back-propagates through that gradient (double backward
 through D's ops).
 """
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 DFn = Callable[[torch.Tensor], torch.Tensor]
-Terms = Dict[str, float]
+Terms = Dict[str, torch.Tensor]
 
 WGAN_LAMBDA = 10.0     # official D_wgan_gp wgan_lambda
 WGAN_EPSILON = 0.001   # official wgan_epsilon (epsilon_drift)
@@ -28,15 +29,19 @@ WGAN_TARGET = 1.0      # official wgan_target
 R1_GAMMA = 10.0        # official D_logistic_simplegp r1_gamma (train.py StyleGAN default)
 
 
-def _f(x: torch.Tensor) -> float:
-    return float(x.detach().mean())
+def _f(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().mean()
+
+
+def _zero(like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros((), dtype=like.dtype, device=like.device)
 
 
 def g_wgan(D: DFn, fakes: torch.Tensor) -> Tuple[torch.Tensor, Terms]:
     """G loss -E[D(G(z))] (official G_wgan; also used with the hinge D loss)."""
     scores = D(fakes)
     loss = -scores.mean()
-    return loss, {"loss": _f(loss), "fake_score": _f(scores), "penalty": 0.0}
+    return loss, {"loss": _f(loss), "fake_score": _f(scores), "penalty": _zero(loss)}
 
 
 def d_wgan_gp(D: DFn, reals: torch.Tensor, fakes: torch.Tensor, gp_lambda: float = WGAN_LAMBDA,
@@ -70,7 +75,7 @@ def g_logistic_ns(D: DFn, fakes: torch.Tensor) -> Tuple[torch.Tensor, Terms]:
     """Non-saturating G loss E[softplus(-D(G(z)))] = -log sigmoid(D(G(z))) (official G_logistic_nonsaturating)."""
     scores = D(fakes)
     loss = F.softplus(-scores).mean()
-    return loss, {"loss": _f(loss), "fake_score": _f(scores), "penalty": 0.0}
+    return loss, {"loss": _f(loss), "fake_score": _f(scores), "penalty": _zero(loss)}
 
 
 def d_logistic_r1(D: DFn, reals: torch.Tensor, fakes: torch.Tensor,
@@ -94,7 +99,8 @@ def d_hinge(D: DFn, reals: torch.Tensor, fakes: torch.Tensor) -> Tuple[torch.Ten
     real_scores = D(reals)
     fake_scores = D(fakes)
     loss = F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
-    return loss, {"loss": _f(loss), "real_score": _f(real_scores), "fake_score": _f(fake_scores), "penalty": 0.0}
+    return loss, {"loss": _f(loss), "real_score": _f(real_scores), "fake_score": _f(fake_scores),
+                  "penalty": _zero(loss)}
 
 
 # name -> (G loss, D loss)

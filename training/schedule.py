@@ -5,18 +5,17 @@ Same semantics as NVlabs stylegan `training/training_loop.py` `training_schedule
 then the next level is faded in over `lod_transition_kimg`; `lod` = log2(final) - log2(current) counts down to 0.
 Being a pure function of `images_shown` is what makes `--resume` exact: the loop never keeps schedule state.
 
-Also here: the small training helpers whose constants come from the official code (EMA beta, level-change test,
-style-mixing crossover range, real-image fading).
+Also here: where each level starts (`level_starts`, and its inverse `images_at_lod`), and the small training
+helpers whose constants come from the official code (EMA beta, level-change test, real-image fading).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
-from ..generator import random_crossover_point
 from ..layers import upscale2d_nearest
 from .config import TrainConfig
 
@@ -103,6 +102,33 @@ def phase_at(images_shown: int, cfg: TrainConfig, world_size: int = 1) -> Phase:
     )
 
 
+def level_starts(cfg: TrainConfig) -> List[int]:
+    """images_shown at which each level begins: 0 for the first, then the first image of each fade-in.
+
+    Every resolution (and so every minibatch size) the run will use is in effect at one of these points.
+    """
+    levels = cfg.resolution_log2 - int(math.log2(cfg.lod_initial_resolution))
+    training = int(cfg.lod_training_kimg * 1000)
+    phase = int((cfg.lod_training_kimg + cfg.lod_transition_kimg) * 1000)
+    return [0] + [training + 1 + i * phase for i in range(levels)]
+
+
+def images_at_lod(cfg: TrainConfig, lod: float) -> int:
+    """The first images_shown at which the schedule reaches `lod` (the inverse of phase_at's lod).
+
+    ValueError when the run never reaches it (lod above the start level or below 0).
+    """
+    start_lod = cfg.resolution_log2 - int(math.log2(cfg.lod_initial_resolution))
+    if not 0.0 <= lod <= start_lod:
+        raise ValueError(f"lod {lod} is never reached: the run goes from lod {start_lod} to 0")
+    levels_done = start_lod - math.ceil(lod)            # complete levels (stabilise + fade) before lod's fade
+    fade = math.ceil(lod) - lod                         # how far into that fade
+    kimg = levels_done * (cfg.lod_training_kimg + cfg.lod_transition_kimg)
+    if fade > 0:
+        kimg += cfg.lod_training_kimg + fade * cfg.lod_transition_kimg
+    return int(round(kimg * 1000))
+
+
 def level_key(lod: float) -> Tuple[int, int]:
     """(floor(lod), ceil(lod)): changes when a fade starts AND when it ends, like the official reset test."""
     return int(math.floor(lod)), int(math.ceil(lod))
@@ -126,19 +152,10 @@ def ema_beta(batch: int, G_smoothing_kimg: float) -> float:
     return 0.5 ** (batch / (G_smoothing_kimg * 1000.0))
 
 
-# Style-mixing crossover for a minibatch: the networks' own implementation (layers < cutoff from ws1, the rest
-# from ws2; num_active_layers = the layers running at this resolution, as official cur_layers).
-mixing_cutoff = random_crossover_point
-
-
 def box_down2(x: torch.Tensor) -> torch.Tensor:
     """2x2 box average (official downscale2d factor 2 and the dataset's lower-lod images)."""
     n, c, h, w = x.shape
     return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
-
-
-# Nearest-neighbour 2x upsample: the networks' broadcast-copy implementation (bit-identical to F.interpolate).
-nearest_up2 = upscale2d_nearest
 
 
 def fade_reals(x: torch.Tensor, lod: float) -> torch.Tensor:
@@ -150,5 +167,5 @@ def fade_reals(x: torch.Tensor, lod: float) -> torch.Tensor:
     t = lod - math.floor(lod)
     if t == 0.0:
         return x
-    y = nearest_up2(box_down2(x))
+    y = upscale2d_nearest(box_down2(x))
     return x + (y - x) * t

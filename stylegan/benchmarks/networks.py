@@ -4,7 +4,7 @@ Why this shape: each (resolution, impl) point runs in a fresh subprocess (`pytho
 so its peak RSS is its own, the allocator state of one point cannot help or hurt the next, and the allocator
 setting (default / tuned glibc malloc, see timing.py) can be chosen per run. Only ratios from one run compare.
 
-The training step timed is THE step of `stylegan train`: `training.loop.Trainer._step` on a Trainer built from a
+The training step timed is THE step of `stylegan train`: `training.loop.Trainer.step` on a Trainer built from a
 TrainConfig (so `build_networks`, the loss functions, fused_scale and every other default are the ones training
 uses): a D step (reals from a data loader, faded at the lod; fakes from G without grad; WGAN-GP loss with its
 double backward; Adam), the G_ema update, and a G step (mapping, style-mixing regularisation, w_avg update,
@@ -24,13 +24,15 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
+from ..training.config import FUSED_SCALE_CHOICES, TrainConfig
 from .timing import describe_machine, env_for_malloc, format_table, machine_info, measure, run_with_env
 
 DEFAULT_RESOLUTIONS = (32, 64, 128, 256)
 IMPLS = ("auto", "ref")
 
 
-FUSED_SCALE_CHOICES = {"auto": "auto", "true": True, "false": False}
+_DEFAULTS = TrainConfig()  # the network size `stylegan train` uses by default (the official one)
+FMAP_BASE, FMAP_MAX, LATENT_SIZE = _DEFAULTS.fmap_base, _DEFAULTS.fmap_max, _DEFAULTS.latent_size
 _PHASE_KIMG = 1.0  # stabilise/fade length of the benchmark's schedule: only used to place images_shown at the lod
 
 
@@ -46,17 +48,9 @@ def _write_images(folder: str, resolution: int, count: int) -> None:
         Image.fromarray(arr, "RGB").save(os.path.join(folder, f"{i:04d}.png"))
 
 
-def _schedule_for_lod(resolution: int, lod: float):
-    """(lod_initial_resolution, images_shown) at which the official schedule (phases of _PHASE_KIMG) is at `lod`."""
-    up = max(1, math.ceil(lod))
-    initial = max(4, resolution >> up)
-    levels = int(math.log2(resolution // initial))
-    if lod > levels:
-        raise ValueError(f"lod {lod} is out of range for {resolution} px (at most {levels})")
-    phase_idx = levels - math.ceil(lod) if lod != int(lod) else levels - int(lod)
-    frac = math.ceil(lod) - lod
-    kimg = phase_idx * 2 * _PHASE_KIMG + ((_PHASE_KIMG + frac * _PHASE_KIMG) if frac > 0 else 0.0)
-    return initial, int(round(kimg * 1000))
+def _start_resolution(resolution: int, lod: float) -> int:
+    """The benchmark run's start resolution: one level below the one being measured (at least 4 px)."""
+    return max(4, resolution >> max(1, math.ceil(lod)))
 
 
 def build_trainer(workdir: str, resolution: int, impl: str, batch: int, fmap_base: int, fmap_max: int,
@@ -65,29 +59,28 @@ def build_trainer(workdir: str, resolution: int, impl: str, batch: int, fmap_bas
     from ..training.config import TrainConfig
     from ..training.dataset import make_loader
     from ..training.loop import Trainer
-    from ..training.schedule import phase_at
+    from ..training.schedule import images_at_lod
 
     images = os.path.join(workdir, "images")
     _write_images(images, resolution, max(2 * batch, 8))
-    initial, images_shown = _schedule_for_lod(resolution, lod)
     fields = dict(outdir=os.path.join(workdir, "run"), data=images, resolution=resolution,
                   cache_dir=os.path.join(workdir, "cache"), batch=batch, fmap_base=fmap_base, fmap_max=fmap_max,
                   latent_size=latent_size, dlatent_size=latent_size, mapping_fmaps=latent_size, workers=0,
-                  lod_initial_resolution=initial, lod_training_kimg=_PHASE_KIMG, lod_transition_kimg=_PHASE_KIMG,
-                  total_kimg=1000.0)
+                  lod_initial_resolution=_start_resolution(resolution, lod), lod_training_kimg=_PHASE_KIMG,
+                  lod_transition_kimg=_PHASE_KIMG, total_kimg=1000.0)
     if fused_scale is not None:
         fields["fused_scale"] = fused_scale
     cfg = TrainConfig(**fields)
     trainer = Trainer(cfg, impl=impl, progress=False, log=lambda line: None)
-    phase = phase_at(images_shown, cfg)
+    phase = trainer.phase(images_at_lod(cfg, lod))
     if abs(phase.lod - lod) > 1e-9 or phase.batch != batch:
         raise RuntimeError(f"benchmark schedule is at lod {phase.lod} batch {phase.batch}, wanted {lod} {batch}")
     loader = make_loader(trainer.dataset, phase.batch, start=0, seed=cfg.seed, workers=0)
     return trainer, phase, loader
 
 
-def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, fmap_base: int = 8192,
-                  fmap_max: int = 512, latent_size: int = 512, train: bool = True, lod: float = 0.0,
+def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, fmap_base: int = FMAP_BASE,
+                  fmap_max: int = FMAP_MAX, latent_size: int = LATENT_SIZE, train: bool = True, lod: float = 0.0,
                   fused_scale: Optional[Union[bool, str]] = None) -> Dict[str, float]:
     """Measures one (resolution, impl) point in THIS process: G forward and training-step images/s, peak RSS.
 
@@ -95,6 +88,8 @@ def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, f
     fused_scale None = TrainConfig's default (what `stylegan train` uses).
     """
     with tempfile.TemporaryDirectory(prefix="stylegan-bench-train-") as workdir:
+        from ..training.loop import deterministic_algorithms
+
         trainer, phase, loader = build_trainer(workdir, resolution, impl, batch, fmap_base, fmap_max, latent_size,
                                                lod, fused_scale)
         G = trainer.G
@@ -109,27 +104,21 @@ def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, f
                "fused_scale": trainer.cfg.fused_scale, "g_forward_img_s": batch / fwd.median_s,
                "g_forward_ms": fwd.median_ms}
         if train:
-            old_det = (torch.are_deterministic_algorithms_enabled(),
-                       torch.is_deterministic_algorithms_warn_only_enabled())
-            if trainer.cfg.deterministic:  # as Trainer.run does
-                torch.use_deterministic_algorithms(True, warn_only=True)
-            try:
-                step = measure(lambda: trainer._step(phase, loader), repeat=repeat, warmup=1)
-            finally:
-                torch.use_deterministic_algorithms(old_det[0], warn_only=old_det[1])
+            with deterministic_algorithms(trainer.cfg.deterministic):  # as Trainer.run does
+                step = measure(lambda: trainer.step(phase, loader), repeat=repeat, warmup=1)
             out.update(train_img_s=batch / step.median_s, train_step_s=step.median_s)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     return out
 
 
 def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: int = 8, repeat: int = 3,
-                       impls: Sequence[str] = IMPLS, malloc: str = "default", fmap_base: int = 8192,
-                       fmap_max: int = 512, latent_size: int = 512, train: bool = True, isolate: bool = True,
+                       impls: Sequence[str] = IMPLS, malloc: str = "default", fmap_base: int = FMAP_BASE,
+                       fmap_max: int = FMAP_MAX, latent_size: int = LATENT_SIZE, train: bool = True, isolate: bool = True,
                        echo: bool = True, lod: float = 0.0, fused_scale: Optional[Union[bool, str]] = None
                        ) -> Dict[str, object]:
     """Returns {'machine', 'rows', 'table'} for G forward and WGAN-GP step images/s, auto vs ref (and prints it).
 
-    Defaults are the official architecture (fmap_base 8192, fmap_max 512, 512-d latents) at each resolution, batch
+    Defaults are the official architecture (TrainConfig's network-size defaults) at each resolution, batch
     8, on CPU; lower fmap_max for a quick run. isolate=True measures every point in its own subprocess under the
     chosen malloc setting ('default' | 'tuned'); isolate=False measures in this process (peak RSS is then the
     process maximum so far). fused_scale None = TrainConfig's default.
@@ -179,9 +168,9 @@ def _main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--impl", choices=IMPLS + ("cpu",), required=True)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--fmap-base", type=int, default=8192)
-    p.add_argument("--fmap-max", type=int, default=512)
-    p.add_argument("--latent-size", type=int, default=512)
+    p.add_argument("--fmap-base", type=int, default=FMAP_BASE)
+    p.add_argument("--fmap-max", type=int, default=FMAP_MAX)
+    p.add_argument("--latent-size", type=int, default=LATENT_SIZE)
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--lod", type=float, default=0.0)
     p.add_argument("--fused-scale", choices=sorted(FUSED_SCALE_CHOICES), default=None)

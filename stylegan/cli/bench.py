@@ -8,6 +8,7 @@ import click
 import torch
 
 from stylegan.benchmarks import timing
+from stylegan.benchmarks.networks import FMAP_BASE, FMAP_MAX, FUSED_SCALE_CHOICES, LATENT_SIZE
 
 
 @click.group()
@@ -69,15 +70,15 @@ def _network_options(fn):
                      help="Timed iterations per point (the median is reported)."),
         click.option("--malloc", type=click.Choice(["default", "tuned", "both"]), default="default",
                      show_default=True, help="glibc allocator settings (each point runs in its own subprocess)."),
-        click.option("--fmap-base", type=click.IntRange(min=1), default=8192, show_default=True,
-                     help="Network width budget (official 8192)."),
-        click.option("--fmap-max", type=click.IntRange(min=1), default=512, show_default=True,
-                     help="Most feature maps per layer (official 512)."),
-        click.option("--latent", "latent_size", type=click.IntRange(min=1), default=512, show_default=True,
-                     help="Size of z and w (official 512)."),
+        click.option("--fmap-base", type=click.IntRange(min=1), default=FMAP_BASE, show_default=True,
+                     help="Network width budget (official)."),
+        click.option("--fmap-max", type=click.IntRange(min=1), default=FMAP_MAX, show_default=True,
+                     help="Most feature maps per layer (official)."),
+        click.option("--latent", "latent_size", type=click.IntRange(min=1), default=LATENT_SIZE, show_default=True,
+                     help="Size of z and w (official)."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
                      help="Also write every number to this JSON file."),
-        click.option("--fused-scale", type=click.Choice(["auto", "true", "false"]), default=None,
+        click.option("--fused-scale", type=click.Choice(list(FUSED_SCALE_CHOICES)), default=None,
                      help="fused_scale of the networks (stylegan train --fused-scale) [default: the training "
                           "default]."),
     ]
@@ -88,7 +89,7 @@ def _network_options(fn):
 
 def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_base, fmap_max, latent_size,
                         json_path, fused_scale=None) -> None:
-    from stylegan.benchmarks.networks import FUSED_SCALE_CHOICES, run_networks_bench
+    from stylegan.benchmarks.networks import run_networks_bench
 
     fused = None if fused_scale is None else FUSED_SCALE_CHOICES[fused_scale]
     results = {}
@@ -128,6 +129,6 @@ def train_command(batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max
                   json_path: str, fused_scale: str) -> None:
     """WGAN-GP training images/s and peak memory at 32 and 64 px mid-fade (alpha 0.5), impl auto vs ref.
 
-    Times the real training step (Trainer._step of `stylegan train`) with the training defaults."""
+    Times the real training step (Trainer.step of `stylegan train`) with the training defaults."""
     _run_network_points([32, 64], batch, 0.5, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
                         fused_scale)

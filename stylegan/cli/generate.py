@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .. import generate as api
+from ..images import image_grid
 from .options import (GridShape, SeedList, batch_option, class_option, device_option, generator_of, network_option,
                       noise_mode_option, open_network, prepare_outdir, prepare_outfile, truncation_options)
 
@@ -112,7 +113,7 @@ def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode
                              for class_idx in class_list])
     if grid is not None:
         path = outdir / "grid.png"
-        _save_png(api.image_grid(images, *grid), path)
+        _save_png(image_grid(images, *grid), path)
         click.echo(f"wrote {path} ({count} images, {grid[0]}x{grid[1]})")
         return
     names = [f"seed{seed:04d}.png" if len(class_list) == 1 else f"class{class_idx:02d}-seed{seed:04d}.png"

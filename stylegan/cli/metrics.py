@@ -89,7 +89,7 @@ def metrics(network: str, data: str, metric_names: str, num: Optional[int], seed
             lod: Optional[float], batch: int, device: torch.device, json_out: Optional[str], cache_dir: Optional[str],
             glyphs: int, min_resolution: int) -> None:
     """Score a network against real images: multi-scale sliced Wasserstein distance (PGGAN; lower is better)."""
-    from ..training.metrics import PAPER_NUM_IMAGES, swd_for_generator
+    from ..metrics import PAPER_NUM_IMAGES, swd_for_generator
 
     names = _parse_metrics(metric_names)
     if not math.isfinite(psi):

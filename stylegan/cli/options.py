@@ -13,9 +13,11 @@ from typing import Any, Callable, List, Optional, Tuple
 import click
 import torch
 
+from ..devices import default_device, resolve_device
+from ..synthesis import NOISE_MODES
+
 MAX_SEED = 2 ** 32 - 1  # np.random.RandomState accepts seeds in [0, 2**32 - 1]
 MAX_SEEDS = 1_000_000  # a typo like 0-99999999 should fail fast, not allocate forever
-NOISE_MODES = ("const", "random", "none")
 
 
 def parse_seeds(text: str, noun: str = "seed", nouns: str = "seeds") -> List[int]:
@@ -85,21 +87,12 @@ class DeviceType(click.ParamType):
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> torch.device:
         if isinstance(value, torch.device):
             return value
-        text = str(value).strip().lower()
-        if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        if str(value).strip().lower() == "auto":
             self.fail(f"{value!r} is not a device: expected cpu, cuda or cuda:N", param, ctx)
-        device = torch.device(text)
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                self.fail(f"{value!r} requested but CUDA is not available here (use --device cpu)", param, ctx)
-            if device.index is not None and device.index >= torch.cuda.device_count():
-                self.fail(f"{value!r} requested but only {torch.cuda.device_count()} GPU(s) exist", param, ctx)
-        return device
-
-
-def default_device() -> str:
-    """'cuda' when a GPU is visible, else 'cpu'."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            return resolve_device(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _decorate(*decorators: Callable) -> Callable:

@@ -41,7 +41,7 @@ def test_wgan_gp():
     gp = (gm.norm(dim=1) - 1) ** 2
     ref = xf.mean() - xr.mean() + 10 * gp.mean() + 0.001 * (xr ** 2).mean()
     assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
-    assert terms["penalty"] == pytest.approx(gp.mean().item(), rel=1e-12)
+    assert float(terms["penalty"]) == pytest.approx(gp.mean().item(), rel=1e-12)
     for a, b in zip(g1, grads(D, ref)):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
     assert any(g.abs().max() > 0 for g in g1)
@@ -56,7 +56,7 @@ def test_logistic_r1():
     r1 = (gr ** 2).sum(1)
     ref = torch.log1p(torch.exp(xf)).mean() + torch.log1p(torch.exp(-xr)).mean() + 5.0 * r1.mean()
     assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
-    assert terms["penalty"] == pytest.approx(r1.mean().item(), rel=1e-12)
+    assert float(terms["penalty"]) == pytest.approx(r1.mean().item(), rel=1e-12)
     for a, b in zip(g1, grads(D, ref)):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
 
@@ -69,7 +69,7 @@ def test_hinge_and_g_losses():
     xr, _ = closed_form(D, reals)
     xf, _ = closed_form(D, fakes)
     ref = torch.clamp(1 - xr, min=0).mean() + torch.clamp(1 + xf, min=0).mean()
-    assert loss.item() == pytest.approx(ref.item(), rel=1e-12) and terms["penalty"] == 0.0
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-12) and float(terms["penalty"]) == 0.0
     lg, _ = g_wgan(D, fakes)
     assert lg.item() == pytest.approx(-xf.mean().item(), rel=1e-12)
     ln, _ = g_logistic_ns(D, fakes)
@@ -99,6 +99,6 @@ def test_penalty_weights_reach_the_loss():
         torch.manual_seed(1)
         loss_b, _ = get_loss(name, **{key: 0.5})[1](D, reals, fakes)
         scale = 0.5 if name == "logistic" else 1.0  # R1 enters as gamma / 2
-        assert float((loss_a - loss_b).detach()) == pytest.approx((10.0 - 0.5) * scale * terms["penalty"], rel=1e-9)
+        assert float((loss_a - loss_b).detach()) == pytest.approx((10.0 - 0.5) * scale * float(terms["penalty"]), rel=1e-9)
     with pytest.raises(ValueError, match="unknown loss"):
         get_loss("wasserstein")

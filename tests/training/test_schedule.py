@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from stylegan.training.config import TrainConfig
-from stylegan.training.schedule import (box_down2, ema_beta, fade_reals, is_level_change, mixing_cutoff,
-                                        nearest_up2, phase_at, resolution_at)
+from stylegan.generator import random_crossover_point as mixing_cutoff
+from stylegan.layers import upscale2d_nearest as nearest_up2
+from stylegan.training.schedule import (box_down2, ema_beta, fade_reals, images_at_lod, is_level_change,
+                                        level_starts, phase_at, resolution_at)
 
 
 def cfg(**kw):
@@ -117,3 +119,28 @@ def test_fade_reals():
     coarse = x.reshape(2, 3, 4, 2, 4, 2).mean((3, 5)).repeat_interleave(2, 2).repeat_interleave(2, 3)
     assert torch.allclose(y, 0.75 * x + 0.25 * coarse, atol=1e-6)
     assert torch.allclose(nearest_up2(box_down2(coarse)), coarse)
+
+
+@pytest.mark.parametrize("res, initial, lod", [(8, 4, 0.0), (32, 16, 0.5), (64, 32, 0.5), (64, 16, 1.0),
+                                               (64, 16, 1.5), (32, 8, 0.25), (32, 8, 2.0)])
+def test_images_at_lod_is_the_first_image_at_that_lod(res, initial, lod):
+    c = cfg(resolution=res, lod_initial_resolution=initial, lod_training_kimg=1.0, lod_transition_kimg=1.0)
+    n = images_at_lod(c, lod)
+    assert phase_at(n, c).lod == pytest.approx(lod, abs=1e-12)
+    if n > 0:
+        assert phase_at(n - 1, c).lod > lod  # lod only decreases: one image earlier it was not there yet
+
+
+def test_images_at_lod_refuses_a_lod_the_run_never_reaches():
+    c = cfg(resolution=32, lod_initial_resolution=16)
+    for lod in (-0.5, 1.5, 3.0):
+        with pytest.raises(ValueError, match="never reached"):
+            images_at_lod(c, lod)
+
+
+def test_level_starts_are_where_each_resolution_first_runs():
+    c = cfg(resolution=64, lod_initial_resolution=8, lod_training_kimg=2.0, lod_transition_kimg=3.0)
+    starts = level_starts(c)
+    assert starts == [0, 2001, 7001, 12001]
+    assert [phase_at(n, c).resolution for n in starts] == [8, 16, 32, 64]
+    assert [phase_at(n - 1, c).resolution for n in starts[1:]] == [8, 16, 32]

@@ -1,8 +1,8 @@
-"""Image-quality metrics: the multi-scale sliced Wasserstein distance (SWD) of PGGAN.
+"""The multi-scale sliced Wasserstein distance (SWD) of PGGAN: uint8 image sets in, numbers out.
 
 Why SWD: it needs no pretrained network (FID needs Inception weights we cannot ship), it is cheap enough to run at
 training snapshots on a CPU, and it reports one number per scale, so one can see whether coarse structure (low
-pyramid levels) or fine texture (high levels) is off.
+pyramid levels) or fine texture (high levels) is off. Generators and datasets are the business of `evaluation.py`.
 
 Protocol (Karras et al. 2018, "Progressive Growing of GANs", appendix D, and the authors' reference implementation
 `metrics/sliced_wasserstein.py` + `util_scripts.evaluate_metrics` in tkarras/progressive_growing_of_gans):
@@ -29,22 +29,19 @@ Where this implementation chooses (documented deviations, none changes the stati
 - A channel whose std is 0 (a constant set) is only centred, not divided (the reference would produce NaN).
 - Images with C != 1, 3 (e.g. RGBA) keep their channels: descriptors are C*49-dimensional.
 
-Memory: the descriptors of every level of both sets are kept, as in the reference: 2 sets x levels x N x 128 x C x
-49 x 4 bytes (16384 RGB images: 1.23 GB per level per set; `descriptor_bytes()` computes it). Images are processed in
-batches and never held as pyramids. Sorting works on direction chunks of <= 2^22 values per set (16 MiB), up to
-torch.get_num_threads() chunks at a time in threads.
+Memory and speed, as the code is written: the descriptors of every level of both sets are kept, as in the
+reference (`descriptor_bytes()` gives one set's size); images are processed in batches and never held as
+pyramids; sorting works on fixed-size chunks of directions, several chunks at a time in threads.
 """
 from __future__ import annotations
 
-import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
@@ -100,7 +97,7 @@ def check_images(x: ArrayLike, name: str) -> Tuple[int, int, int]:
     return n, c, h
 
 
-def to_uint8(x: ArrayLike) -> torch.Tensor:
+def to_uint8_pggan(x: ArrayLike) -> torch.Tensor:
     """uint8 tensor of the same shape: uint8 passes through; float [-1, 1] -> round(x * 127.5 + 127.5) saturated.
 
     Why quantise fakes: the protocol compares uint8 images (PGGAN `Gs.run(out_mul=127.5, out_add=127.5,
@@ -209,8 +206,12 @@ def laplacian_pyramid(x: torch.Tensor, num_levels: int) -> List[torch.Tensor]:
 # ---------------------------------------------------------------------------------------------------------------
 # Descriptors.
 
-def _derive_seed(seed: int, stream: int) -> int:
-    """Independent 63-bit seeds for the position and direction streams of one user seed."""
+def derive_seed(seed: int, stream: int) -> int:
+    """Independent 63-bit seeds of one user seed, one per stream, so each random choice has its own stream.
+
+    Streams: 0 neighbourhood positions, 1 projection directions (here); 2 the real subset, 3 latents and labels,
+    4 noise (evaluation.py).
+    """
     state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, stream]).generate_state(2, np.uint64)
     return int(state[0] >> np.uint64(1))
 
@@ -237,6 +238,9 @@ class DescriptorSet:
     channels: int
     nhoods_per_image: int
     seed: int
+    # int64 [num_images]: the class of each image when the set was made from labelled reals (`real_descriptors`),
+    # so a conditional G's fakes are given the same labels; None for unlabelled images.
+    labels: Optional[np.ndarray] = None
 
     def check_compatible(self, other: "DescriptorSet") -> None:
         """ValueError naming what differs when two sets cannot be compared."""
@@ -272,7 +276,7 @@ class DescriptorBuilder:
         self.filled = 0
         dim = self.channels * NHOOD_SIZE * NHOOD_SIZE
         total = num_images * nhoods_per_image
-        gen = torch.Generator().manual_seed(_derive_seed(seed, 0))
+        gen = torch.Generator().manual_seed(derive_seed(seed, 0))
         half = NHOOD_SIZE // 2
         self._centres: List[torch.Tensor] = []
         self._desc: List[torch.Tensor] = []
@@ -291,7 +295,7 @@ class DescriptorBuilder:
                              f"[B, {self.in_channels}, {self.resolution}, {self.resolution}]")
         if self.filled + n > self.num_images:
             raise ValueError(f"too many images: {self.filled} + {n} > num_images={self.num_images}")
-        x = to_uint8(images).to("cpu")
+        x = to_uint8_pggan(images).to("cpu")
         if c == 1:
             x = x.expand(n, 3, s, s)
         pyramid = laplacian_pyramid(x.to(torch.float32), len(self.resolutions))
@@ -403,7 +407,7 @@ def swd_from_descriptors(reals: DescriptorSet, fakes: DescriptorSet, seed: int =
     for name, value in (("dir_repeats", dir_repeats), ("dirs_per_repeat", dirs_per_repeat)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} is invalid: expected an int >= 1")
-    gen = torch.Generator().manual_seed(_derive_seed(seed, 1))
+    gen = torch.Generator().manual_seed(derive_seed(seed, 1))
     out: Dict[str, float] = {}
     for res, a, b in zip(reals.resolutions, reals.descriptors, fakes.descriptors):
         out[f"swd_level_{res}"] = sliced_wasserstein(a, b, dir_repeats, dirs_per_repeat, gen) * SCALE
@@ -436,184 +440,3 @@ def swd(reals: ArrayLike, fakes: ArrayLike, seed: int = 0, batch: int = 256,
     a = compute_descriptors(reals, seed, batch, nhoods_per_image, min_resolution)
     b = compute_descriptors(fakes, seed, batch, nhoods_per_image, min_resolution)
     return swd_from_descriptors(a, b, seed, dir_repeats, dirs_per_repeat)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Snapshot-time helpers: reals from the training dataset, fakes from a generator.
-
-def _dataset_arrays(reals: Any) -> Tuple[Any, Optional[np.ndarray], str]:
-    """(images, labels or None, layout) of an ImageDataset, or of a bare array (layout from its type)."""
-    if hasattr(reals, "images") and hasattr(reals, "labels"):  # training.dataset.ImageDataset
-        return reals.images, reals.labels, "NHWC"
-    if isinstance(reals, np.ndarray):
-        return reals, None, "NHWC"
-    if isinstance(reals, torch.Tensor):
-        return reals, None, "NCHW"
-    raise TypeError(f"reals: expected an ImageDataset, a uint8 numpy array [N, H, W, C] (the dataset cache layout), "
-                    f"a uint8 torch tensor [N, C, H, W] or a DescriptorSet; got {type(reals).__name__}")
-
-
-def _box_downsample_u8(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    """uint8 [B, C, S, S] -> [B, C, resolution, resolution] by repeated 2x2 means rounded to uint8 (PGGAN
-    `downscale_minibatch`, also how lower-lod training images are made)."""
-    s = x.shape[-1]
-    if resolution > s or s % resolution or (s // resolution) & (s // resolution - 1):
-        raise ValueError(f"cannot box-downsample {s} px reals to {resolution} px (needs a power-of-two ratio)")
-    if s == resolution:
-        return x
-    from .dataset import downsample_to
-
-    return torch.round(downsample_to(x.to(torch.float32), resolution)).clamp_(0, 255).to(torch.uint8)
-
-
-def _select_reals(reals: Any, num: int, seed: int) -> Tuple[Any, Optional[np.ndarray], str, np.ndarray]:
-    images, labels, layout = _dataset_arrays(reals)
-    if len(images.shape) != 4:
-        raise ValueError(f"reals have shape {list(images.shape)}: expected 4-D images ({layout})")
-    total = int(images.shape[0])
-    if num > total:
-        raise ValueError(f"num={num} exceeds the {total} real images available; SWD compares equal-size sets")
-    rng = np.random.default_rng(_derive_seed(seed, 2))
-    idx = np.sort(rng.choice(total, size=num, replace=False)) if num < total else np.arange(total)
-    return images, labels, layout, idx
-
-
-def _real_batches(images: Any, layout: str, idx: np.ndarray, resolution: int, batch: int) -> Iterator[torch.Tensor]:
-    for i in range(0, len(idx), batch):
-        sel = idx[i:i + batch]
-        if isinstance(images, torch.Tensor):
-            x = images[torch.from_numpy(sel)]
-        else:
-            x = torch.from_numpy(np.asarray(images[sel]))
-        if x.dtype != torch.uint8:
-            raise TypeError(f"reals have dtype {x.dtype}: expected uint8 dataset images")
-        if layout == "NHWC":
-            x = x.permute(0, 3, 1, 2)
-        yield _box_downsample_u8(x.contiguous().cpu(), resolution)
-
-
-def real_descriptors(reals: Any, num: int, resolution: int, seed: int = 0, batch: int = 256,
-                     nhoods_per_image: int = NHOODS_PER_IMAGE,
-                     min_resolution: int = MIN_RESOLUTION) -> DescriptorSet:
-    """DescriptorSet of `num` real images (a seeded random subset) box-downsampled to `resolution`.
-
-    Why: computed once and passed as `reals` to `swd_for_generator` at every snapshot of one resolution, it halves
-    the snapshot cost and keeps the real side fixed, so the SWD curve moves only with the generator.
-    `reals`: an ImageDataset, a uint8 numpy array [N, H, W, C] (`ImageDataset.images`) or a uint8 tensor
-    [N, C, H, W], at a resolution that is `resolution` times a power of two.
-    """
-    images, _, layout, idx = _select_reals(reals, num, seed)
-    channels = int(images.shape[3] if layout == "NHWC" else images.shape[1])
-    builder = DescriptorBuilder(num, resolution, channels, seed=seed, nhoods_per_image=nhoods_per_image,
-                                min_resolution=min_resolution)
-    for x in _real_batches(images, layout, idx, resolution, batch):
-        builder.add(x)
-    return builder.finish()
-
-
-def _generator_device(G: torch.nn.Module, device: Optional[Union[str, torch.device]]) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    for p in G.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-def swd_for_generator(G: torch.nn.Module, reals: Any, num: int, psi: float = 1.0, lod: float = 0.0,
-                      batch: int = 32, seed: int = 0, device: Optional[Union[str, torch.device]] = None,
-                      noise_mode: str = "random", nhoods_per_image: int = NHOODS_PER_IMAGE,
-                      dir_repeats: int = DIR_REPEATS, dirs_per_repeat: int = DIRS_PER_REPEAT,
-                      min_resolution: int = MIN_RESOLUTION, progress: bool = False) -> Dict[str, float]:
-    """SWD x 10^3 between `num` images of G (at `lod`, truncation `psi`) and `num` reals; the snapshot metric.
-
-    Why: one call for the training loop and `stylegan metrics`. Fakes are generated `batch` at a time under
-    no_grad and reduced to descriptors at once (never all held); z, labels and noise come from `seed` inside a
-    forked RNG, so the caller's global RNG state is untouched and two calls with the same G give the same value.
-    `reals`: an ImageDataset, a uint8 numpy array [N, H, W, C] (the dataset cache layout), a uint8 tensor
-    [N, C, H, W] (any power-of-two multiple of G's output resolution: box-downsampled), or a DescriptorSet from
-    `real_descriptors(reals, num, resolution, seed)` (reuse it across snapshots). Conditional G: one-hot labels of
-    the chosen reals when the dataset has labels (the reference feeds the reals' labels), else uniform random ones.
-    Returns {'swd_level_<res>': ..., 'swd_avg': ..., 'swd_time_s': seconds}.
-    """
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-        raise ValueError(f"num={num!r} is invalid: expected an int >= 1")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch={batch!r} is invalid: expected an int >= 1")
-    t0 = time.perf_counter()
-    dev = _generator_device(G, device)
-    config = getattr(getattr(G, "module", G), "config", None)  # .module: a DistributedDataParallel wrapper
-    if config is None or not hasattr(config, "resolution_at"):
-        raise ValueError(f"G ({type(G).__name__}) has no GeneratorConfig `.config`: latent size and resolution "
-                         f"are unknown")
-    latent_size = int(config.latent_size)
-    label_size = int(getattr(config, "label_size", 0) or 0)
-    resolution: Optional[int] = int(config.resolution_at(lod))
-    swd_resolutions(resolution, min_resolution)  # fail before generating anything when lod's images are too small
-
-    labels_real: Optional[np.ndarray] = None
-    real_set: Optional[DescriptorSet] = reals if isinstance(reals, DescriptorSet) else None
-    if real_set is None:
-        images, labels_real, layout, idx = _select_reals(reals, num, seed)
-        if labels_real is not None:
-            labels_real = np.asarray(labels_real)[idx]
-    elif real_set.num_images != num:
-        raise ValueError(f"reals DescriptorSet holds {real_set.num_images} images but num={num}")
-
-    gen = torch.Generator().manual_seed(_derive_seed(seed, 3))
-    z_all = torch.randn(num, latent_size, generator=gen)
-    c_all: Optional[torch.Tensor] = None
-    if label_size:
-        if labels_real is not None and len(labels_real) == num and labels_real.min() >= 0 \
-                and labels_real.max() < label_size:
-            cls = torch.from_numpy(labels_real.astype(np.int64))
-        else:
-            cls = torch.randint(0, label_size, (num,), generator=gen)
-        c_all = F.one_hot(cls, label_size).to(torch.float32)
-
-    builder: Optional[DescriptorBuilder] = None
-    devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=num, desc="fakes", unit="img", leave=False)
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        torch.manual_seed(_derive_seed(seed, 4))
-        for i in range(0, num, batch):
-            z = z_all[i:i + batch].to(dev)
-            c = c_all[i:i + batch].to(dev) if c_all is not None else None
-            img = G(z, c, psi=psi, lod=lod, noise_mode=noise_mode)
-            if builder is None:
-                n, ch, s = check_images(img, "generator output")
-                if resolution is not None and s != resolution:
-                    raise ValueError(f"generator made {s} px images at lod={lod}, expected {resolution} px")
-                resolution = s
-                if real_set is not None:
-                    if real_set.resolutions[0] != s or real_set.channels != (3 if ch == 1 else ch):
-                        raise ValueError(f"reals DescriptorSet is for {real_set.resolutions[0]} px / "
-                                         f"{real_set.channels} channels; the generator makes {s} px / {ch} channels")
-                else:
-                    real_ch = int(images.shape[3] if layout == "NHWC" else images.shape[1])
-                    if real_ch != ch:
-                        raise ValueError(f"the generator makes {ch}-channel images but the reals have {real_ch}")
-                builder = DescriptorBuilder(num, s, ch, seed=seed, nhoods_per_image=nhoods_per_image,
-                                            min_resolution=min_resolution)
-            builder.add(to_uint8(img))
-            if bar is not None:
-                bar.update(img.shape[0])
-    if bar is not None:
-        bar.close()
-    assert builder is not None and resolution is not None  # num >= 1 guarantees one batch
-    fake_set = builder.finish()
-    if real_set is None:
-        real_set = real_descriptors(reals, num, resolution, seed=seed, nhoods_per_image=nhoods_per_image,
-                                    min_resolution=min_resolution)
-    out = swd_from_descriptors(real_set, fake_set, seed, dir_repeats, dirs_per_repeat)
-    out["swd_time_s"] = time.perf_counter() - t0
-    return out
-
-
-__all__ = [
-    "DescriptorBuilder", "DescriptorSet", "compute_descriptors", "descriptor_bytes", "laplacian_pyramid",
-    "pyr_down", "pyr_up", "real_descriptors", "sliced_wasserstein", "swd", "swd_for_generator",
-    "swd_from_descriptors", "swd_resolutions", "to_uint8",
-]

@@ -1,0 +1,70 @@
+"""Float images -> uint8 pixels, grids of them, and grid PNGs: one convention for every picture the package writes.
+
+Why one module: `stylegan generate`, the style-mixing figure and the training loop's fakes/reals grids must show the
+same pixels for the same tensor, so the conversion is NVlabs' (x*127.5 + 128, clamped to [0, 255] and truncated;
+FORMAT_FACTS A7) everywhere. The SWD metric quantises differently on purpose (its protocol), see
+`stylegan.metrics.swd.to_uint8_pggan`.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .atomic_write import atomic_write_bytes
+
+PNG_CHANNELS = (1, 3, 4)  # written as PIL modes L, RGB, RGBA
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """NCHW float images in [-1, 1] -> NHWC uint8 with the official rounding (x*127.5 + 128, clamp, truncate)."""
+    x = img.detach().to(torch.float32) * 127.5 + 128.0
+    return x.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def tile(rows_of_images: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """One image [H*rows, W*cols, C] of equally sized HWC images given row by row."""
+    return np.concatenate([np.concatenate(list(line), axis=1) for line in rows_of_images], axis=0)
+
+
+def image_grid(images: np.ndarray, cols: int, rows: int, fill: int = 0) -> np.ndarray:
+    """Images [N, H, W, C] laid out row-major on a cols x rows grid; empty cells are `fill`; ValueError if N > cells."""
+    if cols < 1 or rows < 1:
+        raise ValueError(f"grid {cols}x{rows} is invalid: expected at least 1x1")
+    n = images.shape[0]
+    if n > cols * rows:
+        raise ValueError(f"{n} images do not fit a {cols}x{rows} grid ({cols * rows} cells)")
+    blank = np.full(images.shape[1:], fill, dtype=images.dtype)
+    cells = list(images) + [blank] * (cols * rows - n)
+    return tile([cells[r * cols:(r + 1) * cols] for r in range(rows)])
+
+
+def save_image_grid(images: torch.Tensor, path: Union[str, os.PathLike], cols: int, rows: Optional[int] = None,
+                    upscale_to: Optional[int] = None) -> None:
+    """Writes float [-1, 1] images [N, C, H, W] as one PNG grid, atomically (a reader never sees half a PNG).
+
+    rows None: as many as N needs. upscale_to: each cell's size in px, reached by nearest-neighbour repetition, so
+    a low-resolution phase of training is shown pixel-exact at the final size. Empty cells are black.
+    """
+    if images.ndim != 4 or images.shape[1] not in PNG_CHANNELS:
+        raise ValueError(f"images have shape {list(images.shape)}: expected [N, C, H, W] with C in {PNG_CHANNELS}")
+    if isinstance(cols, bool) or not isinstance(cols, int) or cols < 1:
+        raise ValueError(f"cols={cols!r} is invalid: expected an int >= 1")
+    pixels = to_uint8(images)
+    if upscale_to is not None:
+        size = pixels.shape[1]
+        if isinstance(upscale_to, bool) or not isinstance(upscale_to, int) or upscale_to < size \
+                or upscale_to % size or pixels.shape[2] != size:
+            raise ValueError(f"upscale_to={upscale_to!r} is invalid for {size}x{pixels.shape[2]} images: expected "
+                             f"a multiple of the (square) image size")
+        factor = upscale_to // size
+        pixels = pixels.repeat(factor, axis=1).repeat(factor, axis=2)
+    grid = image_grid(pixels, cols, math.ceil(pixels.shape[0] / cols) if rows is None else rows)
+    buffer = io.BytesIO()
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
