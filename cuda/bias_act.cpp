@@ -4,6 +4,7 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <c10/core/CPUAllocator.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -227,8 +228,8 @@ bool cpu_dispatch(const BiasActParams& p, bool use_y, double* bias_grad) {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Output pool (CPU). With glibc's default settings every large fresh tensor is a fresh mmap whose pages fault on
-// first write (~23 ms for 32 MiB on a 2-core VM, 15x the time to stream the data), so a bias_act whose output is
-// freshly allocated runs at page-fault speed. Outputs of at least kPoolMinBytes are carved from blocks this pool
+// first write (costs measured in docs/PERFORMANCE.md §2.1), so a bias_act whose output is freshly allocated runs
+// at page-fault speed. Outputs of at least kPoolMinBytes are carved from blocks this pool
 // keeps mapped: when such a tensor dies its block returns here and the next output of the same size reuses it.
 // Idle blocks are bounded (STYLEGAN_OPS_POOL_MB, default 256; 0 disables the pool) and can be dropped with
 // trim_pool(); the pool never touches the process-wide allocator settings.
@@ -333,6 +334,8 @@ class OutputPool {
 };
 
 // torch::empty_like(like) for a dense `like` (same sizes, strides and options), served from the pool on CPU.
+// The storage is an ordinary resizable one backed by the CPU allocator (unlike torch::from_blob's), so resize_(),
+// out= and storage resizes work on a pooled output: a resize allocates anew and the old block returns here.
 torch::Tensor empty_like_dense(const torch::Tensor& like) {
     const size_t bytes = size_t(like.numel()) * like.element_size();
     OutputPool& pool = OutputPool::instance();
@@ -341,10 +344,12 @@ torch::Tensor empty_like_dense(const torch::Tensor& like) {
         return torch::empty_like(like);
     const size_t rounded = (bytes + kPoolAlign - 1) / kPoolAlign * kPoolAlign;
     void* p = pool.acquire(rounded);
+    c10::DataPtr data = c10::InefficientStdFunctionContext::makeDataPtr(
+        p, [rounded](void* q) { OutputPool::instance().release(q, rounded); }, like.device());
+    c10::Storage storage(c10::Storage::use_byte_size_t(), bytes, std::move(data), c10::GetCPUAllocator(),
+                         /*resizable=*/true);
     // A dense tensor's storage starts at its lowest address: with negative-free dense strides that is offset 0.
-    return torch::from_blob(
-        p, like.sizes(), like.strides(), [rounded](void* q) { OutputPool::instance().release(q, rounded); },
-        like.options());
+    return torch::empty({0}, like.options()).set_(std::move(storage), 0, like.sizes(), like.strides());
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -318,7 +318,7 @@ class CpuKernel {
 
 // If the 2-D correlation filter g [f_h, f_w] (CPU, contiguous, float32/float64) is an outer product gy (x) gx to
 // within rounding, returns [gx | gy] (the separable layout of Params) so the CPU kernel can run two 1-D passes
-// (measured 1.1-1.8x faster than the 2-D loops for StyleGAN's filters); else an undefined tensor. The split is
+// (faster than the 2-D loops for StyleGAN's filters, docs/PERFORMANCE.md §3.2); else an undefined tensor. The split is
 // balanced (both factors scaled by sqrt|pivot|), which reproduces the 1-D taps exactly for setup_filter's
 // outer(f, f) filters; it is accepted only if every reconstructed tap is within 2 ulp of the original.
 at::Tensor split_rank1(const at::Tensor& g) {

@@ -6,7 +6,8 @@ to rounding. Every StyleGAN layer ends in bias + leaky ReLU; the fused kernel re
 CPU kernel notes: outputs of 1 MiB and more come from a small pool of already-mapped blocks kept by the extension
 (freed outputs return to it), so glibc's default allocator does not make every call pay fresh page faults; at most
 STYLEGAN_OPS_POOL_MB (default 256) idle MiB are kept, 0 disables it (`pool_stats()`, `set_pool_limit()` and
-`trim_pool()` on the extension module). Outputs of 16 MiB and more are written with streaming stores.
+`trim_pool()` on the extension module). Pooled outputs are ordinary resizable tensors: a resize moves the data to
+torch's allocator and gives the block back. Outputs of 16 MiB and more are written with streaming stores.
 """
 from __future__ import annotations
 

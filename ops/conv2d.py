@@ -2,11 +2,10 @@
 
 Why: torch's built-in double backward of a convolution (`_convolution_double_backward`) computes the weight
 gradient of the gradient - the part a gradient penalty needs - as one convolution with an H x W kernel over the
-batch-transposed tensors, which oneDNN runs far below its normal speed (a training-step profile at 32 px, 512
-channels, batch 16: 1.0 s for what its own weight-gradient kernel does in ~0.4 s). Here the backward of a
-convolution is expressed with the same autograd Functions - input gradient = the transposed convolution, weight
-gradient = `aten.convolution_backward` asked for the weight only - so a double backward (WGAN-GP, R1) always runs
-the library's fast forward / input-gradient / weight-gradient kernels. The idea is NVlabs' `conv2d_gradfix`.
+batch-transposed tensors, which oneDNN runs far below its normal speed (profile: docs/PERFORMANCE.md §4.2). Here the
+backward of a convolution is expressed with the same autograd Functions - input gradient = the transposed
+convolution, weight gradient = `aten.convolution_backward` asked for the weight only - so a double backward
+(WGAN-GP, R1) always runs the library's fast forward / input-gradient / weight-gradient kernels. The idea is NVlabs' `conv2d_gradfix`.
 
 Forward results are bit-identical to `F.conv2d` / `F.conv_transpose2d` (the same call); first-order gradients
 come from the same `convolution_backward` kernels torch's own backward uses. A backward computes only the
@@ -16,8 +15,8 @@ gradient penalty's `autograd.grad(scores, images, create_graph=True)` computes n
 Weight transforms: equalized-lr layers convolve with `w * gain` (and StyleGAN's fused up/down-convs with a 4x4
 kernel summed from it). Passed as `transform=WeightTransform(...)`, the effective weight is computed inside the
 op and only the raw parameter is saved for backward (recomputed there), instead of autograd keeping one
-effective-weight copy per call (D runs three times in a WGAN-GP D step): measured peak RSS of a 32 px, lod 0.5,
-batch 16 training step (1 thread, default malloc) 2320 -> 1977 MiB, step CPU time unchanged (paired, 0.98x).
+effective-weight copy per call (D runs three times in a WGAN-GP D step): a training step's peak memory drops, its
+CPU time does not grow (docs/PERFORMANCE.md §4.2).
 
 `impl='ref'` (or STYLEGAN_OPS=ref) calls the torch functions directly (on the effective weight, built with
 autograd). groups=1 and dilation=1 only (StyleGAN needs nothing else).
@@ -70,8 +69,9 @@ def fused_kernel_sum(w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
 
     Per element ((w[i,j] + w[i-1,j]) + w[i,j-1]) + w[i-1,j-1] (terms outside the kernel skipped): the order of
     the pad-and-add `F.pad(w, [1]*4)` -> [1:,1:] + [:-1,1:] + [1:,:-1] + [:-1,:-1], so bit-identical to it.
-    Working on [3, 3, O, I] makes each window one contiguous block (measured ~5x faster than slicing the tiny
-    trailing dims); the result is made contiguous once (a convolution would copy a permuted view on every call).
+    Working on [3, 3, O, I] makes each window one contiguous block (much faster than slicing the tiny trailing dims,
+    docs/PERFORMANCE.md §3.2); the result is made contiguous once (a convolution would copy a permuted view on
+    every call).
     """
     p = w.permute(2, 3, 0, 1)
     out = w.new_empty((4, 4) + tuple(w.shape[:2]))

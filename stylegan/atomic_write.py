@@ -11,6 +11,18 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask can only be read by setting it, racing threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def atomic_write_bytes(path: Union[str, os.PathLike], data: Union[bytes, memoryview], tmp_prefix: Optional[str] = None,
                        before_replace: Optional[Callable[[str], None]] = None) -> None:
     """Writes `data` to `path` so that a reader never sees a partial file: temp file, fsync, rename.
@@ -22,6 +34,7 @@ def atomic_write_bytes(path: Union[str, os.PathLike], data: Union[bytes, memoryv
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=tmp_prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; give them the mode open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

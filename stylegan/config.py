@@ -1,11 +1,13 @@
 """Network configurations: frozen dataclasses whose field names and defaults are the official static_kwargs.
 
-Why: an official pickle's `static_kwargs` map 1:1 onto these fields (FORMAT_FACTS A2), a config round-trips through
-JSON next to a checkpoint, and every illegal value is rejected when the config is made, not deep inside a forward.
-Variant fields (e.g. for rosinality's architecture) can be appended later with defaults that keep the official math.
+Why: an official pickle's `static_kwargs` map 1:1 onto these fields (docs/FORMATS.md §1.3), a config round-trips
+through JSON next to a checkpoint, and every illegal value is rejected when the config is made, not deep inside a
+forward. Variant fields (e.g. for rosinality's architecture) can be appended later with defaults that keep the
+official math.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -14,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple, Type, TypeVar, Union
 
 NONLINEARITIES = ("lrelu", "relu")
 FusedScale = Union[bool, str]
-T = TypeVar("T", bound="_ConfigBase")
+T = TypeVar("T", bound="JsonConfig")
 
 
 def _fail(name: str, value: Any, expected: str) -> None:
@@ -64,15 +66,15 @@ def _normalize_blur(obj: Any) -> None:
     object.__setattr__(obj, "blur_filter", tuple(value))
 
 
-class _ConfigBase:
-    """Shared dict/JSON round trip; subclasses are frozen dataclasses."""
+class JsonConfig:
+    """The dict/JSON round trip of every config (G, D and TrainConfig); subclasses are frozen dataclasses."""
 
     def to_dict(self) -> Dict[str, Any]:
-        """Plain dict (JSON-ready: tuples become lists) of every field."""
+        """Plain dict (JSON-ready: tuples become lists; containers are copies) of every field."""
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            out[f.name] = list(v) if isinstance(v, tuple) else v
+            out[f.name] = list(v) if isinstance(v, tuple) else copy.deepcopy(v)
         return out
 
     @classmethod
@@ -99,7 +101,11 @@ class _ConfigBase:
         """Copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    # Geometry shared by G and D (FORMAT_FACTS A2).
+
+class _ConfigBase(JsonConfig):
+    """What G's and D's configs share besides JSON: the resolution geometry."""
+
+    # Geometry shared by G and D (docs/FORMATS.md §1.3).
     @property
     def log2_resolution(self) -> int:
         """R = log2(resolution)."""
@@ -133,7 +139,7 @@ class _ConfigBase:
 
 @dataclass(frozen=True)
 class GeneratorConfig(_ConfigBase):
-    """G_style + G_mapping + G_synthesis static_kwargs with the official defaults (FORMAT_FACTS A2).
+    """G_style + G_mapping + G_synthesis static_kwargs with the official defaults (docs/FORMATS.md §1.3).
 
     truncation_psi/truncation_cutoff are the official *inference* defaults (G_style: 0.7, 8); `Generator.forward`
     itself defaults to no truncation, pass these explicitly to reproduce `Gs.run(z, None)`.
@@ -165,8 +171,9 @@ class GeneratorConfig(_ConfigBase):
     truncation_psi: Optional[float] = 0.7
     truncation_cutoff: Optional[int] = 8
     style_mixing_prob: Optional[float] = 0.9
-    # Variants, not official static_kwargs: the defaults are the official math; rosinality's port (FORMAT_FACTS B5)
-    # sets them, because they change what the network computes and cannot be folded into its weights.
+    # Variants, not official static_kwargs: the defaults are the official math; rosinality's port
+    # (docs/FORMATS.md §2.5) sets them, because they change what the network computes and cannot be folded into
+    # its weights.
     instance_norm_eps: float = 1e-8  # rosinality: 1e-5 (torch InstanceNorm2d)
     bias_before_blur: bool = False  # up-conv layers add their bias before the blur (rosinality), not after
     noise_per_block: bool = False  # one noise map per resolution shared by its two layers (rosinality)
@@ -209,7 +216,7 @@ class GeneratorConfig(_ConfigBase):
 
 @dataclass(frozen=True)
 class DiscriminatorConfig(_ConfigBase):
-    """D_basic static_kwargs with the official defaults (FORMAT_FACTS A2), except two:
+    """D_basic static_kwargs with the official defaults (docs/FORMATS.md §1.3), except two:
 
     num_channels defaults to 3 and resolution to 1024 (official D_basic: 1 and 32). The official training loop
     always overrides both from the dataset, so the official defaults never matter in practice; ours match
@@ -228,7 +235,7 @@ class DiscriminatorConfig(_ConfigBase):
     mbstd_num_features: int = 1
     blur_filter: Optional[Tuple[float, ...]] = (1, 2, 1)
     fused_scale: FusedScale = "auto"
-    # Variants, not official static_kwargs (defaults = official; rosinality's port sets them, FORMAT_FACTS B5).
+    # Variants, not official static_kwargs (defaults = official; rosinality's port sets them, docs/FORMATS.md §2.5).
     mbstd_whole_batch: bool = False  # minibatch stddev over the whole batch as one group (rosinality)
     channels_change_in_conv0: bool = False  # each block's first conv changes the channel count (rosinality)
     from_rgb_activate: bool = True  # FromRGB followed by the nonlinearity (official; rosinality's option)

@@ -1,4 +1,7 @@
-"""The StyleGAN discriminator (official D_basic, A5/A6): FromRGB, blocks down to 4x4, mbstd, dense head."""
+"""The StyleGAN discriminator (official D_basic): FromRGB, blocks down to 4x4, mbstd, dense head.
+
+The official math it follows: docs/FORMATS.md §1.8-§1.10.
+"""
 from __future__ import annotations
 
 import math
@@ -17,7 +20,7 @@ class DownConv(EqualizedWeight):
     """Official Conv1_down: blur -> 3x3 conv + 2x2 box average (or the fused stride-2 conv) -> bias -> act.
 
     weight [out, in, 3, 3] (TF [3,3,in,out] permuted 3,2,0,1) in both modes; the fused kernel is built at run
-    time (pad + sum of 4 windows, x0.25: equal to conv then box average, A5).
+    time (pad + sum of 4 windows, x0.25: equal to conv then box average, docs/FORMATS.md §1.8).
     """
 
     def __init__(self, in_channels: int, out_channels: int, fused: bool, ctx: OpContext, config: DiscriminatorConfig
@@ -95,9 +98,9 @@ class Discriminator(SwitchableImpl, nn.Module):
     """img [N, num_channels, R', R'] (R' = resolution_at(lod)) (+ labels) -> scores [N, 1].
 
     For lod in (k, k+1) the first block's output is mixed with FromRGB of the 2x2-box-downsampled image with
-    weight frac(lod) (official lerp_clip after the first block, A6). Minibatch stddev uses the official strided
-    groups and raises ValueError when the batch is not divisible by min(mbstd_group_size, N), as the official
-    network cannot run such a batch either.
+    weight frac(lod) (official lerp_clip after the first block, docs/FORMATS.md §1.10). Minibatch stddev uses the
+    official strided groups and raises ValueError when the batch is not divisible by min(mbstd_group_size, N), as
+    the official network cannot run such a batch either.
     """
 
     def __init__(self, config: Optional[DiscriminatorConfig] = None, impl: str = "auto") -> None:

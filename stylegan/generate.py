@@ -16,8 +16,8 @@ import torch
 from tqdm import tqdm
 
 from .images import tile, to_uint8
+from .synthesis import NOISE_MODES
 
-NOISE_MODES = ("const", "random", "none")
 INTERPOLATION_SPACES = ("w", "z")
 # Named layer groups of the paper (Sec. 3.1, Fig. 3) as (first, last) synthesis resolution, inclusive. Layer index
 # 2*(log2(res) - 2) and the next one run at `res`: 4x4 -> layers 0-1, 8x8 -> 2-3, 16x16 -> 4-5, ...

@@ -1,4 +1,7 @@
-"""The StyleGAN generator: mapping + synthesis + w_avg, truncation and style mixing (official G_style, A6)."""
+"""The StyleGAN generator: mapping + synthesis + w_avg, truncation and style mixing (official G_style).
+
+Truncation and lod as official: docs/FORMATS.md §1.10.
+"""
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence, Union
@@ -50,7 +53,7 @@ class Generator(SwitchableImpl, nn.Module):
     def truncate(self, ws: torch.Tensor, psi: Optional[float], cutoff: Optional[int]) -> torch.Tensor:
         """Official truncation trick: layers i < cutoff lerp toward w_avg by psi; the rest unchanged.
 
-        As G_style (A6), psi None or 1, or cutoff None or <= 0, disables it (returns ws itself).
+        As G_style (docs/FORMATS.md §1.10), psi None or 1, or cutoff None or <= 0, disables it (returns ws itself).
         """
         if psi is None or psi == 1 or cutoff is None or cutoff <= 0:
             return ws
@@ -82,16 +85,6 @@ class Generator(SwitchableImpl, nn.Module):
         else:
             raise ValueError(f"crossover={crossover!r} is invalid: expected an int or a tensor [N]")
         return torch.where(layer < cut, ws, ws2)
-
-    def random_crossover(self, generator: Optional[torch.Generator] = None, prob: Optional[float] = None,
-                         lod: float = 0.0) -> int:
-        """Official mixing-regularization crossover for one batch (G_style 'StyleMix').
-
-        With probability prob (default config.style_mixing_prob) a point uniform in [1, cur_layers), else
-        cur_layers (no mixing), where cur_layers = num_layers - 2*int(lod) are the layers in use at `lod`.
-        """
-        prob = self.config.style_mixing_prob if prob is None else prob
-        return random_crossover_point(self.num_layers - 2 * int(self.config.check_lod(lod)), prob, generator)
 
     @torch.no_grad()
     def update_w_avg(self, ws: torch.Tensor, beta: Optional[float] = None,

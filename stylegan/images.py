@@ -1,8 +1,8 @@
-"""Float images -> uint8 pixels, grids of them, and grid PNGs: one convention for every picture the package writes.
+"""Float images -> uint8 pixels, grids of them, grid PNGs, and the 2x2 box downsampling of image batches.
 
 Why one module: `stylegan generate`, the style-mixing figure and the training loop's fakes/reals grids must show the
 same pixels for the same tensor, so the conversion is NVlabs' (x*127.5 + 128, clamped to [0, 255] and truncated;
-FORMAT_FACTS A7) everywhere. The SWD metric quantises differently on purpose (its protocol), see
+docs/FORMATS.md §1.11) everywhere. The SWD metric quantises differently on purpose (its protocol), see
 `stylegan.metrics.swd.to_uint8_pggan`.
 """
 from __future__ import annotations
@@ -19,6 +19,23 @@ from PIL import Image
 from .atomic_write import atomic_write_bytes
 
 PNG_CHANNELS = (1, 3, 4)  # written as PIL modes L, RGB, RGBA
+
+
+def box_down2(x: torch.Tensor) -> torch.Tensor:
+    """2x2 box average of [N, C, H, W] (official downscale2d factor 2, and how lower-lod reals are made)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
+
+
+def box_downsample(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Repeated 2x2 box averages of float [N, C, S, S] down to `resolution` (official lower-lod images, computed
+    in float without intermediate rounding); ValueError unless S / resolution is a power of two."""
+    s = x.shape[-1]
+    if resolution > s or s % resolution or (s // resolution) & (s // resolution - 1):
+        raise ValueError(f"cannot box-downsample {s} px images to {resolution} px: expected a power-of-two ratio")
+    while x.shape[-1] > resolution:
+        x = box_down2(x)
+    return x
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Building blocks shared by the StyleGAN networks: equalized-lr dense/conv, resampling, normalizations, mbstd.
 
-Why one file of small pieces: the official networks (NVlabs networks_stylegan.py, FORMAT_FACTS A4/A5) are built
+Why one file of small pieces: the official networks (NVlabs networks_stylegan.py, docs/FORMATS.md §1.6-§1.9) are built
 from a handful of primitives; each is written once here with the exact official math, on top of the fused ops
 (`stylegan.ops`) where they express that math, and torch convolutions where the math is a convolution.
 
@@ -17,14 +17,14 @@ from torch import nn
 
 from stylegan import ops
 from stylegan.ops.build import VALID_IMPLS
-from stylegan.ops.conv2d import FusedKernel, WeightTransform, conv2d
+from stylegan.ops.conv2d import WeightTransform, conv2d
 from stylegan.ops.linear import linear
 from stylegan.ops.upfirdn2d import filter2d_adjoint
 
-LRELU_ALPHA = 0.2  # official leaky ReLU slope: max(x, 0.2x), no extra gain (A4)
-PIXEL_NORM_EPS = 1e-8  # A5
-INSTANCE_NORM_EPS = 1e-8  # A5 (rosinality uses 1e-5: a future config variant)
-MBSTD_EPS = 1e-8  # A5
+LRELU_ALPHA = 0.2  # official leaky ReLU slope: max(x, 0.2x), no extra gain (docs/FORMATS.md §1.7)
+PIXEL_NORM_EPS = 1e-8  # docs/FORMATS.md §1.7
+INSTANCE_NORM_EPS = 1e-8  # docs/FORMATS.md §1.7 (rosinality: 1e-5, config field instance_norm_eps, §2.5)
+MBSTD_EPS = 1e-8  # docs/FORMATS.md §1.9
 
 
 class OpContext:
@@ -79,7 +79,7 @@ def bias_act(x: torch.Tensor, b: Optional[torch.Tensor], act: str, ctx: OpContex
 
 
 class EqualizedWeight(nn.Module):
-    """Base of the equalized-learning-rate layers (official get_weight, A4).
+    """Base of the equalized-learning-rate layers (official get_weight, docs/FORMATS.md §1.6).
 
     Stored weight ~ N(0, 1/lrmul) (use_wscale) and scaled at run time by gain/sqrt(fan_in)*lrmul; without wscale
     init N(0, he_std/lrmul) and run-time x lrmul. The bias is stored / lrmul and used x lrmul.
@@ -159,23 +159,11 @@ class EqualizedConv2d(EqualizedWeight):
         return f"in={i}, out={o}, kernel={k}, act={self.act}"
 
 
-def fused_kernel(w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-    """3x3 kernel [O, I, 3, 3] -> 4x4: zero-pad by 1 and sum the four shifted windows (official fused up/down,
-    A5), times `gain` (D's fused down-conv uses 0.25).
-
-    Bit-identical to `F.pad(w, [1]*4)` and the sum of the windows [1:,1:] + [:-1,1:] + [1:,:-1] + [:-1,:-1]
-    (then * gain); differentiable (first order through a custom backward, higher orders through torch ops).
-    """
-    if w.ndim != 4 or tuple(w.shape[2:]) != (3, 3):
-        raise ValueError(f"fused_kernel: expected a [O, I, 3, 3] kernel, got shape {list(w.shape)}")
-    return FusedKernel.apply(w, float(gain))
-
-
 def upscale2d_nearest(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """Nearest-neighbour upsampling (official upscale2d, gain 1) as a broadcast copy.
 
     Bit-identical to upfirdn2d(up=2, f=2x2 ones) and to F.interpolate('nearest'), and much faster on CPU
-    (PERFORMANCE_NOTES: expand+reshape ~8x faster than interpolate); it is pure data movement, so no kernel needed.
+    (docs/PERFORMANCE.md §3.2); it is pure data movement, so no kernel needed.
     """
     if factor == 1:
         return x
@@ -256,7 +244,8 @@ def instance_norm_modulate(x: torch.Tensor, scale: Optional[torch.Tensor], shift
 
 def minibatch_stddev(x: torch.Tensor, group_size: int, num_features: int = 1, eps: float = MBSTD_EPS
                      ) -> torch.Tensor:
-    """Appends the official minibatch-stddev feature maps (A5): STRIDED groups, samples m, m+M, m+2M, ...
+    """Appends the official minibatch-stddev feature maps: STRIDED groups, samples m, m+M, m+2M, ...
+    (docs/FORMATS.md §1.9).
 
     G = min(group_size, N); the official code reshapes [G, M, ...], which fails unless N % G == 0, so we raise.
     """
@@ -275,5 +264,5 @@ def minibatch_stddev(x: torch.Tensor, group_size: int, num_features: int = 1, ep
     return torch.cat([x, y], dim=1)
 
 
-__all__ = ["OpContext", "SwitchableImpl", "EqualizedLinear", "EqualizedConv2d", "Resample", "fused_kernel", "upscale2d_nearest",
+__all__ = ["OpContext", "SwitchableImpl", "EqualizedLinear", "EqualizedConv2d", "Resample", "upscale2d_nearest",
            "pixel_norm", "instance_norm_modulate", "minibatch_stddev", "activation_gain", "bias_act"]

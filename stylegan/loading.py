@@ -10,37 +10,16 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Dict, Optional, Union
 
 import torch
 
-from .formats import native
+from .formats import Networks, native, nvlabs_tf, rosinality
 from .formats.safe_pickle import UnsafePickleError
 
 ZIP_MAGIC = b"PK\x03\x04"
 # Legacy (pre-zip) torch.save files start with a pickled magic number: protocol 2, LONG1 of 10 bytes.
 LEGACY_TORCH_PREFIX = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-
-
-@dataclass
-class Networks:
-    """What a file held: G, D and G_ema (absent ones None), their configs ({'G': ..., 'D': ...}), the format."""
-
-    G: Optional[torch.nn.Module]
-    D: Optional[torch.nn.Module]
-    G_ema: Optional[torch.nn.Module]
-    config: Dict[str, Any]
-    source_format: str  # 'stylegan', 'nvlabs-tf' or 'rosinality'
-    extra: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def generator(self) -> torch.nn.Module:
-        """The generator to sample from: G_ema when present (the official Gs), else G."""
-        net = self.G_ema if self.G_ema is not None else self.G
-        if net is None:
-            raise ValueError(f"this {self.source_format} file holds no generator")
-        return net
 
 
 def _read_all(path_or_fileobj: Union[str, os.PathLike, BinaryIO]) -> tuple:
@@ -111,40 +90,12 @@ def _torch_load(data: bytes, name: str) -> Any:
 
 def _from_torch_payload(payload: Any, name: str, device) -> Networks:
     if native.is_native(payload):
-        G, D, G_ema, configs = native.networks_from_payload(payload, name, device)
-        extra = payload.get("extra") or {}
-        if "training" in payload:
-            extra = {**extra, "training": payload["training"]}
-        return Networks(G, D, G_ema, configs, "stylegan", extra)
-    from .formats import rosinality
-
+        return native.networks_from_payload(payload, name, device)
     if rosinality.is_rosinality(payload):
         return rosinality.networks_from_checkpoint(payload, name, device)
     keys = sorted(payload)[:8] if isinstance(payload, dict) else type(payload).__name__
     raise ValueError(f"{name}: a torch file, but not a known network format (top-level keys: {keys}); expected "
                      f"a stylegan file or a rosinality checkpoint")
-
-
-def _from_official_pickle(data: bytes, name: str, device) -> Networks:
-    """(G, D, Gs) of an official pickle -> our networks (Gs becomes G_ema, the one to sample from)."""
-    from .formats import nvlabs_tf
-
-    try:
-        G_state, D_state, Gs_state = nvlabs_tf.read_official_pickle(io.BytesIO(data))
-    except UnsafePickleError as exc:
-        raise UnsafePickleError(f"{name}: {exc}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise ValueError(f"{name}: corrupt or truncated pickle ({type(exc).__name__}: {str(exc)[:200]}); expected "
-                         f"an NVlabs StyleGAN pickle holding (G, D, Gs)") from None
-    nets = {}
-    for key, state, convert in (("G", G_state, nvlabs_tf.generator_from_tf), ("D", D_state,
-                                nvlabs_tf.discriminator_from_tf), ("G_ema", Gs_state, nvlabs_tf.generator_from_tf)):
-        try:
-            nets[key] = None if state is None else convert(state).to(device).eval()
-        except ValueError as exc:
-            raise ValueError(f"{name}: network {key}: {exc}") from None
-    configs = {"G": (nets["G_ema"] or nets["G"]).config, "D": nets["D"].config if nets["D"] else None}
-    return Networks(nets["G"], nets["D"], nets["G_ema"], configs, "nvlabs-tf")
 
 
 def load(path_or_fileobj: Union[str, os.PathLike, BinaryIO], device: Union[str, torch.device] = "cpu") -> Networks:
@@ -159,7 +110,7 @@ def load(path_or_fileobj: Union[str, os.PathLike, BinaryIO], device: Union[str, 
     if data.startswith(ZIP_MAGIC) or data.startswith(LEGACY_TORCH_PREFIX):
         return _from_torch_payload(_torch_load(data, name), name, device)
     if data[:1] == b"\x80":  # a plain pickle: the official NVlabs TensorFlow format
-        return _from_official_pickle(data, name, device)
+        return nvlabs_tf.networks_from_pickle(data, name, device)
     raise ValueError(f"{name}: unknown file format (starts with {data[:8]!r}); expected a stylegan file, an NVlabs "
                      f"StyleGAN .pkl or a rosinality .model checkpoint")
 

@@ -1,4 +1,7 @@
-"""The mapping network z (+ labels) -> w, broadcast to every synthesis layer (official G_mapping, A5)."""
+"""The mapping network z (+ labels) -> w, broadcast to every synthesis layer (official G_mapping).
+
+Its normalisation and epsilons: docs/FORMATS.md §1.7.
+"""
 from __future__ import annotations
 
 from typing import Optional

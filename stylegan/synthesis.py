@@ -1,4 +1,6 @@
-"""The synthesis network ws -> image, with the official progressive-growing `lod` (G_synthesis, A5/A6).
+"""The synthesis network ws -> image, with the official progressive-growing `lod` (G_synthesis).
+
+The official math it follows: docs/FORMATS.md §1.7-§1.10.
 
 Layer i (0 .. num_layers-1) works at resolution 2^(i//2 + 2): layer 0 is the learned constant (or a dense layer),
 odd layers are 3x3 convs, even layers >= 2 are up-convs (nearest-up + conv below 128 px, fused transposed conv at
@@ -82,7 +84,8 @@ class SynthesisLayer(nn.Module):
         if self.kind == "conv":
             return conv2d(x, weight, padding=1, impl=impl, transform=self.conv.weight_transform())
         if self.fused:
-            # A5: [3,3,in,out] -> [3,3,out,in] -> pad + sum of 4 windows (no 0.25) -> transposed conv, stride 2, SAME.
+            # docs/FORMATS.md §1.8: [3,3,in,out] -> [3,3,out,in] -> pad + sum of 4 windows (no 0.25) -> transposed
+            # conv, stride 2, SAME.
             x = conv_transpose2d(x, weight, stride=2, padding=1, impl=impl,
                                  transform=self.conv.weight_transform(transpose=True, fused=True))
         else:
@@ -187,7 +190,7 @@ class SynthesisNetwork(nn.Module):
         """Returns images at resolution_at(lod); layers above the current level never run.
 
         For lod in (k, k+1) the output (resolution R/2^k) is lerp(ToRGB(x at R/2^k), up2(ToRGB(x at R/2^(k+1))),
-        frac(lod)): the official 'recursive' result before its final upscale to R (A6).
+        frac(lod)): the official 'recursive' result before its final upscale to R (docs/FORMATS.md §1.10).
         """
         cfg = self.config
         if not isinstance(ws, torch.Tensor) or ws.ndim != 3 or ws.shape[1:] != (self.num_layers, cfg.dlatent_size):

@@ -1,9 +1,9 @@
-"""An independent functional statement of the official StyleGAN math (FORMAT_FACTS §A) on TF-layout variables.
+"""An independent functional statement of the official StyleGAN math (docs/FORMATS.md §1) on TF-layout variables.
 
 Used to check configs the small TF fixture does not exercise (fused up/down-convs at >= 128 px, labels, 1-channel
-images, the 1024 defaults): random variables with the official names and shapes (A3) are written as an official
-pickle, loaded through `stylegan.load`, and our networks must compute what this code computes from the raw
-variables. It shares nothing with stylegan's layers.
+images, the 1024 defaults): random variables with the official names and shapes (docs/FORMATS.md §1.4) are written
+as an official pickle, loaded through `stylegan.load`, and our networks must compute what this code computes from
+the raw variables. It shares nothing with stylegan's layers.
 """
 import math
 import pickle
@@ -26,14 +26,15 @@ def _t(v):
 
 
 def _wscale(w, gain, lrmul=1.0):
-    return _t(w) * (gain / math.sqrt(np.prod(w.shape[:-1])) * lrmul)  # fan_in = all dims but the last (A4)
+    # fan_in = all dims but the last (docs/FORMATS.md §1.6)
+    return _t(w) * (gain / math.sqrt(np.prod(w.shape[:-1])) * lrmul)
 
 
 def _conv(x, w_tf, gain=math.sqrt(2)):
     return F.conv2d(x, _wscale(w_tf, gain).permute(3, 2, 0, 1), padding=w_tf.shape[0] // 2)
 
 
-def _fused_4x4(w):  # [3, 3, a, b] -> [4, 4, a, b]: zero-pad spatially and sum the four windows (A5)
+def _fused_4x4(w):  # [3, 3, a, b] -> [4, 4, a, b]: zero-pad spatially and sum the four windows (docs/FORMATS.md §1.8)
     w = F.pad(w.permute(2, 3, 0, 1), [1, 1, 1, 1])
     return (w[..., 1:, 1:] + w[..., :-1, 1:] + w[..., 1:, :-1] + w[..., :-1, :-1]).permute(2, 3, 0, 1)
 
@@ -47,7 +48,7 @@ def _lrelu(x):
 
 
 def generator_variables(cfg, seed):
-    """(G_style vars, G_mapping vars, G_synthesis vars) as ordered (name, array) lists with A3 names and shapes."""
+    """(G_style vars, G_mapping vars, G_synthesis vars) as ordered (name, array) lists (docs/FORMATS.md §1.4)."""
     rng = np.random.RandomState(seed)
     rnd = lambda *shape, s=1.0: (rng.randn(*shape) * s).astype(np.float32)  # noqa: E731
     R = int(math.log2(cfg["resolution"]))

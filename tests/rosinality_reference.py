@@ -1,8 +1,8 @@
-"""An independent functional re-statement of rosinality's StyleGAN forward (FORMAT_FACTS §B4), for tests.
+"""An independent functional re-statement of rosinality's StyleGAN forward (docs/FORMATS.md §2.4), for tests.
 
 It computes directly from a rosinality state dict with plain torch ops, sharing nothing with our networks, so
 "our converted network == this" checks the conversion and the config variants. Also builds random checkpoints with
-rosinality's key names and shapes (§B2/B3).
+rosinality's key names and shapes (docs/FORMATS.md §2.2, §2.3).
 """
 import math
 
@@ -115,7 +115,7 @@ def discriminator(s, img, step, alpha=-1.0, activate=True):
 
 
 def random_generator_state(trained_step, seed=0):
-    """A StyledGenerator(512) state dict (B2 names and shapes); blocks above trained_step keep zero biases."""
+    """A StyledGenerator(512) state dict (docs/FORMATS.md §2.2); blocks above trained_step keep zero biases."""
     g = torch.Generator().manual_seed(seed)
     rnd = lambda *shape, scale=1.0: torch.randn(*shape, generator=g) * scale  # noqa: E731
     s = {}
@@ -145,7 +145,7 @@ def random_generator_state(trained_step, seed=0):
 
 
 def random_discriminator_state(seed=0, activate=True):
-    """A Discriminator(from_rgb_activate) state dict (B3 names and shapes)."""
+    """A Discriminator(from_rgb_activate) state dict (docs/FORMATS.md §2.3)."""
     g = torch.Generator().manual_seed(seed)
     rnd = lambda *shape, scale=1.0: torch.randn(*shape, generator=g) * scale  # noqa: E731
     s = {}

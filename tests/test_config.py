@@ -9,7 +9,7 @@ from stylegan import DiscriminatorConfig, GeneratorConfig
 
 
 def test_generator_defaults_are_the_official_ones():
-    # FORMAT_FACTS A2 (G_style, G_mapping, G_synthesis defaults).
+    # docs/FORMATS.md §1.3 (G_style, G_mapping, G_synthesis defaults).
     expected = dict(resolution=1024, num_channels=3, latent_size=512, dlatent_size=512, label_size=0, mapping_layers=8,
                     mapping_fmaps=512, mapping_lrmul=0.01, mapping_nonlinearity="lrelu", normalize_latents=True,
                     fmap_base=8192, fmap_decay=1.0, fmap_max=512, use_styles=True, const_input_layer=True,

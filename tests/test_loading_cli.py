@@ -1,5 +1,7 @@
-"""stylegan.save/load round trips and the `convert` / `info` commands."""
+"""stylegan.save/load round trips, the format readers and the `convert` / `info` commands."""
+import ast
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,7 +9,9 @@ from click.testing import CliRunner
 
 import stylegan
 from stylegan.cli import main
+from stylegan.formats import native, nvlabs_tf, rosinality
 
+import rosinality_reference
 from network_test_support import SMALL_PKL
 
 TINY_G = dict(resolution=16, fmap_base=64, fmap_max=16, latent_size=8, dlatent_size=8, mapping_fmaps=8)
@@ -125,3 +129,53 @@ def test_public_names_resolve_in_a_fresh_interpreter():
             "stylegan.ops.bias_act, stylegan.training.__name__]; print(len(names))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "9", out.stderr
+
+
+# ---- the three format readers ---------------------------------------------------------------------------------------
+def _read_native(tiny, tmp_path):
+    G, D = tiny
+    G_ema = stylegan.Generator(G.config.replace(mapping_layers=2), impl="ref")  # a config unlike G's
+    stylegan.save(tmp_path / "net.pt", G=G, D=D, G_ema=G_ema)
+    return native.networks_from_payload(torch.load(tmp_path / "net.pt", weights_only=True), "net.pt")
+
+
+def _read_official(tiny, tmp_path):
+    return nvlabs_tf.networks_from_pickle(SMALL_PKL.read_bytes(), "small.pkl")
+
+
+def _read_rosinality(tiny, tmp_path):
+    return rosinality.networks_from_checkpoint(rosinality_reference.random_generator_state(2, seed=6), "x.model")
+
+
+@pytest.mark.parametrize("reader", [_read_native, _read_official, _read_rosinality])
+def test_every_reader_returns_networks_with_the_configs_of_generator_and_D(tiny, tmp_path, reader):
+    """`load` only dispatches: each reader returns the same Networks, config['G'] being that of `.generator`."""
+    nets = reader(tiny, tmp_path)
+    assert type(nets) is stylegan.Networks, type(nets)
+    assert set(nets.config) == {"G", "D"}
+    assert nets.config["G"] == nets.generator.config
+    assert nets.config["D"] == (nets.D.config if nets.D is not None else None)
+
+
+def test_generator_is_G_ema_else_G():
+    G, G_ema = torch.nn.Identity(), torch.nn.Identity()
+    assert stylegan.Networks(G, None, G_ema, {}, "stylegan").generator is G_ema
+    assert stylegan.Networks(G, None, None, {}, "stylegan").generator is G
+    with pytest.raises(ValueError, match="this rosinality file holds no generator"):
+        stylegan.Networks(None, torch.nn.Identity(), None, {}, "rosinality").generator
+
+
+def test_format_readers_never_import_loading():
+    """loading imports the readers; a reader importing loading back, even inside a function, is an import cycle."""
+    folder = Path(stylegan.formats.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                package = {0: "", 1: "stylegan.formats", 2: "stylegan"}[node.level]
+                base = ".".join(p for p in (package, node.module or "") if p)
+                modules = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            assert "stylegan.loading" not in modules, f"{path.name}:{node.lineno} imports stylegan.loading"

@@ -323,14 +323,16 @@ def test_swd_for_generator_rejects_labels_outside_the_generators_classes(tmp_pat
         M.swd_for_generator(conditional_G, M.real_descriptors(ds, 32, 16), 32, seed=0)
 
 
-def test_box_downsample_equals_the_training_datas_lower_lods():
-    from stylegan.training.dataset import downsample_to
-
+def test_box_downsample_u8_is_the_rounded_block_mean():
+    """Reals for SWD: the mean of each k x k block (what repeated 2x2 means give, exactly, for uint8 inputs),
+    rounded half to even once."""
     x = torch.from_numpy(shapes(4, 32, seed=9))
     for res in (32, 16, 4):
-        want = torch.round(downsample_to(x.to(torch.float32), res)).clamp(0, 255).to(torch.uint8)
-        assert torch.equal(M.box_downsample_u8(x, res), want)
-    with pytest.raises(ValueError, match="32 px reals to 12 px"):
+        k = 32 // res
+        blocks = x.numpy().astype(np.int64).reshape(4, 3, res, k, res, k).sum(axis=(3, 5))
+        want = np.round(blocks / (k * k)).astype(np.uint8)
+        assert np.array_equal(M.box_downsample_u8(x, res).numpy(), want)
+    with pytest.raises(ValueError, match="32 px images to 12 px"):
         M.box_downsample_u8(x, 12)
 
 

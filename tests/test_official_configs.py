@@ -1,9 +1,9 @@
 """Official-structure pickles for configs the small TF fixture does not cover load and compute the official math.
 
-Random variables with the official names and shapes (FORMAT_FACTS A3) are pickled the way dnnlib writes them and
-read back through `stylegan.load`; our networks must equal `official_reference`, a separate statement of A4-A5
-computed straight from the raw TF variables. Covers the fused up/down-convs (>= 128 px), label conditioning,
-1-channel images and the 1024-px default config.
+Random variables with the official names and shapes (docs/FORMATS.md §1.4) are pickled the way dnnlib writes them
+and read back through `stylegan.load`; our networks must equal `official_reference`, a separate statement of
+docs/FORMATS.md §1.6-§1.9 computed straight from the raw TF variables. Covers the fused up/down-convs (>= 128 px),
+label conditioning, 1-channel images and the 1024-px default config.
 """
 import io
 

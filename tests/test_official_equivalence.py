@@ -253,8 +253,22 @@ def test_state_versions_2_and_3(small_official, small_io, fake_dnnlib):
         nvlabs_tf.read_official_pickle(bad)
 
 
-def test_reader_never_imports_dnnlib_or_tf():
-    assert "dnnlib" not in sys.modules or isinstance(sys.modules["dnnlib"], types.ModuleType)
+def _imported(*packages: str) -> list:
+    return sorted(name for name in sys.modules if name.split(".")[0] in packages)
+
+
+def test_reader_never_imports_dnnlib_or_tf(tmp_path, monkeypatch):
+    """Even where dnnlib and tensorflow are importable (stand-ins on sys.path, whose Network a plain unpickler
+    would import and build), reading an official pickle imports neither: the reader only resolves its allow-list."""
+    network = tmp_path / "dnnlib" / "tflib" / "network"
+    network.mkdir(parents=True)
+    (tmp_path / "dnnlib" / "__init__.py").write_text("")
+    (tmp_path / "dnnlib" / "tflib" / "__init__.py").write_text("")
+    (network / "__init__.py").write_text("import tensorflow\n\nclass Network:\n    pass\n")
+    (tmp_path / "tensorflow").mkdir()
+    (tmp_path / "tensorflow" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in _imported("dnnlib", "tensorflow"):
+        monkeypatch.delitem(sys.modules, name)
     nvlabs_tf.read_official_pickle(SMALL_PKL)
-    assert "dnnlib.tflib.network" not in sys.modules
-    assert "tensorflow" not in sys.modules
+    assert _imported("dnnlib", "tensorflow") == []

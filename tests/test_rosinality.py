@@ -1,4 +1,7 @@
-"""rosinality checkpoints load and compute the same images and D scores as rosinality's own forward (B4)."""
+"""rosinality checkpoints load and compute the same images and D scores as rosinality's own forward.
+
+What that forward computes: docs/FORMATS.md §2.4.
+"""
 import io
 
 import pytest

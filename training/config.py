@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
-from ..config import GeneratorConfig
+from ..config import GeneratorConfig, JsonConfig
 from ..devices import DEVICE_NAME
 from .losses import LOSSES, R1_GAMMA, WGAN_LAMBDA
 
@@ -123,7 +122,7 @@ def mbstd_batch_problem(batch: int, world_size: int = 1) -> Optional[str]:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """All settings of one `stylegan train` run; immutable so the schedule cannot drift mid-run."""
 
     # --- run options -------------------------------------------------------------------------------------------
@@ -173,8 +172,8 @@ class TrainConfig:
     # G's 2x up-convs and D's 2x down-convs as ONE stride-2 (transposed) convolution with the 4x4 summed kernel:
     # True at every resolution, 'auto' = official (from 128 px), False never. D computes the same function either
     # way; G's fused up-conv is the unfused one with its 3x3 kernel flipped (official semantics), the same function
-    # family under the same init and Adam. It saves FLOPs (docs/PERFORMANCE.md), hence the default. Configs saved
-    # before this field existed meant 'auto' (from_dict).
+    # family under the same init and Adam. It saves FLOPs and step time (docs/PERFORMANCE.md §4.2), hence the
+    # default. Configs saved before this field existed meant 'auto' (from_dict).
     fused_scale: Union[bool, str] = _opt(True, cli=CliOption(
         "--fused-scale", "2x up/down-convs as one stride-2 (transposed) conv: true = at every resolution (fewer "
                          "FLOPs; D's function is unchanged, G's is the unfused one with flipped 3x3 kernels), "
@@ -263,7 +262,7 @@ class TrainConfig:
                 check(_is_number(lr) and lr > 0, name, f"learning rates > 0 (at {res} px: {lr!r})")
         check(isinstance(self.data, str) and bool(self.data), "data", "a folder, a .zip file or builtin:glyphs")
         check(isinstance(self.outdir, str) and bool(self.outdir), "outdir", "a folder name")
-        check(isinstance(self.device, str) and (self.device == "auto" or DEVICE_NAME.fullmatch(self.device) is not None),
+        check(isinstance(self.device, str) and (self.device == "auto" or bool(DEVICE_NAME.fullmatch(self.device))),
               "device",
               "auto, cpu, cuda or cuda:N")
         check(isinstance(self.fused_scale, bool) or self.fused_scale == "auto", "fused_scale",
@@ -279,31 +278,13 @@ class TrainConfig:
         """total_kimg as a number of real images (the loop's stopping point)."""
         return int(round(self.total_kimg * 1000))
 
-    def replace(self, **changes: Any) -> "TrainConfig":
-        """Return a copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> Dict[str, Any]:
-        """Plain dict with JSON-safe values (dict keys become strings in JSON; from_dict turns them back)."""
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
-        """Build from a dict; unknown keys are an error (a typo should not silently fall back to a default)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown field(s) {', '.join(unknown)}")
-        if "fused_scale" not in d:  # saved before the field existed: those runs built their networks with 'auto'
+        """As JsonConfig.from_dict; a config saved before `fused_scale` existed meant 'auto' (what those runs
+        built their networks with)."""
+        if isinstance(d, dict) and "fused_scale" not in d:
             d = {**d, "fused_scale": "auto"}
-        return cls(**d)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        return cls.from_dict(json.loads(text))
+        return super().from_dict(d)
 
 
 def cli_options() -> Tuple[Tuple[str, CliOption], ...]:

@@ -37,7 +37,6 @@ from PIL import Image
 
 from ..atomic_write import atomic_write_bytes
 from .glyphs import GlyphParams, render_glyph
-from .schedule import box_down2
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BUILTIN_GLYPHS = "builtin:glyphs"
@@ -385,17 +384,6 @@ def to_float(batch_u8: torch.Tensor) -> torch.Tensor:
     return batch_u8.to(torch.get_default_dtype()) * (2.0 / 255.0) - 1.0
 
 
-def downsample_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Repeated 2x2 box averages down to `resolution` (official lower-lod images: dataset_tool averages 2x2 blocks;
-    here in float, without the intermediate uint8 rounding)."""
-    h = x.shape[-1]
-    if resolution > h or h % resolution or (h // resolution) & (h // resolution - 1):
-        raise ValueError(f"cannot box-downsample {h}px to {resolution}px")
-    while x.shape[-1] > resolution:
-        x = box_down2(x)
-    return x
-
-
 def random_mirror(x: torch.Tensor, generator: Optional[torch.Generator] = None,
                   flip: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Flip each sample left-right with probability 1/2 (official mirror_augment, per sample).
@@ -404,9 +392,9 @@ def random_mirror(x: torch.Tensor, generator: Optional[torch.Generator] = None,
     batch and passes each rank its rows)."""
     if flip is None:
         flip = torch.rand(x.shape[0], generator=generator) < 0.5
-    flip = flip.to(x.device)
-    if not bool(flip.any()):
+    if not bool(flip.any()):  # decided where `flip` lives (the CPU in training), before it moves to x's device
         return x
+    flip = flip.to(x.device)
     out = x.clone()
     out[flip] = x[flip].flip(-1)
     return out

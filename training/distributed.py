@@ -29,6 +29,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import resolve_device
+
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
@@ -139,10 +141,7 @@ def init_from_env(device: str = "auto", timeout_min: float = 30.0) -> Tuple[Dist
     if device.startswith("cuda:"):
         raise ValueError(f"--device {device}: with several processes each rank uses cuda:LOCAL_RANK; "
                          f"pass --device cuda (or auto)")
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if use_cuda:
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda requested but CUDA is not available")
+    if resolve_device(device).type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise ValueError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPU(s) are visible")
         torch.cuda.set_device(local_rank)
@@ -181,10 +180,5 @@ def build_ops_first(ctx: DistContext, impl: str, device: torch.device, ops: Iter
         build_all()
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper (the module itself otherwise)."""
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-
-
-__all__ = ["DistContext", "init_from_env", "shutdown", "build_ops_first", "unwrap", "env_world_size"]
+__all__ = ["DistContext", "init_from_env", "shutdown", "build_ops_first", "env_world_size"]
 

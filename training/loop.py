@@ -33,10 +33,11 @@ import torch
 from ..atomic_write import atomic_write_bytes
 from ..devices import resolve_device
 from ..generator import random_crossover_point
+from ..images import box_downsample
 from .checkpoint import (Checkpoint, TrainState, atomic_torch_save, check_compatible, checkpoint_name,
                          open_checkpoint, prune_checkpoints, set_rng_states)
 from .config import TrainConfig, mbstd_batch_problem
-from .dataset import ImageDataset, check_enough_images, downsample_to, make_loader, random_mirror, to_float
+from .dataset import ImageDataset, check_enough_images, make_loader, random_mirror, to_float
 from .distributed import DistContext, build_ops_first
 from .losses import get_loss
 from .schedule import Phase, ema_beta, fade_reals, is_level_change, level_starts, phase_at
@@ -355,7 +356,7 @@ class Trainer:
         for _ in range(cfg.D_repeats):
             reals_u8, labels = next(loader)
             self.state.consumed += B
-            reals = downsample_to(to_float(reals_u8.to(dev)), phase.resolution)
+            reals = box_downsample(to_float(reals_u8.to(dev)), phase.resolution)
             if cfg.mirror_augment:
                 reals = random_mirror(reals, flip=rows(torch.rand(B) < 0.5))
             reals = fade_reals(reals, phase.lod)

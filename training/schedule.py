@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from ..images import box_down2
 from ..layers import upscale2d_nearest
 from .config import TrainConfig
 
@@ -150,12 +151,6 @@ def ema_beta(batch: int, G_smoothing_kimg: float) -> float:
     if G_smoothing_kimg <= 0:
         return 0.0
     return 0.5 ** (batch / (G_smoothing_kimg * 1000.0))
-
-
-def box_down2(x: torch.Tensor) -> torch.Tensor:
-    """2x2 box average (official downscale2d factor 2 and the dataset's lower-lod images)."""
-    n, c, h, w = x.shape
-    return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
 
 
 def fade_reals(x: torch.Tensor, lod: float) -> torch.Tensor:

@@ -35,10 +35,11 @@ def rss_mib() -> float:
 
 
 def peak_mib(device: torch.device) -> float:
-    """Peak memory in MiB: allocated on the CUDA device, else the process's peak resident memory (ru_maxrss)."""
+    """Peak memory in MiB: allocated on the CUDA device, else the process's peak resident memory (ru_maxrss; the
+    kernel updates it lazily, so it is never reported below the current RSS)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_mib())  # ru_maxrss: KiB on Linux
 
 
 class TickLogger:

@@ -113,7 +113,8 @@ def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, f
 
 def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: int = 8, repeat: int = 3,
                        impls: Sequence[str] = IMPLS, malloc: str = "default", fmap_base: int = FMAP_BASE,
-                       fmap_max: int = FMAP_MAX, latent_size: int = LATENT_SIZE, train: bool = True, isolate: bool = True,
+                       fmap_max: int = FMAP_MAX, latent_size: int = LATENT_SIZE, train: bool = True,
+                       isolate: bool = True,
                        echo: bool = True, lod: float = 0.0, fused_scale: Optional[Union[bool, str]] = None
                        ) -> Dict[str, object]:
     """Returns {'machine', 'rows', 'table'} for G forward and WGAN-GP step images/s, auto vs ref (and prints it).

@@ -58,13 +58,12 @@ def _open_generator(network: str, device: torch.device, psi: float, class_idx: O
 
 
 def _open(network: str, device: torch.device, psi: float, class_idx: Optional[int]):
-    """(generator, the training lod stored with a training checkpoint or None)."""
+    """(generator, the lod to render at by default: a training checkpoint's, else 0)."""
     _check_psi(psi)
     nets = open_network(network, device)
     G = generator_of(nets)
     _check_class(G, class_idx)
-    training = (getattr(nets, "extra", None) or {}).get("training") or {}
-    return G, training.get("lod")
+    return G, nets.lod
 
 
 @click.command()
@@ -99,7 +98,7 @@ def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode
     for class_idx in class_list[1:]:
         _check_class(G, class_idx)
     if lod is None:
-        lod = float(training_lod or 0.0)
+        lod = training_lod
         if lod:
             click.echo(f"rendering at the checkpoint's training lod {lod:g} ({G.config.resolution_at(lod)} px); "
                        f"pass --lod 0 for the full resolution")

@@ -104,7 +104,7 @@ def metrics(network: str, data: str, metric_names: str, num: Optional[int], seed
     if config is None or not hasattr(config, "resolution_at"):
         raise click.BadParameter("the generator has no config (resolution unknown)", param_hint="--network")
     if lod is None:
-        lod = float((nets.extra.get("training") or {}).get("lod", 0.0) or 0.0)
+        lod = nets.lod
     try:
         resolution = config.resolution_at(lod)
     except ValueError as exc:

@@ -166,11 +166,10 @@ def open_network(network: str, device: torch.device, param_hint: str = "--networ
 
 def generator_of(networks: Any, param_hint: str = "--network") -> torch.nn.Module:
     """The generator to sample from (G_ema when present, else G), in eval mode; BadParameter if there is none."""
-    G = networks.G_ema if networks.G_ema is not None else networks.G
-    if G is None:
-        raise click.BadParameter(f"the file holds no generator (source format: {networks.source_format})",
-                                 param_hint=param_hint)
-    return G.eval()
+    try:
+        return networks.generator.eval()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
 
 
 def prepare_outdir(path: Path, param_hint: str = "--outdir") -> Path:

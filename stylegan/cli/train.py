@@ -23,7 +23,7 @@ _GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENV
 
 
 def _apply_malloc_tuning() -> List[str]:
-    """Long CPU jobs: keep freed blocks mapped (glibc mallopt; why and how much: docs/PERFORMANCE.md).
+    """Long CPU jobs: keep freed blocks mapped (glibc mallopt; why and how much: docs/PERFORMANCE.md §2).
 
     Returns the settings glibc refused (mallopt returns 0), so the caller can say the tuning did not take.
     STYLEGAN_NO_MALLOPT=1 opts out. Only the CLI does this (a library must not change process-wide allocator
@@ -36,7 +36,7 @@ def _apply_malloc_tuning() -> List[str]:
         libc = ctypes.CDLL("libc.so.6")
     except OSError as e:
         return [f"libc.so.6 not loadable ({e})"]
-    settings = {"M_MMAP_THRESHOLD": (-3, 2 ** 30),   # glibc caps the mmap threshold at 32 MiB on 64-bit anyway
+    settings = {"M_MMAP_THRESHOLD": (-3, 2 ** 30),   # the values and their effect: docs/PERFORMANCE.md §2.2
                 "M_TRIM_THRESHOLD": (-1, 2 ** 36),
                 "M_TOP_PAD": (-2, 0)}
     return [f"{name}={value}" for name, (param, value) in settings.items() if libc.mallopt(param, value) != 1]
@@ -149,7 +149,7 @@ def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, qu
     echo = click.echo if dist_ctx.is_main else (lambda *_a, **_k: None)
     if refused:
         echo(f"note: the glibc allocator tuning did not take ({', '.join(refused)}); training runs with the "
-             f"default allocator, which is slower on the CPU (docs/PERFORMANCE.md)")
+             f"default allocator, which is slower on the CPU (docs/PERFORMANCE.md §2.3)")
     try:
         try:
             trainer = Trainer(cfg, resume=checkpoint, impl=impl, progress=not quiet, log=click.echo,

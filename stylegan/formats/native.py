@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, Dict, Optional, Union
 import torch
 
 from ..atomic_write import atomic_write_bytes
+from . import Networks
 
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -57,15 +58,15 @@ def check_version(payload: Dict[str, Any], name: str) -> None:
                          f"package (it reads {list(SUPPORTED_VERSIONS)}); upgrade stylegan to read it")
 
 
-def networks_from_payload(payload: Dict[str, Any], name: str, device: Union[str, torch.device] = "cpu"):
-    """Rebuilds (G, D, G_ema, configs) from a native payload, naming the file and entry on any mismatch."""
+def networks_from_payload(payload: Dict[str, Any], name: str, device: Union[str, torch.device] = "cpu") -> Networks:
+    """Rebuilds the networks of a native payload (a training checkpoint's 'training' entry goes into extra),
+    naming the file and entry on any mismatch."""
     from ..config import DiscriminatorConfig, GeneratorConfig
     from ..discriminator import Discriminator
     from ..generator import Generator
 
     check_version(payload, name)
     nets: Dict[str, Any] = {key: None for key in NETWORK_KEYS}
-    configs: Dict[str, Any] = {}
     for key in NETWORK_KEYS:
         if key not in payload:
             continue
@@ -77,10 +78,12 @@ def networks_from_payload(payload: Dict[str, Any], name: str, device: Union[str,
         net = (Discriminator if is_d else Generator)(config)
         _load_state(net, payload[key], f"{name}: {key}")
         nets[key] = net.to(device).eval()
-        configs["D" if is_d else "G"] = config
     if not any(nets.values()):
         raise ValueError(f"{name}: a stylegan file but it holds no network (expected one of {NETWORK_KEYS})")
-    return nets["G"], nets["D"], nets["G_ema"], configs
+    extra = dict(payload.get("extra") or {})
+    if "training" in payload:
+        extra["training"] = payload["training"]
+    return Networks.from_modules(nets["G"], nets["D"], nets["G_ema"], "stylegan", extra)
 
 
 def _load_state(net: torch.nn.Module, state: Any, where: str) -> None:

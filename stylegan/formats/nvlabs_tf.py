@@ -2,13 +2,15 @@
 
 Why this shape: `read_official_pickle` gives the three inert `NetworkStub`s (G, D, Gs) through the allow-list
 unpickler; `*_config_from_tf` turns static_kwargs into our configs (their field names ARE the official kwarg
-names, FORMAT_FACTS A2); `*_state_dict_from_tf` is a pure renaming + layout transpose of the stored variables
-(A3): our parameters hold exactly the official stored values (the equalized-lr scale, and the fused up/down
-kernels, are applied at run time by both implementations). `stylegan.load()` builds on these functions.
+names, docs/FORMATS.md §1.3); `*_name_map` is a pure renaming + layout transpose of the stored variables
+(§1.4, §1.5): our parameters hold exactly the official stored values (the equalized-lr scale, and the fused up/down
+kernels, are applied at run time by both implementations). `networks_from_pickle`: the reader stylegan.load calls.
 """
 from __future__ import annotations
 
+import io
 import os
+import pickle
 from typing import BinaryIO, Callable, Dict, Tuple, Union
 
 import numpy as np
@@ -17,7 +19,8 @@ import torch
 from ..config import DiscriminatorConfig, GeneratorConfig
 from ..discriminator import Discriminator
 from ..generator import Generator
-from .safe_pickle import NetworkStub, safe_load
+from . import Networks
+from .safe_pickle import NetworkStub, UnsafePickleError, safe_load
 
 PathOrFile = Union[str, os.PathLike, BinaryIO, bytes]
 
@@ -27,7 +30,7 @@ G_RUNTIME_KWARGS = frozenset({
     "truncation_psi_val", "truncation_cutoff_val",  # G_style: validation-time truncation overrides
     "is_training", "is_validation", "is_template_graph",  # G_style graph-building flags
     "randomize_noise",  # -> noise_mode='random' | 'const'
-    "structure",  # 'linear' | 'recursive' | 'auto': the same function of lod (A6); ours is computed directly
+    "structure",  # 'linear' | 'recursive' | 'auto': one function of lod (docs/FORMATS.md §1.10), ours computes it
     "force_clean_graph",  # graph cosmetics
     "dlatent_broadcast",  # G_mapping: always num_layers inside G_style
     "dtype",  # must be 'float32' (checked)
@@ -194,19 +197,6 @@ def _flat_variables(stub: NetworkStub) -> Dict[str, np.ndarray]:
     return out
 
 
-def generator_state_dict_from_tf(stub: NetworkStub, config: GeneratorConfig) -> Dict[str, torch.Tensor]:
-    """Our Generator state_dict from a G/Gs stub (pure renaming + layout transpose; ValueError naming a variable
-    that is unexpected, missing or of the wrong shape)."""
-    reference = Generator(config, impl="ref").state_dict()
-    return _convert(_flat_variables(stub), generator_name_map(config), reference, stub.name)
-
-
-def discriminator_state_dict_from_tf(stub: NetworkStub, config: DiscriminatorConfig) -> Dict[str, torch.Tensor]:
-    """Our Discriminator state_dict from a D stub (see generator_state_dict_from_tf)."""
-    reference = Discriminator(config, impl="ref").state_dict()
-    return _convert(_flat_variables(stub), discriminator_name_map(config), reference, stub.name)
-
-
 def generator_from_tf(stub: NetworkStub, impl: str = "auto") -> Generator:
     """A Generator numerically equal to the official G/Gs of `stub` (use noise_mode='const' for the stored noise)."""
     config = generator_config_from_tf(stub)
@@ -225,6 +215,26 @@ def discriminator_from_tf(stub: NetworkStub, impl: str = "auto") -> Discriminato
     return D
 
 
-__all__ = ["read_official_pickle", "generator_from_tf", "discriminator_from_tf", "generator_config_from_tf",
-           "discriminator_config_from_tf", "generator_state_dict_from_tf", "discriminator_state_dict_from_tf",
-           "generator_name_map", "discriminator_name_map", "G_RUNTIME_KWARGS", "D_RUNTIME_KWARGS"]
+def networks_from_pickle(data: bytes, name: str, device: Union[str, torch.device] = "cpu") -> Networks:
+    """The (G, D, Gs) of an official pickle as Networks (Gs becomes G_ema, the one to sample from); errors name
+    the file."""
+    try:
+        stubs = read_official_pickle(io.BytesIO(data))
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{name}: {exc}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{name}: corrupt or truncated pickle ({type(exc).__name__}: {str(exc)[:200]}); expected "
+                         f"an NVlabs StyleGAN pickle holding (G, D, Gs)") from None
+    nets = {}
+    for key, stub, convert in zip(("G", "D", "G_ema"), stubs, (generator_from_tf, discriminator_from_tf,
+                                                            generator_from_tf)):
+        try:
+            nets[key] = convert(stub).to(device).eval()
+        except ValueError as exc:
+            raise ValueError(f"{name}: network {key}: {exc}") from None
+    return Networks.from_modules(nets["G"], nets["D"], nets["G_ema"], "nvlabs-tf")
+
+
+__all__ = ["read_official_pickle", "networks_from_pickle", "generator_from_tf", "discriminator_from_tf",
+           "generator_config_from_tf", "discriminator_config_from_tf", "generator_name_map", "discriminator_name_map",
+           "G_RUNTIME_KWARGS", "D_RUNTIME_KWARGS"]

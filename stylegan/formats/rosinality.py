@@ -1,6 +1,6 @@
 """rosinality/style-based-gan-pytorch checkpoints -> our networks, computing the same images and D scores.
 
-Facts: FORMAT_FACTS §B (model.py / train.py / generate.py of rosinality @ 07fa60be). What differs from the official
+Facts: docs/FORMATS.md §2 (model.py / train.py / generate.py of rosinality @ 07fa60be). What differs from the official
 architecture is handled in one of two ways:
 - folded into the weights at conversion (the function is unchanged): the sqrt(2) gain of to_rgb / style affine /
   the final D linear (ours: gain 1), the noise-weight scaling sqrt(2/C), the fused up-conv's extra /4, the AdaIN
@@ -22,8 +22,11 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-ROS_CHANNELS = (512, 512, 512, 512, 256, 128, 64, 32, 16)  # generator.progression.{i}, i = 0..8 (B2)
-FUSED_FROM_BLOCK = 5  # G blocks 5..8 (output >= 128 px) and D blocks 0..3 (input >= 128 px) are fused (B4)
+from . import Networks
+
+ROS_CHANNELS = (512, 512, 512, 512, 256, 128, 64, 32, 16)  # generator.progression.{i}, i = 0..8 (docs/FORMATS.md §2.2)
+# G blocks 5..8 (output >= 128 px) and D blocks 0..3 (input >= 128 px) are fused (docs/FORMATS.md §2.4)
+FUSED_FROM_BLOCK = 5
 MEAN_STYLE_BATCHES = (10, 1024)  # rosinality generate.py: mean of style(z) over 10 batches of 1024
 CHECKPOINT_KEYS = ("generator", "discriminator", "g_running")
 
@@ -117,7 +120,8 @@ def convert_generator(g_state: Dict[str, Any], resolution: int, where: str,
         for n, layer in ((1, first), (2, second)):
             noise = _expect(_tensor(g_state, f"{p}.noise{n}.weight_orig", where), [1, c, 1, 1],
                             f"{p}.noise{n}.weight_orig", where)
-            ours[f"{layer}.noise_strength"] = noise.flatten() * math.sqrt(2.0 / c)  # EqualLR fan_in = C (B4)
+            # EqualLR fan_in = C for the noise weight (docs/FORMATS.md §2.4)
+            ours[f"{layer}.noise_strength"] = noise.flatten() * math.sqrt(2.0 / c)
             style_w = _expect(_tensor(g_state, f"{p}.adain{n}.style.linear.weight_orig", where), [2 * c, 512],
                               f"{p}.adain{n}.style.linear.weight_orig", where)
             style_b = _tensor(g_state, f"{p}.adain{n}.style.linear.bias", where).clone()
@@ -196,13 +200,11 @@ def convert_discriminator(d_state: Dict[str, Any], resolution: int, where: str) 
 
 
 def networks_from_checkpoint(payload: Dict[str, Any], name: str, device: Union[str, torch.device] = "cpu",
-                             resolution: Optional[int] = None):
+                             resolution: Optional[int] = None) -> Networks:
     """A train.py checkpoint (generator, discriminator, g_running, ...) or a bare g_running state dict -> Networks.
 
     G_ema = g_running. The resolution is the highest trained block unless given.
     """
-    from ..loading import Networks
-
     if any(k in payload for k in CHECKPOINT_KEYS):
         g_state, d_state, ema_state = (payload.get(k) for k in ("generator", "discriminator", "g_running"))
     else:
@@ -217,9 +219,8 @@ def networks_from_checkpoint(payload: Dict[str, Any], name: str, device: Union[s
     G = convert_generator(g_state, resolution, f"{name}: generator") if isinstance(g_state, dict) else None
     G_ema = convert_generator(ema_state, resolution, f"{name}: g_running") if isinstance(ema_state, dict) else None
     D = convert_discriminator(d_state, resolution, f"{name}: discriminator") if isinstance(d_state, dict) else None
-    nets = [n.to(device).eval() if n is not None else None for n in (G, D, G_ema)]
-    configs = {"G": (G_ema or G).config, "D": D.config if D is not None else None}
-    return Networks(nets[0], nets[1], nets[2], configs, "rosinality", {"rosinality_resolution": resolution})
+    G, D, G_ema = (n.to(device).eval() if n is not None else None for n in (G, D, G_ema))
+    return Networks.from_modules(G, D, G_ema, "rosinality", {"rosinality_resolution": resolution})
 
 
 def lod_from_step(resolution: int, step: int, alpha: float = -1.0) -> float:

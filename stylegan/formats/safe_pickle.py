@@ -1,7 +1,7 @@
 """A restricted unpickler for official NVlabs TF pickles: numbers and arrays only, never code.
 
 Why: an official pickle references `dnnlib.tflib.network.Network`, whose real `__setstate__` execs the embedded
-`build_module_src`. This unpickler resolves ONLY an allow-list of globals (FORMAT_FACTS A1): the Network class
+`build_module_src`. This unpickler resolves ONLY an allow-list of globals (docs/FORMATS.md §1.1): the Network class
 becomes `NetworkStub`, which just keeps the state dict; numpy array/scalar reconstruction. Nothing else
 (the official state dicts are plain dicts, lists and tuples, which need no global).
 Any other global - and so any `__reduce__` trick, which always needs one - raises `UnsafePickleError` naming it.
@@ -23,8 +23,9 @@ class UnsafePickleError(pickle.UnpicklingError):
 class NetworkStub:
     """Inert stand-in for `dnnlib.tflib.network.Network`: holds the pickled state, never imports TF or dnnlib.
 
-    Attributes (state versions 2 and 3, A1): version, name, static_kwargs (dict), components (dict of stubs),
-    build_func_name, build_module_src (kept as text, never executed), variables (list of (name, ndarray)).
+    Attributes (state versions 2 and 3, docs/FORMATS.md §1.2): version, name, static_kwargs (dict), components
+    (dict of stubs), build_func_name, build_module_src (kept as text, never executed), variables (list of
+    (name, ndarray)).
     """
 
     def __init__(self) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..images import box_downsample
 from .swd import (DIR_REPEATS, DIRS_PER_REPEAT, MIN_RESOLUTION, NHOODS_PER_IMAGE, DescriptorBuilder, DescriptorSet,
                   check_images, derive_seed, swd_from_descriptors, swd_resolutions, to_uint8_pggan)
 
@@ -30,21 +31,14 @@ def _dataset_arrays(reals: Any) -> Tuple[Any, Optional[np.ndarray], str]:
 
 
 def box_downsample_u8(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    """uint8 [B, C, S, S] -> [B, C, resolution, resolution]: repeated 2x2 means in float32, rounded to uint8 once.
+    """uint8 [B, C, S, S] -> [B, C, resolution, resolution]: 2x2 box means in float32, rounded to uint8 once.
 
     Why: PGGAN's `downscale_minibatch`, and the same 2x2 box averages the training data gets at lower lods, so a
     snapshot's reals look like what D was shown.
     """
-    s = x.shape[-1]
-    if resolution > s or s % resolution or (s // resolution) & (s // resolution - 1):
-        raise ValueError(f"cannot box-downsample {s} px reals to {resolution} px: expected a power-of-two ratio")
-    if s == resolution:
+    if x.shape[-1] == resolution:
         return x
-    y = x.to(torch.float32)
-    while y.shape[-1] > resolution:
-        n, c, h, w = y.shape
-        y = y.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
-    return torch.round(y).clamp_(0, 255).to(torch.uint8)
+    return torch.round(box_downsample(x.to(torch.float32), resolution)).clamp_(0, 255).to(torch.uint8)
 
 
 def _select_reals(reals: Any, num: int, seed: int) -> Tuple[Any, Optional[np.ndarray], str, np.ndarray]:

@@ -32,8 +32,8 @@ def no_forced_reference(monkeypatch):
 
 @pytest.fixture(scope="module")
 def single_thread():
-    """Tiny tensors: torch's thread pool only adds synchronisation (up to 10x slower on a busy 2-core machine).
-    Modules opt in with `pytestmark = pytest.mark.usefixtures("single_thread")`."""
+    """Tiny tensors: torch's thread pool only adds synchronisation (much slower on a busy 2-core machine:
+    docs/PERFORMANCE.md §5). Modules opt in with `pytestmark = pytest.mark.usefixtures("single_thread")`."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -6,10 +6,12 @@ must be the kernel's Functions.
 """
 from __future__ import annotations
 
+import copy
+import importlib
+import io
+import pickle
 from dataclasses import dataclass, field
 from typing import List, Tuple
-
-import importlib
 
 import pytest
 import torch
@@ -335,6 +337,75 @@ def test_cpu_output_pool_reuses_freed_blocks_and_honours_its_limit():
         assert module.pool_stats()["idle_bytes"] == 0
     finally:
         module.set_pool_limit(limit)
+
+
+def _pooled_output():
+    """(y, want): a bias_act output that the pool served from a reused block (asserted), and its expected value."""
+    module = build.get_extension("bias_act", "cpu").module
+    if module.pool_stats()["limit_bytes"] == 0:
+        pytest.skip("the output pool is disabled (STYLEGAN_OPS_POOL_MB=0)")
+    module.trim_pool()  # a full pool would refuse the block below
+    x = torch.randn(4, 64, 32, 32)  # 1 MiB: the smallest pooled size
+    b = torch.randn(64)
+    first = ops.bias_act(x, b, act="lrelu", impl="cpu")
+    del first  # its block is now idle in the pool
+    hits = module.pool_stats()["hits"]
+    y = ops.bias_act(x, b, act="lrelu", impl="cpu")
+    assert module.pool_stats()["hits"] == hits + 1, "the output did not come from the pool"
+    return y, ops.bias_act_ref(x, b, act="lrelu")
+
+
+def _save_load(y):
+    buf = io.BytesIO()
+    torch.save(y, buf)
+    buf.seek(0)
+    return torch.load(buf)
+
+
+def _grow_by_resize(y):
+    y.resize_(8, 64, 32, 32)  # twice the storage: a new allocation, the pooled block goes back
+    return y[:4]
+
+
+def _grow_storage(y):
+    y.untyped_storage().resize_(2 * y.untyped_storage().nbytes())
+    return y
+
+
+# (name, what is done to a pooled output y, returning a tensor; that tensor's expected value from y's)
+POOLED_USES = [
+    ("resize_ larger", _grow_by_resize, lambda want: want),
+    ("storage resize_", _grow_storage, lambda want: want),
+    ("out= of another size", lambda y: torch.add(torch.ones(8, 64, 32, 32), 1, out=y)[4:],
+     lambda want: torch.full((4, 64, 32, 32), 2.0)),
+    ("in-place ops", lambda y: y.add_(1).mul_(2).relu_(), lambda want: ((want + 1) * 2).relu()),
+    ("torch.save + torch.load", _save_load, lambda want: want),
+    ("pickle", lambda y: pickle.loads(pickle.dumps(y)), lambda want: want),
+    ("copy.deepcopy", copy.deepcopy, lambda want: want),
+    (".numpy()", lambda y: torch.from_numpy(y.numpy().copy()), lambda want: want),
+]
+
+
+@pytest.mark.filterwarnings("ignore:An output with one or more elements was resized")  # torch's, for out=
+@pytest.mark.parametrize("use", POOLED_USES, ids=[u[0] for u in POOLED_USES])
+def test_pooled_outputs_behave_like_ordinary_tensors(use):
+    """A pooled output is what a caller gets from every large CPU bias_act: it must allow whatever a tensor from
+    torch.empty allows (a from_blob storage, for one, cannot be resized, and resize_/out= on it raise)."""
+    _, apply, expected = use
+    y, want = _pooled_output()
+    torch.testing.assert_close(apply(y), expected(want))
+
+
+def test_resizing_a_pooled_output_returns_its_block_to_the_pool():
+    """A resize moves the data to a new allocation; the pooled block must not leak (nor be freed twice)."""
+    module = build.get_extension("bias_act", "cpu").module
+    y, want = _pooled_output()
+    idle = module.pool_stats()["idle_bytes"]
+    y.resize_(8, 64, 32, 32)
+    assert module.pool_stats()["idle_bytes"] == idle + want.numel() * 4
+    torch.testing.assert_close(y[:4], want)
+    del y
+    assert module.pool_stats()["idle_bytes"] == idle + want.numel() * 4  # the new storage is torch's, not ours
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "no-bias"])

@@ -28,7 +28,8 @@ def tiny_cli():
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Tiny networks run ~2x faster single-threaded on a shared 2-core machine (no oversubscription)."""
+    """Tiny networks run faster single-threaded on a shared 2-core machine (no oversubscription;
+    docs/PERFORMANCE.md §5)."""
     import torch
     old = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan.training.dataset import (ImageDataset, InfiniteSampler, check_enough_images, downsample_to,
-                                       make_loader, random_mirror, to_float)
+from stylegan.images import box_downsample
+from stylegan.training.dataset import (ImageDataset, InfiniteSampler, check_enough_images, make_loader,
+                                       random_mirror, to_float)
 from stylegan.training.glyphs import GlyphParams, render_glyph
 
 
@@ -156,11 +157,11 @@ def test_loader_and_transforms(tmp_path):
     assert imgs.shape == (4, 3, 16, 16) and imgs.dtype == torch.uint8 and labels.shape == (4,)
     x = to_float(imgs)
     assert x.min() >= -1 and x.max() <= 1
-    y = downsample_to(x, 4)
+    y = box_downsample(x, 4)
     assert y.shape == (4, 3, 4, 4)
     assert torch.allclose(y[:, :, 1, 2], x[:, :, 4:8, 8:12].mean((2, 3)), atol=1e-6)
     with pytest.raises(ValueError):
-        downsample_to(x, 32)
+        box_downsample(x, 32)
     g = torch.Generator().manual_seed(0)
     m = random_mirror(x, g)
     flipped = [torch.equal(m[i], x[i].flip(-1)) for i in range(4)]

@@ -7,7 +7,8 @@ import torch
 from stylegan.training.config import TrainConfig
 from stylegan.generator import random_crossover_point as mixing_cutoff
 from stylegan.layers import upscale2d_nearest as nearest_up2
-from stylegan.training.schedule import (box_down2, ema_beta, fade_reals, images_at_lod, is_level_change,
+from stylegan.images import box_down2
+from stylegan.training.schedule import (ema_beta, fade_reals, images_at_lod, is_level_change,
                                         level_starts, phase_at, resolution_at)
 
 

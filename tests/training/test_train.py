@@ -28,7 +28,7 @@ def test_cli_tiny_run_8_to_16(tmp_path, tiny_cli):
     assert len(recs) == 4
     for r in recs:
         for k in ("kimg", "images_shown", "lod", "resolution", "batch", "loss_G", "loss_D", "penalty",
-                  "sec_per_kimg", "img_per_s", "mem_MiB"):
+                  "sec_per_kimg", "img_per_s", "rss_MiB", "peak_MiB"):
             assert k in r
         assert all(math.isfinite(r[k]) for k in ("loss_G", "loss_D", "penalty"))
         assert r["penalty"] > 0  # WGAN-GP penalty is computed
@@ -45,8 +45,13 @@ def test_cli_tiny_run_8_to_16(tmp_path, tiny_cli):
     t = payload["training"]
     assert t["images_shown"] == 64 and t["lod"] == 0.0 and isinstance(t["train_config"], str)
     assert torch.equal(t["w_avg"], payload["G"]["w_avg"]) and t["w_avg"].abs().sum() > 0
-    # G_ema differs from G (it is a running average), but not wildly
+    # G_ema differs from G (it is a running average), but not wildly: it is a weighted mean of G's past weights, and
+    # Adam with beta1 = 0 moves a weight by at most lr * sqrt(t) at step t (here lr 0.001, 16 steps of batch 4).
     assert not torch.equal(payload["G"]["mapping.layers.0.weight"], payload["G_ema"]["mapping.layers.0.weight"])
+    bound = 0.001 * sum(math.sqrt(step) for step in range(1, t["images_shown"] // 4 + 1))
+    for name, value in payload["G"].items():
+        gap = float((value - payload["G_ema"][name]).abs().max())
+        assert gap <= bound, f"G_ema.{name} is {gap:.4f} from G; expected at most {bound:.4f}"
     assert Image.open(out / "reals.png").size == (128, 32)
     fakes = Image.open(out / "fakes000000.png")
     assert fakes.size == (128, 64)  # 8 columns x (2 rows psi 1 + 2 rows psi 0.7), 16 px
@@ -102,7 +107,7 @@ def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
 def test_sigint_writes_checkpoint_and_returns(tiny_cfg, monkeypatch):
     cfg = tiny_cfg(total_kimg=10.0)
     trainer = Trainer(cfg, impl="ref", progress=False, log=lambda s: None)
-    real_step = trainer._step
+    real_step = trainer.step
     calls = []
 
     def step(phase, loader):
@@ -111,7 +116,7 @@ def test_sigint_writes_checkpoint_and_returns(tiny_cfg, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)
         return real_step(phase, loader)
 
-    monkeypatch.setattr(trainer, "_step", step)
+    monkeypatch.setattr(trainer, "step", step)
     before = signal.getsignal(signal.SIGINT)
     result = trainer.run()
     assert result.status == "interrupted" and result.images_shown == 12
@@ -135,35 +140,58 @@ def test_crash_between_write_and_rename_keeps_previous(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
-def test_sigkill_during_checkpoint_write_leaves_previous_loadable(tmp_path):
-    """A child rewrites a ~16 MB checkpoint in a loop; SIGKILL it mid-write several times."""
-    script = textwrap.dedent(f"""
-        import sys, torch
-        from stylegan.training.checkpoint import atomic_torch_save
-        big = torch.randn(4_000_000)
-        i = 0
-        while True:
-            i += 1
-            atomic_torch_save({{"training": {{"i": i}}, "G": {{"w": big + i}}}}, sys.argv[1])
-            print(i, flush=True)
-    """)
+# The child writes checkpoint 1, then stops checkpoint 2 at a given fraction of its bytes (the temp file open and
+# flushed), says so, and waits to be killed: the kill lands mid-write by construction, not by timing.
+_STALLED_WRITER = textwrap.dedent("""
+    import os, sys, time, torch
+    from stylegan.training.checkpoint import atomic_torch_save
+
+    path, fraction = sys.argv[1], float(sys.argv[2])
+    w = torch.randn(4_000_000, generator=torch.Generator().manual_seed(0))
+    atomic_torch_save({"training": {"i": 1}, "G": {"w": w + 1}}, path)
+
+    class Stalled:
+        def __init__(self, f):
+            self.f = f
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            self.f.close()
+        def write(self, data):
+            n = int(len(data) * fraction)
+            self.f.write(data[:n])
+            self.f.flush()
+            print("stalled", n, len(data), flush=True)
+            time.sleep(600)
+
+    real_fdopen = os.fdopen
+    os.fdopen = lambda fd, *args, **kwargs: Stalled(real_fdopen(fd, *args, **kwargs))
+    atomic_torch_save({"training": {"i": 2}, "G": {"w": w + 2}}, path)
+    print("finished", flush=True)
+""")
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_sigkill_during_checkpoint_write_leaves_previous_loadable(tmp_path, fraction):
+    """SIGKILL while checkpoint 2's temp file holds `fraction` of its bytes: checkpoint 1 stays complete."""
     path = tmp_path / "checkpoint-0000000001.pt"
-    for attempt in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
-        try:
-            first = int(proc.stdout.readline())   # at least one complete write
-            assert first >= 1
-            import time
-            time.sleep(0.05 + 0.07 * attempt)     # now somewhere inside a later write
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        ck = load_checkpoint(path)
-        i = ck["training"]["i"]
-        assert i >= first
-        assert float((ck["G"]["w"] - i).std()) == pytest.approx(1.0, abs=0.01)  # complete, consistent content
-    from stylegan.training.checkpoint import prune_checkpoints
-    prune_checkpoints(tmp_path, keep=5)  # leftover temp files of killed writes are cleaned
+    proc = subprocess.Popen([sys.executable, "-c", _STALLED_WRITER, str(path), str(fraction)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().split()  # blocks until the child stalls (or exits)
+        assert line[:1] == ["stalled"], f"the child did not stall inside the write: {line}"
+        temps = list(tmp_path.glob(ckpt_mod.TMP_PREFIX + "*.tmp"))
+        assert len(temps) == 1 and temps[0].stat().st_size == int(line[1]), (
+            f"expected one {ckpt_mod.TMP_PREFIX}*.tmp holding {line[1]} of {line[2]} bytes at kill time, got {temps}")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert temps[0].exists()  # killed, not cleaned up: the write was still in progress
+    ck = load_checkpoint(path)
+    want = torch.randn(4_000_000, generator=torch.Generator().manual_seed(0)) + 1
+    assert ck["training"]["i"] == 1 and torch.equal(ck["G"]["w"], want)
+    ckpt_mod.prune_checkpoints(tmp_path, keep=5)  # the killed write's temp file is cleaned
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
