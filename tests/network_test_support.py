@@ -12,6 +12,9 @@ import torch
 
 DATA = Path(__file__).parent / "data"
 SMALL_PKL = DATA / "small.pkl"
+# A generator small enough for many calls per test, large enough for 32 px, truncation and mixing to matter.
+TINY_GENERATOR = dict(resolution=32, fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_fmaps=16,
+                      mapping_layers=2)
 
 # The one warning 'auto' emits while a kernel is unavailable (it then uses the reference): expected in tests.
 AUTO_FALLBACK_WARNING = "ignore:stylegan.ops.*kernel is unavailable:RuntimeWarning"

@@ -5,20 +5,15 @@ their own tests, and a first-use kernel build would dominate the runtime.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from network_test_support import DATA, TINY_GENERATOR as TINY
 from stylegan import generate as api
-from stylegan.images import to_uint8
 from stylegan.config import GeneratorConfig
 from stylegan.generator import Generator
-
-DATA = Path(__file__).parent / "data"
-TINY = dict(resolution=32, fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_fmaps=16,
-            mapping_layers=2)
+from stylegan.images import to_uint8
 
 
 @pytest.fixture(autouse=True)

@@ -27,9 +27,7 @@ from stylegan.generator import Generator
 from stylegan.images import to_uint8
 from stylegan.loading import load, save
 
-DATA = Path(__file__).parent / "data"
-TINY = dict(resolution=32, fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_fmaps=16,
-            mapping_layers=2)
+from network_test_support import DATA, TINY_GENERATOR as TINY
 
 
 @pytest.fixture(autouse=True)

@@ -107,6 +107,14 @@ class Checkpoint:
         """The config the checkpoint's run was trained with."""
         return TrainConfig.from_json(self.payload["training"]["train_config"])
 
+    def check_compatible(self, cfg: TrainConfig) -> None:
+        """ValueError naming the first architecture field in which `cfg` differs from the checkpoint's config."""
+        saved = self.train_config
+        for name in ARCHITECTURE_FIELDS:
+            if getattr(saved, name) != getattr(cfg, name):
+                raise ValueError(f"cannot resume from {self.path}: it was trained with {name}="
+                                 f"{getattr(saved, name)!r}, this run has {name}={getattr(cfg, name)!r}")
+
 
 def open_checkpoint(spec: str, outdir: Union[str, os.PathLike]) -> Checkpoint:
     """Find (`--resume FILE|DIR|latest`) and read a training checkpoint; ValueError naming the problem."""
@@ -162,14 +170,6 @@ class TrainState:
             if f.name != "prev_lod":
                 setattr(state, f.name, int(getattr(state, f.name)))
         return state
-
-
-def check_compatible(saved: TrainConfig, cfg: TrainConfig, where: Union[str, os.PathLike]) -> None:
-    """ValueError naming the first architecture field in which `cfg` differs from the checkpoint's config."""
-    for name in ARCHITECTURE_FIELDS:
-        if getattr(saved, name) != getattr(cfg, name):
-            raise ValueError(f"cannot resume from {where}: it was trained with {name}={getattr(saved, name)!r}, "
-                             f"this run has {name}={getattr(cfg, name)!r}")
 
 
 def prune_checkpoints(folder: Union[str, os.PathLike], keep: int) -> List[Path]:

@@ -34,8 +34,8 @@ from ..atomic_write import atomic_write_bytes
 from ..devices import resolve_device
 from ..generator import random_crossover_point
 from ..images import box_downsample
-from .checkpoint import (Checkpoint, TrainState, atomic_torch_save, check_compatible, checkpoint_name,
-                         open_checkpoint, prune_checkpoints, set_rng_states)
+from .checkpoint import (Checkpoint, TrainState, atomic_torch_save, checkpoint_name, open_checkpoint,
+                         prune_checkpoints, set_rng_states)
 from .config import TrainConfig, mbstd_batch_problem
 from .dataset import ImageDataset, check_enough_images, make_loader, random_mirror, to_float
 from .distributed import DistContext, build_ops_first
@@ -245,7 +245,7 @@ class Trainer:
 
     def _load(self, checkpoint: Checkpoint) -> None:
         path, payload = checkpoint.path, checkpoint.payload
-        check_compatible(checkpoint.train_config, self.cfg, path)
+        checkpoint.check_compatible(self.cfg)
         t = payload["training"]
         if t["dataset_fingerprint"] != self.dataset.fingerprint:
             self.log(f"warning: resuming {path.name} on different data than it was trained on")

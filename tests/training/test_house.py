@@ -144,3 +144,13 @@ def test_a_training_step_never_reads_a_tensor_on_the_host(tiny_cfg, monkeypatch)
     assert reads == []
     assert set(terms) == {"loss_G", "loss_D", "penalty"} and all(isinstance(t, torch.Tensor) for t in terms.values())
     assert all(math.isfinite(float(t)) for t in terms.values())
+
+
+def test_resume_refuses_another_architecture_naming_the_field(tmp_path, tiny_cli):
+    base = ["--outdir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "c"), *tiny_cli]
+    assert CliRunner().invoke(train_cli.train, [*base, "--kimg", "0.016"]).exit_code == 0
+    res = CliRunner().invoke(train_cli.train, [*base, "--kimg", "0.032", "--resume", "latest", "--fmap-max", "32"])
+    assert res.exit_code == 2, res.output
+    assert "it was trained with fmap_max=16, this run has fmap_max=32" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(train_cli.train, [*base, "--kimg", "0.032", "--resume", "latest"])
+    assert res.exit_code == 0 and "Resumed from" in res.output, res.output
