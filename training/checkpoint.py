@@ -13,10 +13,12 @@ name (a rename within one filesystem is atomic), and the directory is fsynced.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import os
 import random
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
@@ -39,15 +41,40 @@ def checkpoint_name(images_shown: int) -> str:
 _before_replace: Optional[Callable[[str], None]] = None
 
 
-def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
-    """torch.save(obj) to `path` so a reader sees either the old file or the complete new one, never a mix."""
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (e.g. the disk is full): names the folder and the bytes it needed."""
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+RETRY_WAIT_S = 60.0  # a full disk gets one retry after this long (time to free space); tests set it to 0
+
+
+def atomic_torch_save(obj: Any, path: Union[str, os.PathLike], log: Callable[[str], None] = print) -> Path:
+    """torch.save(obj) to `path` so a reader sees either the old file or the complete new one, never a mix.
+
+    On a full disk the serialised bytes are kept in memory and written once more after RETRY_WAIT_S (the older
+    checkpoints stay intact either way); a second failure raises CheckpointWriteError naming folder and size.
+    """
     from ..atomic_write import atomic_write_bytes
 
     path = Path(path)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getbuffer(), tmp_prefix=TMP_PREFIX, before_replace=_before_replace)
-    return path
+    for attempt in (1, 2):
+        try:
+            atomic_write_bytes(path, buffer.getbuffer(), tmp_prefix=TMP_PREFIX, before_replace=_before_replace)
+            return path
+        except OSError as e:
+            if e.errno not in DISK_FULL_ERRNOS:
+                raise
+            need = f"{buffer.getbuffer().nbytes / 2 ** 20:.1f} MiB"
+            if attempt == 2:
+                raise CheckpointWriteError(e.errno, f"cannot write checkpoint {path.name} to {path.parent}: "
+                                                    f"{os.strerror(e.errno)} (it needs {need} free)") from None
+            log(f"warning: no space for checkpoint {path.name} in {path.parent} (it needs {need} free); "
+                f"retrying in {RETRY_WAIT_S:g} s")
+            time.sleep(RETRY_WAIT_S)
+    raise AssertionError("unreachable")
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
@@ -172,11 +199,16 @@ class TrainState:
         return state
 
 
-def prune_checkpoints(folder: Union[str, os.PathLike], keep: int) -> List[Path]:
-    """Delete all but the newest `keep` checkpoints and stale temp files; returns what was deleted."""
+def prune_checkpoints(folder: Union[str, os.PathLike], keep: int, protect: Optional[Path] = None) -> List[Path]:
+    """Delete all but the newest `keep` checkpoints and stale temp files; returns what was deleted.
+
+    `protect` (the checkpoint the run has just written and reported) is never deleted, even when newer files
+    exist (a run resumed from an older checkpoint)."""
     removed = []
     found = list_checkpoints(folder)
     for p in found[:-keep] if keep > 0 else found:
+        if protect is not None and p.name == Path(protect).name:
+            continue
         p.unlink(missing_ok=True)
         removed.append(p)
     for p in Path(folder).glob(TMP_PREFIX + "*.tmp"):

@@ -244,6 +244,9 @@ class TrainConfig(JsonConfig):
         for name in ("lod_training_kimg", "lod_transition_kimg", "G_smoothing_kimg", "lrate_rampup_kimg",
                      "wgan_lambda", "r1_gamma"):
             check(_is_number(getattr(self, name)) and getattr(self, name) >= 0, name, "a finite number >= 0")
+        check(self.resolution == self.lod_initial_resolution or self.lod_training_kimg + self.lod_transition_kimg > 0,
+              "lod_training_kimg", "a level length > 0 when the run grows (with both the stabilise and the fade "
+              "length 0 it would stay at the start resolution forever)")
         for name in ("snapshot_ticks", "keep_checkpoints", "D_repeats", "minibatch_repeats", "minibatch_base",
                      "fmap_base", "fmap_max", "latent_size", "dlatent_size", "mapping_layers", "mapping_fmaps",
                      "glyphs_count"):

@@ -168,10 +168,8 @@ def build_ops_first(ctx: DistContext, impl: str, device: torch.device, ops: Iter
     from ..ops import build
 
     def build_all() -> None:
-        if impl == "ref" or build.forced_reference() or device.type not in ("cpu", "cuda"):
-            return
-        for op in ops:
-            build.get_extension(op, device.type)
+        for op in ops:  # resolve_impl builds the kernel, and refuses an impl the device cannot run (ValueError)
+            build.resolve_impl(op, impl, device)
 
     if ctx.is_main:
         build_all()

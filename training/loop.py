@@ -39,6 +39,7 @@ from .checkpoint import (Checkpoint, TrainState, atomic_torch_save, checkpoint_n
 from .config import TrainConfig, mbstd_batch_problem
 from .dataset import ImageDataset, check_enough_images, make_loader, random_mirror, to_float
 from .distributed import DistContext, build_ops_first
+from .run_folder import RunLock, check_fresh
 from .losses import get_loss
 from .schedule import Phase, ema_beta, fade_reals, is_level_change, level_starts, phase_at
 from .snapshots import Snapshots, one_hot
@@ -55,6 +56,7 @@ class TrainResult:
     lod: float
     status: str                                  # 'done' | 'interrupted' | 'stopped'
     checkpoint: Optional[Path]
+    signal: Optional[int] = None                 # the signal that interrupted the run (SIGINT, SIGTERM)
     trajectory: List[Tuple[int, float, int]] = field(default_factory=list)  # (images_shown, lod, batch) per step
     last_log: Dict[str, Any] = field(default_factory=dict)
 
@@ -186,8 +188,26 @@ class Trainer:
         self.progress = progress and self.is_main
         self.device = resolve_device(device if device is not None else cfg.device)
         self.outdir = Path(cfg.outdir)
-        if self.is_main:
+        self._lock: Optional[RunLock] = None
+        if self.is_main:  # one run per folder, one process per run (training/run_folder.py)
             self.outdir.mkdir(parents=True, exist_ok=True)
+            self._lock = RunLock(self.outdir).acquire()
+        try:
+            if self.is_main and resume is None:
+                check_fresh(self.outdir)
+            self._build(impl, resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run folder without training (run() releases it when it returns)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def _build(self, impl: str, resume: Union[str, Checkpoint, None]) -> None:
+        """Data, networks, optimisers, losses and state (from `resume` when given); the config file last."""
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2 ** 32)
         random.seed(cfg.seed)
@@ -273,7 +293,11 @@ class Trainer:
         stop = _StopFlag()
         logger = TickLogger(self.outdir, self.dist, self.device, cfg.total_kimg, state.images_shown / 1000,
                             self.progress, self.log)
-        with deterministic_algorithms(cfg.deterministic), stop.installed(), contextlib.closing(logger):
+        if self._lock is not None:
+            self._lock.acquire()  # held since __init__, or taken again for a second run() of this Trainer
+        with deterministic_algorithms(cfg.deterministic), stop.installed(), contextlib.closing(logger), \
+                contextlib.ExitStack() as unlock:
+            unlock.callback(self.close)
             while state.images_shown < cfg.total_images:
                 phase = self._schedule()
                 if phase.batch != loader_batch:
@@ -290,6 +314,7 @@ class Trainer:
                 interrupted = self.dist.any(stop.signum is not None, self.device)  # all ranks stop together
                 if interrupted or (stop_at_images is not None and state.images_shown >= stop_at_images):
                     result.status = "interrupted" if interrupted else "stopped"
+                    result.signal = stop.signum
                     break
             if result.trajectory and self.last_checkpoint != self.outdir / checkpoint_name(state.images_shown):
                 self.save_checkpoint(result.lod)
@@ -442,8 +467,8 @@ class Trainer:
         self.dist.check_in_sync({"G": self.G, "D": self.D, "G_ema": self.G_ema}, self.device)
         path = self.outdir / checkpoint_name(self.state.images_shown)
         if self.is_main:
-            atomic_torch_save(self.checkpoint_payload(lod), path)
-            prune_checkpoints(self.outdir, self.cfg.keep_checkpoints)
+            atomic_torch_save(self.checkpoint_payload(lod), path, log=self.log)
+            prune_checkpoints(self.outdir, self.cfg.keep_checkpoints, protect=path)
         self.last_checkpoint = path
         return path
 

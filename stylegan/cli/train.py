@@ -10,13 +10,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import click
 
+from ..ops.build import OpBuildError
+from ..training.checkpoint import CheckpointWriteError
 from ..training.config import CliOption, ConfigError, TrainConfig, apply_options, cli_options, option_of
+from ..training.run_folder import LOCK_NAME
 from .options import prepare_outdir
 
 _GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
@@ -134,8 +138,28 @@ def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, qu
     if dry_run:
         _print_dry_run(cfg)
         return
-    prepare_outdir(Path(cfg.outdir))
+    outdir = Path(cfg.outdir)
+    created = not outdir.exists()
+    prepare_outdir(outdir)
+    try:
+        result = _train(cfg, checkpoint, impl, threads, quiet)
+    except click.ClickException:
+        if created:  # a run refused before it wrote anything leaves no empty folder behind
+            _remove_if_empty(outdir)
+        raise
+    if result.status == "interrupted":
+        ctx.exit(128 + (result.signal or signal.SIGTERM))  # 130 after Ctrl-C, 143 after SIGTERM
 
+
+def _remove_if_empty(outdir: Path) -> None:
+    leftovers = [p for p in outdir.iterdir() if p.name != LOCK_NAME]
+    if not leftovers:
+        (outdir / LOCK_NAME).unlink(missing_ok=True)
+        outdir.rmdir()
+
+
+def _train(cfg: TrainConfig, checkpoint: Any, impl: str, threads: int, quiet: bool) -> Any:
+    """Build the Trainer and run it; every user-facing failure becomes a one-line click error."""
     from ..training import distributed
     from ..training.loop import Trainer
     refused = _apply_malloc_tuning()
@@ -156,13 +180,20 @@ def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, qu
                               dist=dist_ctx, device=device)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
+        except OpBuildError as e:
+            raise click.ClickException(str(e)) from None
+        if trainer.state.images_shown >= cfg.total_images:
+            trainer.close()
+            raise click.BadParameter(
+                f"the checkpoint is at kimg {trainer.state.images_shown / 1000:g}, already at or past --kimg "
+                f"{cfg.total_kimg:g}: give a larger --kimg to train on", param_hint="--kimg")
         ranks = f" on {dist_ctx.world_size} processes ({device})" if dist_ctx.enabled else ""
         echo(f"Training {cfg.lod_initial_resolution} -> {cfg.resolution} px on {cfg.data} "
              f"({len(trainer.dataset)} images, {trainer.dataset.num_channels} channels) for {cfg.total_kimg:g} kimg"
              f"{ranks}; output in {cfg.outdir}")
         try:
             result = trainer.run()
-        except FloatingPointError as e:
+        except (FloatingPointError, CheckpointWriteError) as e:
             raise click.ClickException(str(e)) from None
     finally:
         distributed.shutdown()
@@ -171,3 +202,4 @@ def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, qu
              f"continue with: stylegan train --outdir {cfg.outdir} --resume latest")
     else:
         echo(f"Done: kimg {result.images_shown / 1000:.1f}, lod {result.lod:g}; checkpoint {result.checkpoint}")
+    return result
