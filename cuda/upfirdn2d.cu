@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include "common.h"
+#include "common_cuda.h"
 #include "upfirdn2d.h"
 
 namespace upfirdn2d {
@@ -51,6 +52,7 @@ __device__ __forceinline__ __nv_bfloat16 store_as<__nv_bfloat16>(float v) {
 constexpr int kThreads = 256;
 constexpr int kMaxTaps = 8;             // per axis, for the tiled kernel
 constexpr int64_t kMaxBlocks = 1 << 20;  // grid-stride loops cover the rest
+constexpr size_t kMaxStaticShared = 48 * 1024;  // what every GPU gives a block without opting in
 
 template <typename T>
 __global__ void generic_kernel(const T* __restrict__ x, T* __restrict__ y, const typename Acc<T>::type* __restrict__ g,
@@ -88,6 +90,7 @@ __global__ void tiled_kernel(const T* __restrict__ x, T* __restrict__ y, const t
     constexpr int IN = TileExtent<UP, DOWN, TILE>::value;
     __shared__ acc_t s_in[IN][IN + 1];  // +1: fewer bank conflicts on column-strided reads
     __shared__ acc_t s_g[kMaxTaps * kMaxTaps];
+    static_assert(sizeof(s_in) + sizeof(s_g) <= kMaxStaticShared, "tiled_kernel: tile too large for shared memory");
 
     const int64_t n_g = p.separable ? p.f_w + p.f_h : p.f_w * p.f_h;
     for (int64_t i = threadIdx.x; i < n_g; i += blockDim.x) s_g[i] = g[i];
@@ -139,22 +142,24 @@ __global__ void tiled_kernel(const T* __restrict__ x, T* __restrict__ y, const t
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 template <typename T, int UP, int DOWN, int TILE>
-cudaError_t launch_tiled(const T* x, T* y, const typename Acc<T>::type* g, const Params& p, cudaStream_t stream) {
+const char* launch_tiled(const T* x, T* y, const typename Acc<T>::type* g, const Params& p, cudaStream_t stream) {
     const int64_t tiles_x = ceil_div(p.out_w, TILE), tiles_y = ceil_div(p.out_h, TILE);
     const int64_t tiles = p.n * p.c * tiles_x * tiles_y;
     const unsigned blocks = static_cast<unsigned>(tiles < kMaxBlocks ? tiles : kMaxBlocks);
-    tiled_kernel<T, UP, DOWN, TILE><<<blocks, kThreads, 0, stream>>>(x, y, g, p, tiles_x, tiles_y);
-    return cudaGetLastError();
+    const char* err = sg_launch_begin("upfirdn2d tiled_kernel");
+    if (err != nullptr) return err;
+    SG_LAUNCH(blocks, kThreads, 0, stream, tiled_kernel<T, UP, DOWN, TILE>)(x, y, g, p, tiles_x, tiles_y);
+    return sg_launch_end("upfirdn2d tiled_kernel", blocks, kThreads, 0, stream);
 }
 
 template <typename T>
-cudaError_t launch_typed(const void* xv, void* yv, const void* gv, const Params& p, cudaStream_t stream) {
+const char* launch_typed(const void* xv, void* yv, const void* gv, const Params& p, cudaStream_t stream) {
     using acc_t = typename Acc<T>::type;
     const T* x = static_cast<const T*>(xv);
     T* y = static_cast<T*>(yv);
     const acc_t* g = static_cast<const acc_t*>(gv);
     const int64_t total = p.n * p.c * p.out_h * p.out_w;
-    if (total == 0) return cudaSuccess;
+    if (total == 0) return nullptr;
 
     const bool isotropic = p.up_x == p.up_y && p.down_x == p.down_y;
     const bool small = p.f_w <= kMaxTaps && p.f_h <= kMaxTaps;
@@ -163,22 +168,25 @@ cudaError_t launch_typed(const void* xv, void* yv, const void* gv, const Params&
         if (p.up_x == 1 && p.down_x == 2) return launch_tiled<T, 1, 2, 16>(x, y, g, p, stream);
         if (p.up_x == 1 && p.down_x == 1) return launch_tiled<T, 1, 1, 32>(x, y, g, p, stream);
     }
-    const int64_t blocks = ceil_div(total, kThreads);
-    generic_kernel<T><<<static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0, stream>>>(
-        x, y, g, p);
-    return cudaGetLastError();
+    const int64_t blocks64 = ceil_div(total, kThreads);
+    const unsigned blocks = static_cast<unsigned>(blocks64 < kMaxBlocks ? blocks64 : kMaxBlocks);
+    const char* err = sg_launch_begin("upfirdn2d generic_kernel");
+    if (err != nullptr) return err;
+    SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T>)(x, y, g, p);
+    return sg_launch_end("upfirdn2d generic_kernel", blocks, kThreads, 0, stream);
 }
 
 }  // namespace
 
-cudaError_t launch_cuda(const void* x, void* y, const void* g, DType dtype, const Params& p, cudaStream_t stream) {
+// Returns nullptr on success, else a message naming the failed launch (see common_cuda.h).
+const char* launch_cuda(const void* x, void* y, const void* g, DType dtype, const Params& p, cudaStream_t stream) {
     switch (dtype) {
         case kFloat16: return launch_typed<__half>(x, y, g, p, stream);
         case kBFloat16: return launch_typed<__nv_bfloat16>(x, y, g, p, stream);
         case kFloat32: return launch_typed<float>(x, y, g, p, stream);
         case kFloat64: return launch_typed<double>(x, y, g, p, stream);
     }
-    return cudaErrorInvalidValue;
+    return "upfirdn2d: unsupported dtype code";
 }
 
 }  // namespace upfirdn2d
