@@ -8,6 +8,7 @@ emulated kernels exactly as they drive the GPU ones. Built once per source state
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import sysconfig
 from functools import lru_cache
@@ -19,19 +20,27 @@ import torch
 from stylegan.ops import build
 
 EMULATION_DIR = Path(__file__).resolve().parent / "emulation"
+# Points the emulator at another copy of cuda/ (the mutation runs of tests/ops/emulation/mutations.py use it).
+CUDA_DIR_ENV = "STYLEGAN_EMULATE_CUDA_DIR"
 SOURCES = ["runtime.cpp", "controls.cpp", "selftest.cpp", "kernels_bias_act.cpp", "kernels_upfirdn2d.cpp", "module.cpp"]
 # -O2: the emulated kernels run thousands of fibers per test; -fno-fast-math keeps IEEE behaviour like nvcc's
 # defaults for double (the .cu files are built with --use_fast_math for float on a GPU; see docs/GPU.md).
 CFLAGS = ["-O2", "-std=c++17", "-DSG_CUDA_EMULATION"]
 
 
+def cuda_dir() -> Path:
+    """The kernel sources the emulator compiles: the package's cuda/ unless $STYLEGAN_EMULATE_CUDA_DIR says."""
+    return Path(os.environ[CUDA_DIR_ENV]) if os.environ.get(CUDA_DIR_ENV) else build.source_dir()
+
+
 def _key() -> str:
     h = hashlib.sha256()
     files = sorted(EMULATION_DIR.rglob("*.h")) + sorted(EMULATION_DIR.glob("*.cpp"))
-    files += sorted(p for p in build.source_dir().iterdir() if p.suffix in (".h", ".cu"))
+    files += sorted(p for p in cuda_dir().iterdir() if p.suffix in (".h", ".cu"))
     for path in files:
         h.update(path.name.encode())
         h.update(path.read_bytes())
+    h.update(str(cuda_dir()).encode())
     h.update(repr((CFLAGS, torch.__version__, sys.version_info[:2], sysconfig.get_config_var("SOABI"))).encode())
     return h.hexdigest()[:16]
 
@@ -48,7 +57,7 @@ def load() -> ModuleType:
         name=name,
         sources=[str(EMULATION_DIR / s) for s in SOURCES],
         # emulation/include first: its cuda_runtime.h / cuda_fp16.h / cuda_bf16.h are the shim
-        extra_include_paths=[str(EMULATION_DIR / "include"), str(EMULATION_DIR), str(build.source_dir())],
+        extra_include_paths=[str(EMULATION_DIR / "include"), str(EMULATION_DIR), str(cuda_dir())],
         extra_cflags=CFLAGS,
         build_directory=str(build_dir),
         with_cuda=False,

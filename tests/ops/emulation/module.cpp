@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -56,9 +57,50 @@ void check_launch(const char* err, const char* op) {
     TORCH_CHECK(false, op, ": CUDA kernel failed: ", err, detail);
 }
 
-torch::Tensor match_layout(const torch::Tensor& t, const torch::Tensor& like) {
-    if (t.strides() == like.strides()) return t;
-    return torch::empty_like(like).copy_(t);
+// Every array a kernel sees lives inside a larger buffer whose other bytes are all 0xFF (a NaN in each of the four
+// dtypes): kGuard elements before and after it, and the gaps of a strided view. A read outside the array's elements
+// brings a NaN into the result; a write outside them is found by check_guards() after the launch.
+constexpr int64_t kGuard = 4096;
+
+struct Guarded {
+    torch::Tensor buffer;  // the whole allocation
+    torch::Tensor view;    // what the kernel is given
+    int64_t extent;        // elements of buffer spanned by the view
+    const char* what;
+};
+
+Guarded guarded_empty(at::IntArrayRef sizes, at::IntArrayRef strides, const torch::TensorOptions& options,
+                      const char* what) {
+    int64_t extent = 1;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+        TORCH_CHECK_VALUE(strides[i] >= 0, "emulator: negative strides are not supported");
+        if (sizes[i] == 0) extent = 0;
+        if (extent) extent += (sizes[i] - 1) * strides[i];
+    }
+    torch::Tensor buffer = torch::empty({extent + 2 * kGuard}, options);
+    std::memset(buffer.data_ptr(), 0xFF, buffer.numel() * buffer.element_size());
+    return Guarded{buffer, buffer.as_strided(sizes, strides, kGuard), extent, what};
+}
+
+Guarded guarded_copy(const torch::Tensor& t, at::IntArrayRef strides, const char* what) {
+    Guarded g = guarded_empty(t.sizes(), strides, t.options(), what);
+    g.view.copy_(t);
+    return g;
+}
+
+// Fails naming the array when a byte of a guard zone is no longer 0xFF.
+void check_guards(const std::vector<const Guarded*>& arrays) {
+    for (const Guarded* g : arrays) {
+        const size_t elem = g->buffer.element_size();
+        const unsigned char* bytes = static_cast<const unsigned char*>(g->buffer.data_ptr());
+        const size_t front = kGuard * elem, back_start = (kGuard + g->extent) * elem;
+        const size_t total = g->buffer.numel() * elem;
+        for (size_t i = 0; i < total; i = (i + 1 == front ? back_start : i + 1)) {
+            TORCH_CHECK(bytes[i] == 0xFF, "emulated kernel wrote outside ", g->what, " (",
+                        i < front ? "before its first" : "after its last", " element, byte ",
+                        i < front ? (long long)(front - i) : (long long)(i - back_start + 1), ")");
+        }
+    }
 }
 
 torch::Tensor sum_all_but(const torch::Tensor& t, int64_t keep) {
@@ -88,11 +130,19 @@ std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor
 
     torch::Tensor lead = yref.defined() ? yref : (xref.defined() ? xref : x);
     if (!lead.is_non_overlapping_and_dense()) lead = torch::empty_like(lead).copy_(lead);
-    x = match_layout(x, lead);
-    if (xref.defined()) xref = match_layout(xref, lead);
-    if (yref.defined()) yref = match_layout(yref, lead);
-    if (dy.defined()) dy = match_layout(dy, lead);
-    torch::Tensor out = torch::empty_like(lead);
+    // One dense layout for all (lead's), each array in its own guarded buffer (see guarded_empty).
+    const Guarded gx = guarded_copy(x, lead.strides(), "x");
+    const Guarded gb = b.defined() ? guarded_copy(b, b.strides(), "b") : Guarded{};
+    const Guarded gxref = xref.defined() ? guarded_copy(xref, lead.strides(), "xref") : Guarded{};
+    const Guarded gyref = yref.defined() ? guarded_copy(yref, lead.strides(), "yref") : Guarded{};
+    const Guarded gdy = dy.defined() ? guarded_copy(dy, lead.strides(), "dy") : Guarded{};
+    const Guarded gout = guarded_empty(lead.sizes(), lead.strides(), lead.options(), "out");
+    x = gx.view;
+    if (b.defined()) b = gb.view;
+    if (xref.defined()) xref = gxref.view;
+    if (yref.defined()) yref = gyref.view;
+    if (dy.defined()) dy = gdy.view;
+    torch::Tensor out = gout.view;
     torch::Tensor bias_grad;
     if (x.numel() == 0) {
         if (want_bias_grad) bias_grad = torch::zeros({x.size(dim)}, x.options());
@@ -114,6 +164,10 @@ std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor
     p.gain = gain;
     p.clamp = clamp;
     check_launch(emu_bias_act_launch(p, dtype_code(x)), "bias_act");
+    std::vector<const Guarded*> guards{&gx, &gout};
+    for (const Guarded* g : {&gb, &gxref, &gyref, &gdy})
+        if (g->buffer.defined()) guards.push_back(g);
+    check_guards(guards);
     if (want_bias_grad) bias_grad = sum_all_but(out, dim);
     return {out, bias_grad};
 }
@@ -147,17 +201,25 @@ torch::Tensor upfirdn2d_op(const torch::Tensor& x, const torch::Tensor& f, int64
     g = g.to(x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat).contiguous();
     if (p.separable) g = torch::cat({g, g});
 
-    torch::Tensor y = torch::empty({p.n, p.c, p.out_h, p.out_w}, x.options().memory_format(x.suggest_memory_format()));
-    p.in_sn = x.stride(0);
-    p.in_sc = x.stride(1);
-    p.in_sy = x.stride(2);
-    p.in_sx = x.stride(3);
+    const torch::Tensor y_like =
+        torch::empty({p.n, p.c, p.out_h, p.out_w}, x.options().memory_format(x.suggest_memory_format()));
+    const Guarded gx = guarded_copy(x, x.strides(), "x");
+    const Guarded gg = guarded_copy(g, g.strides(), "the filter");
+    const Guarded gy = guarded_empty(y_like.sizes(), y_like.strides(), y_like.options(), "y");
+    const torch::Tensor& xv = gx.view;
+    const torch::Tensor& y = gy.view;
+    p.in_sn = xv.stride(0);
+    p.in_sc = xv.stride(1);
+    p.in_sy = xv.stride(2);
+    p.in_sx = xv.stride(3);
     p.out_sn = y.stride(0);
     p.out_sc = y.stride(1);
     p.out_sy = y.stride(2);
     p.out_sx = y.stride(3);
     if (y.numel() == 0) return y;
-    check_launch(emu_upfirdn2d_launch(x.data_ptr(), y.data_ptr(), g.data_ptr(), dtype_code(x), p), "upfirdn2d");
+    check_launch(emu_upfirdn2d_launch(xv.data_ptr(), y.data_ptr(), gg.view.data_ptr(), dtype_code(x), p),
+                 "upfirdn2d");
+    check_guards({&gx, &gg, &gy});
     return y;
 }
 
