@@ -45,10 +45,10 @@ def emulated_cuda(emu, monkeypatch):
     """impl='cuda' on CPU tensors runs the emulated CUDA kernels (all four dtypes), through the ops' Functions."""
     real_resolve = build.resolve_impl
 
-    def resolve(op, impl, device):
+    def resolve(op, impl, device, dtype=None):
         if impl == "cuda" and device.type == "cpu":
             return "cuda", emu
-        return real_resolve(op, impl, device)
+        return real_resolve(op, impl, device, dtype)
 
     monkeypatch.setattr(build, "resolve_impl", resolve)
     monkeypatch.setitem(bias_act_module._KERNEL_DTYPES, "cpu", tuple(ALL_DTYPES))
