@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 #include "common.h"
 #include "common_cuda.h"
@@ -33,8 +34,10 @@ struct Compute<__nv_bfloat16> {
 constexpr int kBlock = 256;
 constexpr int kItemsPerThread = 4;
 
-// Grid-stride loop over the flat, densely laid out arrays (see BiasActParams).
-template <typename T, int MODE, int ACT, bool USE_Y>
+// Grid-stride loop over the flat, densely laid out arrays (see BiasActParams). I: the index type, uint32_t when
+// every array has fewer than sg_index32_limit() elements (the common case: one 32-bit division per element
+// instead of a 64-bit one), else long long.
+template <typename T, int MODE, int ACT, bool USE_Y, typename I>
 __global__ void bias_act_kernel(BiasActParams p) {
     typedef typename Compute<T>::type S;
     BiasActScalars<S> s = bias_act_scalars<S>(p);
@@ -48,9 +51,10 @@ __global__ void bias_act_kernel(BiasActParams p) {
     const T* yr = static_cast<const T*>(p.yref);
     const T* dy = static_cast<const T*>(p.dy);
     T* out = static_cast<T*>(p.out);
-    const long long stride = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < p.numel; i += stride) {
-        S bias = b ? Compute<T>::load(b[(i / p.inner) % p.bias_size]) : (S)0;
+    const I numel = (I)p.numel, inner = (I)p.inner, bias_size = (I)p.bias_size;
+    const I stride = (I)gridDim.x * blockDim.x;
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < numel; i += stride) {
+        S bias = b ? Compute<T>::load(b[(i / inner) % bias_size]) : (S)0;
         S xv = needs_x ? Compute<T>::load(xr[i]) : (S)0;
         S yv = USE_Y ? Compute<T>::load(yr[i]) : (S)0;
         S dv = MODE == SG_MODE_GRAD2 ? Compute<T>::load(dy[i]) : (S)0;
@@ -65,7 +69,10 @@ const char* launch(const BiasActParams& p, cudaStream_t stream) {
     if (blocks > 65535LL * 16) blocks = 65535LL * 16;  // grid-stride loop covers the rest
     const char* err = sg_launch_begin("bias_act_kernel");
     if (err != nullptr) return err;
-    SG_LAUNCH((unsigned)blocks, kBlock, 0, stream, bias_act_kernel<T, MODE, ACT, USE_Y>)(p);
+    if (p.numel < sg_index32_limit())
+        SG_LAUNCH((unsigned)blocks, kBlock, 0, stream, bias_act_kernel<T, MODE, ACT, USE_Y, uint32_t>)(p);
+    else
+        SG_LAUNCH((unsigned)blocks, kBlock, 0, stream, bias_act_kernel<T, MODE, ACT, USE_Y, long long>)(p);
     return sg_launch_end("bias_act_kernel", (unsigned)blocks, kBlock, 0, stream);
 }
 

@@ -23,6 +23,15 @@
 #define SG_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<(grid), (block), (smem), (stream)>>>
 #endif
 
+// Arrays (counted by the extent of their elements in memory) below this size are indexed with 32-bit unsigned
+// arithmetic, which GPUs divide and multiply several times faster than 64-bit; larger ones keep 64-bit indices.
+// 2^31 leaves room for `i + grid-stride` in 32 bits. A variable only so that the emulation tests can force the
+// 64-bit path on small arrays (tests/ops/emulation); nothing else changes it.
+inline long long& sg_index32_limit() {
+    static long long limit = 1LL << 31;
+    return limit;
+}
+
 // Message buffer of the last failed launch on this host thread (valid until the next failure).
 inline char* sg_launch_message() {
     static thread_local char buf[512];

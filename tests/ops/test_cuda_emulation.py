@@ -54,19 +54,32 @@ def emulated_cuda(emu, monkeypatch):
     monkeypatch.setitem(bias_act_module._KERNEL_DTYPES, "cpu", tuple(ALL_DTYPES))
     emu.set_max_blocks(0)
     emu.set_reverse_order(False)
+    emu.set_index32_limit(2 ** 31)
     emu.clear_launch_log()
     yield emu
     emu.set_max_blocks(0)
     emu.set_reverse_order(False)
 
 
-@pytest.fixture(params=["full-grid", "few-blocks-reversed"])
+@pytest.fixture(params=["full-grid", "few-blocks-reversed", "64-bit-index"])
 def schedule(request, emulated_cuda):
-    """The launch as the code makes it, and one capped at 3 blocks with each block's threads run last to first."""
+    """The launch as the code makes it; one capped at 3 blocks with each block's threads run last to first; and one
+    with the 64-bit index path forced (real tensors only take it from 2^31 elements on)."""
     if request.param == "few-blocks-reversed":
         emulated_cuda.set_max_blocks(3)
         emulated_cuda.set_reverse_order(True)
-    return request.param
+    if request.param == "64-bit-index":
+        emulated_cuda.set_index32_limit(0)
+    yield request.param
+    emulated_cuda.set_index32_limit(2 ** 31)
+
+
+def _skip_redundant(schedule: str, dtype: torch.dtype) -> None:
+    """The capped and 64-bit schedules check indexing, which does not depend on the dtype: fewer dtypes suffice."""
+    if schedule == "few-blocks-reversed" and dtype in (torch.float64, torch.bfloat16):
+        pytest.skip("the capped schedule checks indexing: float32 and float16 suffice")
+    if schedule == "64-bit-index" and dtype != torch.float32:
+        pytest.skip("the 64-bit index schedule checks indexing: float32 suffices")
 
 
 def _assert_launches_were_valid(emu, must_include: List[str]):
@@ -78,6 +91,15 @@ def _assert_launches_were_valid(emu, must_include: List[str]):
         assert kernel in names, f"no launch of {kernel} (launched: {sorted({rec[0] for rec in log})})"
     for name, grid, block, _, smem, _ in log:
         assert block[0] * block[1] * block[2] <= 1024 and smem <= 48 * 1024 and grid[1] <= 65535, name
+
+
+def _assert_index_path(emu, kernel: str, schedule: str) -> None:
+    """Every launch of `kernel` took the 32-bit index path, or the 64-bit one under the 64-bit schedule."""
+    launched = {rec[0] for rec in emu.launch_log() if kernel in rec[0]}
+    want, other = ("long long", "uint32_t") if schedule == "64-bit-index" else ("uint32_t", "long long")
+    if kernel == "generic_kernel" and schedule == "64-bit-index":
+        want, other = "int64_t", "uint32_t"
+    assert launched and all(want in name and other not in name for name in launched), launched
 
 
 # ---------------------------------------------------------------------------------------------------- bias_act
@@ -104,8 +126,7 @@ def _away_from_clamp(case, x: torch.Tensor, b):
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=DTYPE_IDS)
 def test_bias_act_emulated_kernel_matches_reference(emulated_cuda, schedule, dtype):
     """Every bias_act case: forward (mode 0), grad (mode 1) and the double backward (modes 1 and 2)."""
-    if schedule == "few-blocks-reversed" and dtype in (torch.float64, torch.bfloat16):
-        pytest.skip("the capped schedule checks indexing, which does not depend on the dtype: float32/16 suffice")
+    _skip_redundant(schedule, dtype)
     failures = []
     for case in BIAS_ACT_CASES:
         x, b = case.make(torch.device("cpu"), dtype)
@@ -131,6 +152,7 @@ def test_bias_act_emulated_kernel_matches_reference(emulated_cuda, schedule, dty
             failures.append(str(exc).splitlines()[0])
     assert not failures, f"{len(failures)} emulated bias_act failures:\n" + "\n".join(failures[:20])
     _assert_launches_were_valid(emulated_cuda, ["bias_act_kernel"])
+    _assert_index_path(emulated_cuda, "bias_act_kernel", schedule)
 
 
 def test_bias_act_emulated_output_layout_follows_x(emulated_cuda):
@@ -153,8 +175,7 @@ def _as_reference(s: Sample, dtype: torch.dtype) -> Sample:
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=DTYPE_IDS)
 def test_upfirdn2d_emulated_kernel_matches_reference(emulated_cuda, schedule, dtype):
     """Every upfirdn2d sample: forward, gradient (up/down swapped) and grad-of-grad, through both CUDA kernels."""
-    if schedule == "few-blocks-reversed" and dtype in (torch.float64, torch.bfloat16):
-        pytest.skip("the capped schedule checks indexing, which does not depend on the dtype: float32/16 suffice")
+    _skip_redundant(schedule, dtype)
     failures: List[str] = []
     tol = UPFIRDN_TOL[dtype]
     for i, s in enumerate(sample_inputs("cpu", dtype)):
@@ -174,6 +195,7 @@ def test_upfirdn2d_emulated_kernel_matches_reference(emulated_cuda, schedule, dt
         _collect(failures, f"{s.name} grad-of-grad", ddy, ddy_ref, tol)
     assert not failures, f"{len(failures)} emulated upfirdn2d failures:\n" + "\n".join(failures[:20])
     _assert_launches_were_valid(emulated_cuda, ["tiled_kernel", "generic_kernel"])
+    _assert_index_path(emulated_cuda, "generic_kernel", schedule)
 
 
 def test_upfirdn2d_emulated_resampling_filters(emulated_cuda):

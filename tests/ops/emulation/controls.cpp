@@ -1,8 +1,15 @@
 // The emulator's test controls for module.cpp, in a torch-free translation unit next to the shim.
 #include "cuda_shim.h"
 
+#include "common_cuda.h"
+
 void emu_set_max_blocks(unsigned n) { sg_emu::set_max_blocks(n); }
 void emu_set_reverse_order(bool on) { sg_emu::set_reverse_order(on); }
+long long emu_set_index32_limit(long long n) {
+    const long long before = sg_index32_limit();
+    sg_index32_limit() = n;
+    return before;
+}
 void emu_clear_launch_log() { sg_emu::clear_launch_log(); }
 void emu_inject_pending_error() { sg_emu::set_last_error(cudaErrorLaunchFailure); }
 uint16_t emu_float_to_half(float f) { return sg_emu::float_to_half_rn(f); }

@@ -27,6 +27,7 @@ const char* emu_selftest_launch_dims(int which, const unsigned* grid, const unsi
 // Defined in controls.cpp (the emulator's state lives with the shim).
 void emu_set_max_blocks(unsigned n);
 void emu_set_reverse_order(bool on);
+long long emu_set_index32_limit(long long n);
 std::vector<std::tuple<std::string, std::vector<unsigned>, std::vector<unsigned>, unsigned, size_t, std::string>>
 emu_launch_log();
 void emu_clear_launch_log();
@@ -280,6 +281,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("upfirdn2d", &upfirdn2d_op);
     m.def("set_max_blocks", &emu_set_max_blocks, "0 = no cap; else each launch runs at most this many blocks");
     m.def("set_reverse_order", &emu_set_reverse_order, "run each block's threads from the last to the first");
+    m.def("set_index32_limit", &emu_set_index32_limit,
+          "arrays below this many elements use 32-bit indices (default 2^31; 0 forces 64-bit); returns the old limit");
     m.def("launch_log", &emu_launch_log, "(kernel, grid, block, blocks_run, smem, error) per launch");
     m.def("clear_launch_log", &emu_clear_launch_log);
     m.def("inject_pending_error", &emu_inject_pending_error, "as if an earlier CUDA call had failed");

@@ -28,8 +28,9 @@ MUTATIONS = {
         "upfirdn2d.cu", "        __syncthreads();  // the previous tile is done with s_in (and s_g is loaded)\n", "",
         "tiled_kernel: the barrier before overwriting shared memory with the next tile removed"),
     "upfirdn2d-tile-bound": (
-        "upfirdn2d.cu", "((TILE - 1) * DOWN + kMaxTaps - 1) / UP + 2;", "((TILE - 1) * DOWN + kMaxTaps - 1) / UP + 1;",
-        "tiled_kernel: the staged patch one input too small per axis"),
+        "upfirdn2d.cu", "((TILE - 1) * DOWN + kMaxTaps - 1) / UP + 2;", "((TILE - 1) * DOWN + kMaxTaps - 1) / UP + 0;",
+        "tiled_kernel: the staged patch one input too small per axis (+2 -> +1 is an equivalent mutant: the "
+        "bound has one entry to spare)"),
     "upfirdn2d-index-row": (
         "upfirdn2d.cu", "const int r = i / IN, col = i % IN;", "const int r = i / (IN + 1), col = i % (IN + 1);",
         "tiled_kernel: the patch loader indexes rows with the padded width"),
@@ -37,17 +38,16 @@ MUTATIONS = {
         "upfirdn2d.cu", "Load()(xp[iy * p.in_sy + ix * p.in_sx])", "Load()(xp[iy * p.in_sy + ix])",
         "tiled_kernel: the input's x stride assumed to be 1 (breaks channels-last and transposed inputs)"),
     "upfirdn2d-generic-index": (
-        "upfirdn2d.cu", "const int64_t oy = rest % p.out_h;", "const int64_t oy = rest % p.out_w;",
+        "upfirdn2d.cu", "const I oy = rest % out_h;", "const I oy = rest % out_w;",
         "generic_kernel: output row taken modulo the width"),
     "bias_act-bias-index": (
-        "bias_act.cu", "b[(i / p.inner) % p.bias_size]", "b[(i % p.inner) % p.bias_size]",
+        "bias_act.cu", "b[(i / inner) % bias_size]", "b[(i % inner) % bias_size]",
         "bias index from the position inside a run instead of the run"),
     "bias_act-grid-stride": (
-        "bias_act.cu", "const long long stride = (long long)gridDim.x * blockDim.x;",
-        "const long long stride = (long long)gridDim.x * blockDim.x + 1;",
+        "bias_act.cu", "const I stride = (I)gridDim.x * blockDim.x;", "const I stride = (I)gridDim.x * blockDim.x + 1;",
         "grid-stride loop steps one element too far"),
     "bias_act-bound": (
-        "bias_act.cu", "i < p.numel; i += stride", "i <= p.numel; i += stride",
+        "bias_act.cu", "i < numel; i += stride", "i <= numel; i += stride",
         "loop bound one past the end (a write out of bounds)"),
 }
 
