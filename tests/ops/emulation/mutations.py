@@ -32,9 +32,9 @@ MUTATIONS = {
         "tiled_kernel: the staged patch one input too small per axis (+2 -> +1 is an equivalent mutant: the "
         "bound has one entry to spare)"),
     "upfirdn2d-index-row": (
-        "upfirdn2d.cu", "const int r = i / IN, col = i % IN;", "const int r = i % IN, col = i / IN;",
-        "tiled_kernel: the patch loader swaps rows and columns (i / (IN + 1) instead of i / IN is an equivalent "
-        "mutant: it only leaves the spare last row unloaded)"),
+        "upfirdn2d.cu", "const int64_t iy = iy0 + r, ix = ix0 + col;", "const int64_t iy = iy0 + col, ix = ix0 + r;",
+        "tiled_kernel: the patch loader transposes rows and columns (swapping r and col in `i / IN, i % IN` is an "
+        "equivalent mutant, only the loading order; so is i / (IN + 1), which leaves just the spare last row)"),
     "upfirdn2d-stride-x": (
         "upfirdn2d.cu", "Load()(xp[iy * p.in_sy + ix * p.in_sx])", "Load()(xp[iy * p.in_sy + ix])",
         "tiled_kernel: the input's x stride assumed to be 1 (breaks channels-last and transposed inputs)"),
