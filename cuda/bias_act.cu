@@ -4,8 +4,10 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 #include "common.h"
+#include "common_cuda.h"
 #include "bias_act.h"
 
 namespace {
@@ -32,11 +34,16 @@ struct Compute<__nv_bfloat16> {
 constexpr int kBlock = 256;
 constexpr int kItemsPerThread = 4;
 
-// Grid-stride loop over the flat, densely laid out arrays (see BiasActParams).
-template <typename T, int MODE, int ACT, bool USE_Y>
+// Grid-stride loop over the flat, densely laid out arrays (see BiasActParams). I: the index type, uint32_t when
+// every array has fewer than sg_index32_limit() elements (the common case: one 32-bit division per element
+// instead of a 64-bit one), else long long.
+template <typename T, int MODE, int ACT, bool USE_Y, typename I>
 __global__ void bias_act_kernel(BiasActParams p) {
     typedef typename Compute<T>::type S;
-    const BiasActScalars<S> s = bias_act_scalars<S>(p);
+    BiasActScalars<S> s = bias_act_scalars<S>(p);
+    // Clamp to a value T can hold: y is stored as T, and the backward's mask (|y| < clamp) must see the clamped
+    // outputs as clamped. (bfloat16 rounds 0.7 down to 0.69921875, which the mask would let through.)
+    if (s.clamp >= (S)0) s.clamp = Compute<T>::load(Compute<T>::store(s.clamp));
     constexpr bool needs_x = MODE == SG_MODE_GRAD2 || (MODE == SG_MODE_GRAD && ACT == SG_ACT_SWISH);
     const T* in = static_cast<const T*>(p.x);
     const T* b = static_cast<const T*>(p.b);
@@ -44,9 +51,10 @@ __global__ void bias_act_kernel(BiasActParams p) {
     const T* yr = static_cast<const T*>(p.yref);
     const T* dy = static_cast<const T*>(p.dy);
     T* out = static_cast<T*>(p.out);
-    const long long stride = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < p.numel; i += stride) {
-        S bias = b ? Compute<T>::load(b[(i / p.inner) % p.bias_size]) : (S)0;
+    const I numel = (I)p.numel, inner = (I)p.inner, bias_size = (I)p.bias_size;
+    const I stride = (I)gridDim.x * blockDim.x;
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < numel; i += stride) {
+        S bias = b ? Compute<T>::load(b[(i / inner) % bias_size]) : (S)0;
         S xv = needs_x ? Compute<T>::load(xr[i]) : (S)0;
         S yv = USE_Y ? Compute<T>::load(yr[i]) : (S)0;
         S dv = MODE == SG_MODE_GRAD2 ? Compute<T>::load(dy[i]) : (S)0;
@@ -55,32 +63,39 @@ __global__ void bias_act_kernel(BiasActParams p) {
 }
 
 template <typename T, int MODE, int ACT, bool USE_Y>
-cudaError_t launch(const BiasActParams& p, cudaStream_t stream) {
+const char* launch(const BiasActParams& p, cudaStream_t stream) {
     long long blocks = (p.numel + (long long)kBlock * kItemsPerThread - 1) / ((long long)kBlock * kItemsPerThread);
     if (blocks < 1) blocks = 1;
     if (blocks > 65535LL * 16) blocks = 65535LL * 16;  // grid-stride loop covers the rest
-    bias_act_kernel<T, MODE, ACT, USE_Y><<<(unsigned)blocks, kBlock, 0, stream>>>(p);
-    return cudaGetLastError();
+    const char* err = sg_launch_begin("bias_act_kernel");
+    if (err != nullptr) return err;
+    if (p.numel < sg_index32_limit())
+        SG_LAUNCH((unsigned)blocks, kBlock, 0, stream, bias_act_kernel<T, MODE, ACT, USE_Y, uint32_t>)(p);
+    else
+        SG_LAUNCH((unsigned)blocks, kBlock, 0, stream, bias_act_kernel<T, MODE, ACT, USE_Y, long long>)(p);
+    return sg_launch_end("bias_act_kernel", (unsigned)blocks, kBlock, 0, stream);
 }
 
+const char* const kNoKernel = "bias_act: no CUDA kernel for this mode / act / references combination";
+
 template <typename T, int ACT>
-cudaError_t dispatch_mode(const BiasActParams& p, cudaStream_t stream) {
+const char* dispatch_mode(const BiasActParams& p, cudaStream_t stream) {
     const bool use_y = p.yref != nullptr;
     if (p.mode == SG_MODE_FORWARD) return launch<T, SG_MODE_FORWARD, ACT, false>(p, stream);
     if (p.mode == SG_MODE_GRAD) {
         if (use_y) return launch<T, SG_MODE_GRAD, ACT, true>(p, stream);
         if (!bias_act_grad_needs_y(ACT)) return launch<T, SG_MODE_GRAD, ACT, false>(p, stream);
-        return cudaErrorInvalidValue;  // grad_needs y but none given (bias_act.cpp checks this first)
+        return kNoKernel;  // grad_needs y but none given (bias_act.cpp checks this first)
     }
     if (p.mode == SG_MODE_GRAD2 && bias_act_has_2nd_grad(ACT)) {
         if (use_y) return launch<T, SG_MODE_GRAD2, ACT, true>(p, stream);
         return launch<T, SG_MODE_GRAD2, ACT, false>(p, stream);
     }
-    return cudaErrorInvalidValue;
+    return kNoKernel;
 }
 
 template <typename T>
-cudaError_t dispatch_act(const BiasActParams& p, cudaStream_t stream) {
+const char* dispatch_act(const BiasActParams& p, cudaStream_t stream) {
     switch (p.act) {
         case SG_ACT_LINEAR: return dispatch_mode<T, SG_ACT_LINEAR>(p, stream);
         case SG_ACT_RELU: return dispatch_mode<T, SG_ACT_RELU>(p, stream);
@@ -91,7 +106,7 @@ cudaError_t dispatch_act(const BiasActParams& p, cudaStream_t stream) {
         case SG_ACT_SELU: return dispatch_mode<T, SG_ACT_SELU>(p, stream);
         case SG_ACT_SOFTPLUS: return dispatch_mode<T, SG_ACT_SOFTPLUS>(p, stream);
         case SG_ACT_SWISH: return dispatch_mode<T, SG_ACT_SWISH>(p, stream);
-        default: return cudaErrorInvalidValue;
+        default: return "bias_act: unknown act code";
     }
 }
 
@@ -100,13 +115,11 @@ cudaError_t dispatch_act(const BiasActParams& p, cudaStream_t stream) {
 // Runs one bias_act mode on `stream`. dtype_code: SG_DTYPE_*. Returns nullptr on success, else why it failed.
 const char* bias_act_cuda_launch(const BiasActParams& p, int dtype_code, cudaStream_t stream) {
     if (p.numel <= 0) return nullptr;
-    cudaError_t err;
     switch (dtype_code) {
-        case SG_DTYPE_F16: err = dispatch_act<__half>(p, stream); break;
-        case SG_DTYPE_BF16: err = dispatch_act<__nv_bfloat16>(p, stream); break;
-        case SG_DTYPE_F32: err = dispatch_act<float>(p, stream); break;
-        case SG_DTYPE_F64: err = dispatch_act<double>(p, stream); break;
-        default: return "unsupported dtype code";
+        case SG_DTYPE_F16: return dispatch_act<__half>(p, stream);
+        case SG_DTYPE_BF16: return dispatch_act<__nv_bfloat16>(p, stream);
+        case SG_DTYPE_F32: return dispatch_act<float>(p, stream);
+        case SG_DTYPE_F64: return dispatch_act<double>(p, stream);
+        default: return "bias_act: unsupported dtype code";
     }
-    return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
 }

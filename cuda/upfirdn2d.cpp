@@ -34,8 +34,8 @@
 
 namespace upfirdn2d {
 // Defined in upfirdn2d.cu. x, y: element pointers of dtype `dtype`; g: effective filter in float32 (float64 when
-// dtype is kFloat64). Returns the launch status.
-cudaError_t launch_cuda(const void* x, void* y, const void* g, DType dtype, const Params& p, cudaStream_t stream);
+// dtype is kFloat64). Returns nullptr on success, else a message naming the failed launch.
+const char* launch_cuda(const void* x, void* y, const void* g, DType dtype, const Params& p, cudaStream_t stream);
 }  // namespace upfirdn2d
 #endif
 
@@ -466,9 +466,9 @@ at::Tensor forward_cuda(const at::Tensor& x, const at::Tensor& g, Params p) {
     at::Tensor y = at::empty({p.n, p.c, p.out_h, p.out_w}, x.options().memory_format(x.suggest_memory_format()));
     set_strides(p, x, y);
     if (y.numel() == 0) return y;
-    const cudaError_t err =
+    const char* err =
         launch_cuda(x.data_ptr(), y.data_ptr(), g.data_ptr(), dtype, p, c10::cuda::getCurrentCUDAStream().stream());
-    TORCH_CHECK(err == cudaSuccess, "upfirdn2d: CUDA kernel launch failed: ", cudaGetErrorString(err));
+    TORCH_CHECK(err == nullptr, "upfirdn2d: CUDA kernel failed: ", err ? err : "");
     return y;
 }
 #endif

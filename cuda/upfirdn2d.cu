@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include "common.h"
+#include "common_cuda.h"
 #include "upfirdn2d.h"
 
 namespace upfirdn2d {
@@ -51,24 +52,35 @@ __device__ __forceinline__ __nv_bfloat16 store_as<__nv_bfloat16>(float v) {
 constexpr int kThreads = 256;
 constexpr int kMaxTaps = 8;             // per axis, for the tiled kernel
 constexpr int64_t kMaxBlocks = 1 << 20;  // grid-stride loops cover the rest
+constexpr size_t kMaxStaticShared = 48 * 1024;  // what every GPU gives a block without opting in
 
-template <typename T>
+// One thread per output pixel. I: the index type of the pixel decomposition and addressing, uint32_t when x and y
+// both span fewer than sg_index32_limit() elements (four 32-bit divisions per pixel instead of 64-bit ones).
+template <typename T, typename I>
 __global__ void generic_kernel(const T* __restrict__ x, T* __restrict__ y, const typename Acc<T>::type* __restrict__ g,
                                Params p) {
     using acc_t = typename Acc<T>::type;
-    const int64_t total = p.n * p.c * p.out_h * p.out_w;
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
-        const int64_t ox = idx % p.out_w;
-        int64_t rest = idx / p.out_w;
-        const int64_t oy = rest % p.out_h;
-        rest /= p.out_h;
-        const int64_t c = rest % p.c;
-        const int64_t n = rest / p.c;
-        const T* plane = x + n * p.in_sn + c * p.in_sc;
-        const acc_t v = pixel<acc_t>(plane, g, p, oy, ox, Load());
-        y[n * p.out_sn + c * p.out_sc + oy * p.out_sy + ox * p.out_sx] = store_as<T>(v);
+    const I total = static_cast<I>(p.n * p.c * p.out_h * p.out_w);
+    const I out_w = static_cast<I>(p.out_w), out_h = static_cast<I>(p.out_h), channels = static_cast<I>(p.c);
+    const I stride = static_cast<I>(gridDim.x) * blockDim.x;
+    for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const I ox = idx % out_w;
+        I rest = idx / out_w;
+        const I oy = rest % out_h;
+        rest /= out_h;
+        const I c = rest % channels;
+        const I n = rest / channels;
+        const T* plane = x + (n * static_cast<I>(p.in_sn) + c * static_cast<I>(p.in_sc));
+        const acc_t v = pixel<acc_t>(plane, g, p, static_cast<int64_t>(oy), static_cast<int64_t>(ox), Load());
+        y[n * static_cast<I>(p.out_sn) + c * static_cast<I>(p.out_sc) + oy * static_cast<I>(p.out_sy) +
+          ox * static_cast<I>(p.out_sx)] = store_as<T>(v);
     }
+}
+
+// Elements of memory an array of these sizes and (non-negative) strides spans: its largest offset + 1.
+int64_t extent(int64_t n, int64_t c, int64_t h, int64_t w, int64_t sn, int64_t sc, int64_t sh, int64_t sw) {
+    if (n == 0 || c == 0 || h == 0 || w == 0) return 0;
+    return 1 + (n - 1) * sn + (c - 1) * sc + (h - 1) * sh + (w - 1) * sw;
 }
 
 // Input extent (per axis) read by TILE consecutive outputs: see the bound in the comment of tiled_kernel.
@@ -88,6 +100,7 @@ __global__ void tiled_kernel(const T* __restrict__ x, T* __restrict__ y, const t
     constexpr int IN = TileExtent<UP, DOWN, TILE>::value;
     __shared__ acc_t s_in[IN][IN + 1];  // +1: fewer bank conflicts on column-strided reads
     __shared__ acc_t s_g[kMaxTaps * kMaxTaps];
+    static_assert(sizeof(s_in) + sizeof(s_g) <= kMaxStaticShared, "tiled_kernel: tile too large for shared memory");
 
     const int64_t n_g = p.separable ? p.f_w + p.f_h : p.f_w * p.f_h;
     for (int64_t i = threadIdx.x; i < n_g; i += blockDim.x) s_g[i] = g[i];
@@ -139,22 +152,24 @@ __global__ void tiled_kernel(const T* __restrict__ x, T* __restrict__ y, const t
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 template <typename T, int UP, int DOWN, int TILE>
-cudaError_t launch_tiled(const T* x, T* y, const typename Acc<T>::type* g, const Params& p, cudaStream_t stream) {
+const char* launch_tiled(const T* x, T* y, const typename Acc<T>::type* g, const Params& p, cudaStream_t stream) {
     const int64_t tiles_x = ceil_div(p.out_w, TILE), tiles_y = ceil_div(p.out_h, TILE);
     const int64_t tiles = p.n * p.c * tiles_x * tiles_y;
     const unsigned blocks = static_cast<unsigned>(tiles < kMaxBlocks ? tiles : kMaxBlocks);
-    tiled_kernel<T, UP, DOWN, TILE><<<blocks, kThreads, 0, stream>>>(x, y, g, p, tiles_x, tiles_y);
-    return cudaGetLastError();
+    const char* err = sg_launch_begin("upfirdn2d tiled_kernel");
+    if (err != nullptr) return err;
+    SG_LAUNCH(blocks, kThreads, 0, stream, tiled_kernel<T, UP, DOWN, TILE>)(x, y, g, p, tiles_x, tiles_y);
+    return sg_launch_end("upfirdn2d tiled_kernel", blocks, kThreads, 0, stream);
 }
 
 template <typename T>
-cudaError_t launch_typed(const void* xv, void* yv, const void* gv, const Params& p, cudaStream_t stream) {
+const char* launch_typed(const void* xv, void* yv, const void* gv, const Params& p, cudaStream_t stream) {
     using acc_t = typename Acc<T>::type;
     const T* x = static_cast<const T*>(xv);
     T* y = static_cast<T*>(yv);
     const acc_t* g = static_cast<const acc_t*>(gv);
     const int64_t total = p.n * p.c * p.out_h * p.out_w;
-    if (total == 0) return cudaSuccess;
+    if (total == 0) return nullptr;
 
     const bool isotropic = p.up_x == p.up_y && p.down_x == p.down_y;
     const bool small = p.f_w <= kMaxTaps && p.f_h <= kMaxTaps;
@@ -163,22 +178,31 @@ cudaError_t launch_typed(const void* xv, void* yv, const void* gv, const Params&
         if (p.up_x == 1 && p.down_x == 2) return launch_tiled<T, 1, 2, 16>(x, y, g, p, stream);
         if (p.up_x == 1 && p.down_x == 1) return launch_tiled<T, 1, 1, 32>(x, y, g, p, stream);
     }
-    const int64_t blocks = ceil_div(total, kThreads);
-    generic_kernel<T><<<static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0, stream>>>(
-        x, y, g, p);
-    return cudaGetLastError();
+    const int64_t blocks64 = ceil_div(total, kThreads);
+    const unsigned blocks = static_cast<unsigned>(blocks64 < kMaxBlocks ? blocks64 : kMaxBlocks);
+    const char* err = sg_launch_begin("upfirdn2d generic_kernel");
+    if (err != nullptr) return err;
+    const bool index32 =
+        extent(p.n, p.c, p.in_h, p.in_w, p.in_sn, p.in_sc, p.in_sy, p.in_sx) < sg_index32_limit() &&
+        extent(p.n, p.c, p.out_h, p.out_w, p.out_sn, p.out_sc, p.out_sy, p.out_sx) < sg_index32_limit();
+    if (index32)
+        SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, uint32_t>)(x, y, g, p);
+    else
+        SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, int64_t>)(x, y, g, p);
+    return sg_launch_end("upfirdn2d generic_kernel", blocks, kThreads, 0, stream);
 }
 
 }  // namespace
 
-cudaError_t launch_cuda(const void* x, void* y, const void* g, DType dtype, const Params& p, cudaStream_t stream) {
+// Returns nullptr on success, else a message naming the failed launch (see common_cuda.h).
+const char* launch_cuda(const void* x, void* y, const void* g, DType dtype, const Params& p, cudaStream_t stream) {
     switch (dtype) {
         case kFloat16: return launch_typed<__half>(x, y, g, p, stream);
         case kBFloat16: return launch_typed<__nv_bfloat16>(x, y, g, p, stream);
         case kFloat32: return launch_typed<float>(x, y, g, p, stream);
         case kFloat64: return launch_typed<double>(x, y, g, p, stream);
     }
-    return cudaErrorInvalidValue;
+    return "upfirdn2d: unsupported dtype code";
 }
 
 }  // namespace upfirdn2d

@@ -104,7 +104,7 @@ def bias_act(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1, ac
     OpBuildError naming the build log), 'ref' (pure torch). Differentiable twice through the kernels.
     """
     _check_inputs(x, b, dim, act, clamp)
-    chosen, module = build.resolve_impl("bias_act", impl, x.device)
+    chosen, module = build.resolve_impl("bias_act", impl, x.device, x.dtype)
     if chosen == "ref":
         return bias_act_ref(x, b, dim, act, alpha, gain, clamp)
     return _bias_act_kernel(module, x, b, dim, act, alpha, gain, clamp)

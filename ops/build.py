@@ -43,6 +43,10 @@ class OpBuildError(RuntimeError):
     """A kernel extension could not be compiled or loaded; the message names the build log."""
 
 
+class KernelSelfCheckError(RuntimeError):
+    """A kernel disagreed with the reference in its first-use self-check (ops/selfcheck.py)."""
+
+
 @dataclass(frozen=True)
 class BuildResult:
     module: Optional[types.ModuleType]
@@ -53,6 +57,11 @@ class BuildResult:
 # The op build cache: (op, device_type) -> result. The one piece of global mutable state the package keeps.
 _BUILD_CACHE: Dict[Tuple[str, str], BuildResult] = {}
 _WARNED: set = set()
+# First-use self-check verdicts, (op, device, dtype) -> CheckResult; per process on purpose (see ops/selfcheck.py).
+_SELF_CHECKS: Dict[Tuple[str, str, torch.dtype], object] = {}
+# Device types whose kernels are self-checked before first use: CUDA, whose kernels CI can only emulate. (The CPU
+# kernels run in CI on every change; tests add 'cpu' here to exercise the logic without a GPU.)
+SELF_CHECK_DEVICE_TYPES: Tuple[str, ...] = ("cuda",)
 
 
 def source_dir() -> Path:
@@ -185,17 +194,44 @@ def get_extension(op: str, device_type: str) -> BuildResult:
     return _BUILD_CACHE[cache_key]
 
 
+def _kernel_supports(op: str, device_type: str, dtype: torch.dtype) -> bool:
+    """Whether the op's kernel takes this dtype (others raise their own TypeError; nothing to check)."""
+    import importlib
+
+    # import_module: the package's `bias_act` / `upfirdn2d` attributes are the functions, not the modules
+    tables = {"bias_act": "_KERNEL_DTYPES", "upfirdn2d": "KERNEL_DTYPES"}
+    if op not in tables:
+        return False
+    table = getattr(importlib.import_module(f"stylegan.ops.{op}"), tables[op])
+    return dtype in table.get(device_type, ())
+
+
 def clear_cache() -> None:
-    """Forgets in-process build results (tests use it to force a fresh lookup)."""
+    """Forgets in-process build results and self-check verdicts (tests use it to force a fresh lookup)."""
     _BUILD_CACHE.clear()
     _WARNED.clear()
+    _SELF_CHECKS.clear()
 
 
-def resolve_impl(op: str, impl: str, device: torch.device) -> Tuple[str, Optional[types.ModuleType]]:
+def self_check(op: str, module, device: torch.device, dtype: torch.dtype):
+    """The first-use verdict on `module`'s kernel for (op, device, dtype): computed once per process, then cached."""
+    from . import selfcheck
+
+    key = (op, str(device), dtype)
+    if key not in _SELF_CHECKS:
+        _SELF_CHECKS[key] = selfcheck.check(op, module, device, dtype)
+    return _SELF_CHECKS[key]
+
+
+def resolve_impl(op: str, impl: str, device: torch.device,
+                 dtype: Optional[torch.dtype] = None) -> Tuple[str, Optional[types.ModuleType]]:
     """Chooses the implementation for one op call: returns ('ref', None) or (device_type, extension module).
 
     'auto' takes the kernel for the tensor's device, or falls back to the reference after ONE warning;
     'cpu'/'cuda' demand that kernel (OpBuildError naming the log otherwise); 'ref' is pure torch.
+    With `dtype`, a kernel on a SELF_CHECK_DEVICE_TYPES device is first checked against the reference (once per
+    op, device and dtype): on a mismatch 'auto' warns once and uses the reference for that combination from then
+    on, and 'cuda' raises KernelSelfCheckError.
     """
     if impl not in VALID_IMPLS:
         raise ValueError(f"impl must be one of {VALID_IMPLS}, got {impl!r}")
@@ -210,7 +246,22 @@ def resolve_impl(op: str, impl: str, device: torch.device) -> Tuple[str, Optiona
         raise ValueError(f"no kernel for device {device_type!r}; use impl='ref'")
     result = get_extension(op, device_type)
     if result.module is not None:
-        return device_type, result.module
+        if dtype is None or device_type not in SELF_CHECK_DEVICE_TYPES or not _kernel_supports(op, device_type, dtype):
+            return device_type, result.module
+        verdict = self_check(op, result.module, device, dtype)
+        if verdict.ok:
+            return device_type, result.module
+        message = (f"stylegan.ops.{op}: the {device_type} kernel failed its self-check against the reference on "
+                   f"{device} for {dtype}: {verdict.problem}")
+        if impl != "auto":
+            raise KernelSelfCheckError(f"{message}. Use impl='auto' or 'ref'; `stylegan doctor` runs the full check.")
+        if (op, str(device), dtype) not in _WARNED:
+            _WARNED.add((op, str(device), dtype))
+            import warnings
+
+            warnings.warn(f"{message}; using the pure-torch reference for this device and dtype. Please report it "
+                          f"with the output of `stylegan doctor`.", RuntimeWarning, stacklevel=3)
+        return "ref", None
     where = f"; build log: {result.log_path}" if result.log_path else ""
     if impl != "auto":
         raise OpBuildError(f"stylegan.ops.{op}: the {device_type} kernel is unavailable: {result.error}{where}")

@@ -143,7 +143,7 @@ def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: Scaling = 1, down:
     if out_w < 1 or out_h < 1:
         raise ValueError(f"upfirdn2d: padding {padding!r} crops the {x.shape[2]}x{x.shape[3]} input to nothing "
                          f"(output would be {out_h}x{out_w})")
-    chosen, module = build.resolve_impl("upfirdn2d", impl, x.device)
+    chosen, module = build.resolve_impl("upfirdn2d", impl, x.device, x.dtype)
     if chosen == "ref":
         return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
     return _upfirdn2d_kernel(module, x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), flip_filter, gain,

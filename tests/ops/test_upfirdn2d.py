@@ -20,8 +20,8 @@ U = importlib.import_module("stylegan.ops.upfirdn2d")
 CUDA = torch.cuda.is_available()
 DEVICES = [
     pytest.param("cpu", id="cpu"),
-    pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(
-        not CUDA, reason="CUDA kernel test skipped: torch.cuda.is_available() is False (no GPU or CPU-only torch)")),
+    pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+        not CUDA, reason="CUDA kernel test skipped: torch.cuda.is_available() is False (no GPU or CPU-only torch)")]),
 ]
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-5, atol=1e-5),
        torch.float16: dict(rtol=1e-2, atol=1e-2), torch.bfloat16: dict(rtol=5e-2, atol=5e-2)}

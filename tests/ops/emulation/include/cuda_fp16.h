@@ -1,0 +1,3 @@
+// Emulation stand-in for <cuda_fp16.h>: everything the kernels use is in the shim.
+#pragma once
+#include "../cuda_shim.h"
