@@ -19,6 +19,7 @@ from .images import tile, to_uint8
 from .synthesis import NOISE_MODES
 
 INTERPOLATION_SPACES = ("w", "z")
+MAX_SEED = 2 ** 32 - 1  # np.random.RandomState, which draws a seed's z, accepts seeds in [0, 2**32 - 1]
 # Named layer groups of the paper (Sec. 3.1, Fig. 3) as (first, last) synthesis resolution, inclusive. Layer index
 # 2*(log2(res) - 2) and the next one run at `res`: 4x4 -> layers 0-1, 8x8 -> 2-3, 16x16 -> 4-5, ...
 LAYER_GROUPS: Dict[str, Tuple[int, Optional[int]]] = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}
@@ -28,6 +29,13 @@ ACTIVATION_COPIES = 8
 DEFAULT_CPU_BUDGET_BYTES = 2 << 30
 MAX_AUTO_BATCH = 32
 BLANK_VALUE = 255  # the official style-mixing figure draws on a white canvas
+# The most uint8 pixel bytes one call returns (the images of the seeds, the frames of an animation): a typo such
+# as --frames 1e7 must fail at once with a clear error, not fill the machine's memory and get OOM-killed.
+MAX_RESULT_BYTES = 2 << 30
+# Grid PNGs: Pillow warns when opening an image above ~89 Mpx and refuses one above ~179 Mpx as a decompression
+# bomb, so a larger grid is a file most viewers (and our own tools) cannot read back.
+LARGE_GRID_PIXELS = 1 << 26
+MAX_GRID_PIXELS = 1 << 27
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -41,8 +49,8 @@ def z_from_seed(seed: int, latent_size: int) -> np.ndarray:
 
 
 def _check_seed(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
-        raise ValueError(f"seed={seed!r} is invalid: expected an int in [0, 2**32 - 1]")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed={seed!r} is invalid: expected an int in [0, {MAX_SEED}]")
 
 
 def _device(G: torch.nn.Module) -> torch.device:
@@ -83,6 +91,36 @@ def labels_for(G: torch.nn.Module, class_idx: Optional[int], n: int) -> Optional
 def _check_noise_mode(noise_mode: str) -> None:
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"noise_mode={noise_mode!r} is invalid: expected one of {NOISE_MODES}")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2 ** 30:.1f} GiB"
+
+
+def check_result_size(G: torch.nn.Module, count: int, noun: str = "images", lod: float = 0.0) -> None:
+    """ValueError when `count` images of G (at `lod`) exceed MAX_RESULT_BYTES, before any of them is made.
+
+    Why here: every caller (generate, interpolate, the CLI's several classes) holds its result as one uint8 array.
+    """
+    res, channels = int(G.config.resolution_at(lod)), int(G.config.num_channels)
+    needed = count * res * res * channels
+    if needed > MAX_RESULT_BYTES:
+        raise ValueError(f"{count} {noun} of {res}x{res}x{channels} pixels need an estimated {_gib(needed)} of "
+                         f"memory, above the limit of {_gib(MAX_RESULT_BYTES)}: ask for at most "
+                         f"{MAX_RESULT_BYTES // (res * res * channels)} {noun}")
+
+
+def check_grid_size(G: torch.nn.Module, cols: int, rows: int, lod: float = 0.0) -> Optional[str]:
+    """ValueError for a grid image above MAX_GRID_PIXELS; a warning (str) above LARGE_GRID_PIXELS, else None."""
+    res = int(G.config.resolution_at(lod))
+    width, height = cols * res, rows * res
+    size = f"a {cols}x{rows} grid of {res} px images is a {width}x{height} image ({width * height / 1e6:.0f} Mpx)"
+    if width * height > MAX_GRID_PIXELS:
+        raise ValueError(f"{size}, above the limit of {MAX_GRID_PIXELS / 1e6:.0f} Mpx that image viewers "
+                         f"(and Pillow) open: use a smaller grid, or one PNG per image")
+    if width * height > LARGE_GRID_PIXELS:
+        return f"{size}; some image viewers will refuse to open it"
+    return None
 
 
 def _check_seeds(seeds: Sequence[int]) -> List[int]:
@@ -200,6 +238,7 @@ def generate_images(G: torch.nn.Module, seeds: Sequence[int], psi: Optional[floa
     _check_noise_mode(noise_mode)
     seeds = _check_seeds(seeds)
     G.config.check_lod(lod)
+    check_result_size(G, len(seeds), "images", lod)
     batch_size = _resolve_batch(G, batch_size)
     # Map in the same batches as synthesis: the mapping output is tiny, but z for 10^5 seeds need not be one batch.
     images: List[np.ndarray] = []
@@ -275,6 +314,7 @@ def style_mixing_grid(G: torch.nn.Module, row_seeds: Sequence[int], col_seeds: S
     ws with the layers in `layers` taken from column j's ws. Truncation is applied to each ws before mixing.
     """
     row_seeds, col_seeds = _check_seeds(row_seeds), _check_seeds(col_seeds)
+    check_grid_size(G, len(col_seeds) + 1, len(row_seeds) + 1)
     layers = list(layers)
     num_layers = int(G.num_layers)
     bad = [i for i in layers if not 0 <= int(i) < num_layers]
@@ -313,9 +353,10 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (math.sin((1.0 - t) * omega) * a + math.sin(t * omega) * b) / math.sin(omega)
 
 
-def interpolation_positions(num_keys: int, frames: int) -> List[Tuple[int, float]]:
-    """(segment, t) for each frame: frames spread evenly over the closed loop key0 -> key1 -> ... -> key0."""
-    return [(int(k * num_keys // frames), (k * num_keys % frames) / frames) for k in range(frames)]
+def interpolation_positions(num_keys: int, frames: int, which: Optional[range] = None) -> List[Tuple[int, float]]:
+    """(segment, t) for each frame (or the frames in `which`): frames spread evenly over the closed loop
+    key0 -> key1 -> ... -> key0."""
+    return [(int(k * num_keys // frames), (k * num_keys % frames) / frames) for k in (which or range(frames))]
 
 
 def interpolate(G: torch.nn.Module, seeds: Sequence[int], frames: int, space: str = "w", psi: Optional[float] = 0.7,
@@ -325,7 +366,8 @@ def interpolate(G: torch.nn.Module, seeds: Sequence[int], frames: int, space: st
 
     The walk returns from the last seed to the first, so an animation loops without a jump; frame k sits at
     position k*len(seeds)/frames along it, hence when `frames` is a multiple of len(seeds), frame
-    i*frames/len(seeds) is exactly seed i's image (and frame 0 is always seed 0's).
+    i*frames/len(seeds) is exactly seed i's image (and frame 0 is always seed 0's). Latents are made one batch
+    at a time, so only the frames themselves (bounded by check_result_size) grow with `frames`.
     """
     seeds = _check_seeds(seeds)
     if len(seeds) < 2:
@@ -334,14 +376,27 @@ def interpolate(G: torch.nn.Module, seeds: Sequence[int], frames: int, space: st
         raise ValueError(f"frames={frames!r} is invalid: expected an int >= 1")
     if space not in INTERPOLATION_SPACES:
         raise ValueError(f"space={space!r} is invalid: expected one of {INTERPOLATION_SPACES}")
-    positions = interpolation_positions(len(seeds), frames)
+    _check_noise_mode(noise_mode)
+    check_result_size(G, frames, "frames")
+    batch_size = _resolve_batch(G, batch_size)
     n = len(seeds)
     if space == "z":
         keys = [z_from_seed(s, int(G.config.latent_size)) for s in seeds]
-        z = np.stack([keys[seg] if t == 0 else slerp(keys[seg], keys[(seg + 1) % n], t) for seg, t in positions])
-        ws = ws_from_z(G, torch.from_numpy(z), psi, cutoff, class_idx)
     else:
         keys_w = ws_from_seeds(G, seeds, psi, cutoff, class_idx)
-        ws = torch.stack([keys_w[seg] if t == 0 else torch.lerp(keys_w[seg], keys_w[(seg + 1) % n], t)
-                          for seg, t in positions])
-    return synthesize(G, ws, noise_mode, batch_size, progress)
+    res, channels = int(G.config.resolution), int(G.config.num_channels)
+    out = np.empty((frames, res, res, channels), dtype=np.uint8)
+    chunks = _batches(frames, batch_size)
+    with _progress_bar(len(chunks), "generating", progress) as bar:
+        for chunk in chunks:
+            positions = interpolation_positions(n, frames, range(chunk.start, chunk.stop))
+            if space == "z":
+                z = np.stack([keys[seg] if t == 0 else slerp(keys[seg], keys[(seg + 1) % n], t)
+                              for seg, t in positions])
+                ws = ws_from_z(G, torch.from_numpy(z), psi, cutoff, class_idx)
+            else:
+                ws = torch.stack([keys_w[seg] if t == 0 else torch.lerp(keys_w[seg], keys_w[(seg + 1) % n], t)
+                                  for seg, t in positions])
+            out[chunk] = synthesize(G, ws, noise_mode, batch_size, progress=False)
+            bar.update(1)
+    return out

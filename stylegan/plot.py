@@ -28,6 +28,14 @@ GRID = (225, 225, 225)
 TEXT = (20, 20, 20)
 
 
+class MissingKeyError(ValueError):
+    """A requested key with no finite value in the log; `axis` is 'x' (the x key) or 'y' (a panel's key)."""
+
+    def __init__(self, axis: str, message: str) -> None:
+        super().__init__(message)
+        self.axis = axis
+
+
 def read_jsonl(path: Union[str, os.PathLike]) -> List[Dict[str, object]]:
     """The records of a JSONL log, in order. A truncated LAST line (a run still writing) is skipped; any other line
     that is not a JSON object is a ValueError naming its line number."""
@@ -57,17 +65,13 @@ def _number(value: object) -> Optional[float]:
 
 
 def series(records: Sequence[Dict[str, object]], key: str, x_key: str = "kimg") -> List[Tuple[float, float]]:
-    """(x, y) points of `key`: records lacking it (e.g. swd_avg between snapshots) or with non-finite values are
-    skipped; x is `x_key` when present, else the record's index."""
+    """(x, y) points of `key`: records lacking it (e.g. swd_avg between snapshots) or `x_key`, or with
+    non-finite values, are skipped."""
     points = []
-    for i, record in enumerate(records):
-        y = _number(record.get(key))
-        if y is None:
-            continue
-        x = _number(record.get(x_key)) if x_key in record else float(i)
-        if x is None:
-            continue
-        points.append((x, y))
+    for record in records:
+        x, y = _number(record.get(x_key)), _number(record.get(key))
+        if x is not None and y is not None:
+            points.append((x, y))
     return points
 
 
@@ -203,16 +207,20 @@ def plot_curves(records: Sequence[Dict[str, object]], keys: Iterable[str] = DEFA
     if width < 200 or panel_height < 80:
         raise ValueError(f"width={width}, panel_height={panel_height}: expected width >= 200 and "
                          f"panel_height >= 80 pixels")
+    available = sorted({k for r in records for k, v in r.items() if _number(v) is not None})
+    if x_key not in available:  # else every panel would be empty, or silently drawn against something else
+        raise MissingKeyError("x", f"x key {x_key!r} has no values in the log; keys with values: "
+                                   f"{', '.join(available) or 'none'}")
+    available.remove(x_key)
     data = {k: series(records, k, x_key) for k in keys}
-    available = sorted({k for r in records for k, v in r.items() if _number(v) is not None and k != x_key})
     missing = [k for k in keys if not data[k]]
     if missing and require_all:
-        raise ValueError(f"no values for {', '.join(missing)} in the log; keys with values: "
-                         f"{', '.join(available) or 'none'}")
+        raise MissingKeyError("y", f"no values for {', '.join(missing)} in the log; keys with values: "
+                                   f"{', '.join(available) or 'none'}")
     keys = [k for k in keys if data[k]]
     if not keys:
-        raise ValueError(f"none of the requested keys has values in the log; keys with values: "
-                         f"{', '.join(available) or 'none'}")
+        raise MissingKeyError("y", f"none of the requested keys has values in the log; keys with values: "
+                                   f"{', '.join(available) or 'none'}")
     xs = [p[0] for k in keys for p in data[k]]
     x_range = (min(xs), max(xs))
     if x_range[0] == x_range[1]:
@@ -245,4 +253,4 @@ def plot_log(log: Union[str, os.PathLike], out: Union[str, os.PathLike], keys: I
     return out
 
 
-__all__ = ["DEFAULT_KEYS", "nice_ticks", "plot_curves", "plot_log", "read_jsonl", "series"]
+__all__ = ["DEFAULT_KEYS", "MissingKeyError", "nice_ticks", "plot_curves", "plot_log", "read_jsonl", "series"]

@@ -78,14 +78,20 @@ def atomic_torch_save(obj: Any, path: Union[str, os.PathLike], log: Callable[[st
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """Read a checkpoint with weights_only=True; ValueError naming the file if it is not one of ours."""
+    """Read a checkpoint as `stylegan.load` reads torch files (weights only, claimed sizes checked first);
+    ValueError naming the file if it is not one of ours."""
+    from ..formats.safe_pickle import UnsafePickleError
+    from ..loading import read_torch_file
+
     path = Path(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = read_torch_file(path)
     except FileNotFoundError:
         raise ValueError(f"checkpoint {path} does not exist") from None
-    except Exception as e:  # noqa: BLE001 - torch raises many types for damaged files
-        raise ValueError(f"{path} is not a readable checkpoint ({str(e).splitlines()[0][:200]})") from None
+    except UnsafePickleError as e:
+        raise ValueError(f"{path} is not a readable checkpoint: {e}") from None
+    except ValueError as e:
+        raise ValueError(f"{path} is not a readable checkpoint ({str(e).splitlines()[0][:300]})") from None
     if not isinstance(payload, dict) or "training" not in payload or "G" not in payload:
         raise ValueError(f"{path} is a torch file but not a stylegan training checkpoint (no 'training' entry)")
     return payload

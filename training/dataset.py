@@ -18,30 +18,42 @@ Rules (documented for users):
   a label then. builtin:glyphs is labelled (36 classes, 0-9 then A-Z).
 - An empty dataset is a ValueError; so is one with fewer images than one minibatch (checked by the loop with
   `check_enough_images`).
+- Before any work: labels must be class indices below MAX_CLASSES, builtin:glyphs stays within MAX_GLYPHS and
+  MAX_GLYPH_RESOLUTION, and the cache (`cache_bytes`) must fit the free space of the cache folder. A failed
+  preparation leaves no temp file; an unwritable cache folder is a ValueError naming --cache-dir.
+- meta.json records how the cache was built (strict, the unreadable images), so a strict open of a cache that a
+  non-strict run built fails as a strict build would have.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import io
 import json
 import os
+import shutil
 import warnings
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ..atomic_write import atomic_write_bytes
-from .glyphs import GlyphParams, render_glyph
+from .glyphs import MAX_GLYPH_RESOLUTION, MAX_GLYPHS, GlyphParams, drawing_bytes, render_glyph
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BUILTIN_GLYPHS = "builtin:glyphs"
 CACHE_ENV = "STYLEGAN_CACHE"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: meta.json records how the cache was built (strict, the unreadable images)
+NPY_HEADER_BYTES = 128
+# Labels are class indices; G's label embedding and D's class outputs grow with their count, so a label that is
+# really an id (say 10**12) must be refused before a network is sized from it.
+MAX_CLASSES = 1 << 16
 
 
 def default_cache_dir() -> Path:
@@ -153,10 +165,93 @@ def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getbuffer())
 
 
-def _prepare_folder(source: _Source, resolution: int, strict: bool, out_images: Path) -> Dict[str, Any]:
+def _size(n: float) -> str:
+    """Bytes in the largest binary unit that keeps the number >= 1, e.g. '286.1 GiB'."""
+    if n < 1024:
+        return f"{int(n)} bytes"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:,.1f} TiB"
+
+
+def cache_bytes(count: int, resolution: int, channels: int) -> int:
+    """Bytes of a dataset cache of `count` images: the estimate every size check of a dataset compares."""
+    return count * resolution * resolution * channels + NPY_HEADER_BYTES
+
+
+def check_cache_fits(count: int, resolution: int, channels: int, cache: Path, what: str, lower: str) -> None:
+    """ValueError unless the cache fits the free space of the filesystem of `cache`.
+
+    Why before the file is made: it is a sparse memmap, so creating it succeeds at any size; filling it is what
+    fails, hours and a full disk later. `what` names the dataset, `lower` the options that shrink it.
+    """
+    needed = cache_bytes(count, resolution, channels)
+    existing = next(p for p in [cache, *cache.parents] if p.exists())
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise ValueError(f"{what}: its cache of {count} images of {resolution}x{resolution}x{channels} pixels needs "
+                         f"{_size(needed)}, more than the {_size(free)} free in {cache} (--cache-dir); lower {lower} "
+                         f"or pass another --cache-dir")
+
+
+def _check_glyphs(params: GlyphParams, resolution: int) -> None:
+    """The limits of builtin:glyphs (glyphs.py says why), checked before anything is drawn."""
+    if params.count > MAX_GLYPHS:
+        raise ValueError(f"--glyphs {params.count} is above the limit of {MAX_GLYPHS} images of {BUILTIN_GLYPHS} "
+                         f"(the cache would need {_size(cache_bytes(params.count, resolution, 3))} at {resolution} "
+                         f"px)")
+    if resolution > MAX_GLYPH_RESOLUTION:
+        raise ValueError(f"--resolution {resolution} is above the limit of {MAX_GLYPH_RESOLUTION} px of "
+                         f"{BUILTIN_GLYPHS} (drawing one glyph would need {_size(drawing_bytes(resolution))})")
+
+
+def _check_labels(source: _Source, labels: Dict[str, int]) -> None:
+    """Every image has a class index in [0, MAX_CLASSES): checked before any image is decoded."""
+    missing = [k for k in source.names if k not in labels]
+    if missing:
+        raise ValueError(f"dataset {source.spec!r}: dataset.json has no label for {len(missing)} image(s), "
+                         f"e.g. {missing[0]!r}")
+    values = [labels[k] for k in source.names]
+    if values and min(values) < 0:
+        raise ValueError(f"dataset {source.spec!r}: labels must be integers >= 0")
+    if values and max(values) >= MAX_CLASSES:
+        name = max(source.names, key=lambda k: labels[k])
+        raise ValueError(f"dataset {source.spec!r}: dataset.json gives {name!r} the label {labels[name]}, which "
+                         f"implies {labels[name] + 1} classes, above the limit of {MAX_CLASSES} (labels are class "
+                         f"indices 0 to N-1)")
+
+
+def _unreadable_error(spec: str, bad: List[str]) -> ValueError:
+    shown = ", ".join(sorted(bad)[:5]) + (" ..." if len(bad) > 5 else "")
+    return ValueError(f"dataset {spec!r}: {len(bad)} unreadable image(s): {shown}")
+
+
+@contextlib.contextmanager
+def _temp_npy(path: Path) -> Iterator[Path]:
+    """A temp file name next to `path`, removed on every way out (on success it has been renamed to `path`)."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _prepare_folder(source: _Source, resolution: int, strict: bool, out_images: Path,
+                    cache: Path) -> Dict[str, Any]:
     if not source.names:
         raise ValueError(f"dataset {source.spec!r} contains no images "
                          f"(looked for {', '.join(IMAGE_EXTENSIONS)}, recursively)")
+    labels = source.labels()
+    if labels is not None:
+        _check_labels(source, labels)
     # Pass 1: headers only (cheap): readable?, size, mode.
     bad: List[str] = []
     ok: List[Tuple[str, int, int]] = []   # name, min side, channels
@@ -166,84 +261,102 @@ def _prepare_folder(source: _Source, resolution: int, strict: bool, out_images: 
                 ok.append((name, min(im.size), _channels_of(im)))
         except Exception:  # noqa: BLE001 - any decoder error means "unreadable", counted below
             bad.append(name)
-    channels = Counter(c for _, _, c in ok).most_common(1)[0][0] if ok else 3
-    # Pass 2: decode, convert, crop, resize into a memmap.
-    tmp = out_images.with_name(out_images.name + f".tmp{os.getpid()}.npy")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                    shape=(max(len(ok), 1), resolution, resolution, channels))
-    kept: List[str] = []
-    small = 0
-    for name, side, _ in ok:
-        try:
-            with Image.open(io.BytesIO(source.read(name))) as im:
-                im.load()
-                img = center_crop_resize(_convert(im, channels), resolution)
-        except Exception:  # noqa: BLE001 - truncated/corrupt data only shows up on full decode
-            bad.append(name)
-            continue
-        small += side < resolution
-        a = np.asarray(img, dtype=np.uint8)
-        arr[len(kept)] = a.reshape(resolution, resolution, channels)
-        kept.append(name)
     if bad and strict:
+        raise _unreadable_error(source.spec, bad)
+    channels = Counter(c for _, _, c in ok).most_common(1)[0][0] if ok else 3
+    check_cache_fits(len(ok), resolution, channels, cache, f"dataset {source.spec!r} at {resolution} px",
+                     "--resolution")
+    # Pass 2: decode, convert, crop, resize into a memmap.
+    with _temp_npy(out_images) as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                        shape=(max(len(ok), 1), resolution, resolution, channels))
+        kept: List[str] = []
+        small = 0
+        for name, side, _ in ok:
+            try:
+                with Image.open(io.BytesIO(source.read(name))) as im:
+                    im.load()
+                    img = center_crop_resize(_convert(im, channels), resolution)
+            except Exception:  # noqa: BLE001 - truncated/corrupt data only shows up on full decode
+                bad.append(name)
+                continue
+            small += side < resolution
+            a = np.asarray(img, dtype=np.uint8)
+            arr[len(kept)] = a.reshape(resolution, resolution, channels)
+            kept.append(name)
+        if bad and strict:
+            raise _unreadable_error(source.spec, bad)
+        if not kept:
+            raise ValueError(f"dataset {source.spec!r}: none of its {len(source.names)} image file(s) could be "
+                             f"read")
+        if small == len(kept):
+            raise ValueError(f"dataset {source.spec!r}: every image is smaller than the target resolution "
+                             f"{resolution} (largest square side {max(s for _, s, _ in ok)}); choose a smaller "
+                             f"--resolution")
+        if bad:
+            warnings.warn(f"dataset {source.spec!r}: skipped {len(bad)} unreadable image(s) (strict mode names "
+                          f"them)")
+        if small:
+            warnings.warn(f"dataset {source.spec!r}: {small} of {len(kept)} image(s) are smaller than "
+                          f"{resolution}px and were upscaled")
+        arr.flush()
+        n = len(kept)
         del arr
-        tmp.unlink(missing_ok=True)
-        shown = ", ".join(sorted(bad)[:5]) + (" ..." if len(bad) > 5 else "")
-        raise ValueError(f"dataset {source.spec!r}: {len(bad)} unreadable image(s): {shown}")
-    if not kept:
-        del arr
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"dataset {source.spec!r}: none of its {len(source.names)} image file(s) could be read")
-    if small == len(kept):
-        del arr
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"dataset {source.spec!r}: every image is smaller than the target resolution {resolution}"
-                         f" (largest square side {max(s for _, s, _ in ok)}); choose a smaller --resolution")
-    if bad:
-        warnings.warn(f"dataset {source.spec!r}: skipped {len(bad)} unreadable image(s) (strict mode names them)")
-    if small:
-        warnings.warn(f"dataset {source.spec!r}: {small} of {len(kept)} image(s) are smaller than {resolution}px "
-                      f"and were upscaled")
-    arr.flush()
-    n = len(kept)
-    del arr
-    # Trim to the images actually kept (rare path: some failed only on full decode).
-    if n != len(ok):
-        full = np.load(tmp, mmap_mode="r")
-        _atomic_save_npy(out_images, np.ascontiguousarray(full[:n]))
-        del full
-        tmp.unlink()
-    else:
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, out_images)
-    labels = source.labels()
-    label_list: Optional[List[int]] = None
-    if labels is not None:
-        missing = [k for k in kept if k not in labels]
-        if missing:
-            raise ValueError(f"dataset {source.spec!r}: dataset.json has no label for {len(missing)} image(s), "
-                             f"e.g. {missing[0]!r}")
-        label_list = [labels[k] for k in kept]
-        if min(label_list) < 0:
-            raise ValueError(f"dataset {source.spec!r}: labels must be integers >= 0")
-    return {"names": kept, "labels": label_list, "skipped": len(bad), "upscaled": small, "channels": channels}
+        # Trim to the images actually kept (rare path: some failed only on full decode).
+        if n != len(ok):
+            full = np.load(tmp, mmap_mode="r")
+            _atomic_save_npy(out_images, np.ascontiguousarray(full[:n]))
+            del full
+        else:
+            _move_into_place(tmp, out_images)
+    label_list = [labels[k] for k in kept] if labels is not None else None
+    return {"names": kept, "labels": label_list, "skipped": len(bad), "unreadable": sorted(bad), "upscaled": small,
+            "channels": channels}
 
 
-def _prepare_glyphs(params: GlyphParams, resolution: int, out_images: Path) -> Dict[str, Any]:
-    tmp = out_images.with_name(out_images.name + f".tmp{os.getpid()}.npy")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(params.count, resolution, resolution, 3))
-    labels = []
-    for i in range(params.count):
-        arr[i], label = render_glyph(i, resolution, params)
-        labels.append(label)
-    arr.flush()
-    del arr
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, out_images)
-    return {"names": None, "labels": labels, "skipped": 0, "upscaled": 0, "channels": 3,
+def _prepare_glyphs(params: GlyphParams, resolution: int, out_images: Path, cache: Path) -> Dict[str, Any]:
+    check_cache_fits(params.count, resolution, 3, cache, f"{BUILTIN_GLYPHS} with --glyphs {params.count} at "
+                     f"{resolution} px", "--glyphs or --resolution")
+    with _temp_npy(out_images) as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                        shape=(params.count, resolution, resolution, 3))
+        labels = []
+        for i in range(params.count):
+            arr[i], label = render_glyph(i, resolution, params)
+            labels.append(label)
+        arr.flush()
+        del arr
+        _move_into_place(tmp, out_images)
+    return {"names": None, "labels": labels, "skipped": 0, "unreadable": [], "upscaled": 0, "channels": 3,
             "num_classes": params.num_classes}
+
+
+def _unwritable(cache: Path, exc: OSError) -> ValueError:
+    return ValueError(f"cannot write the dataset cache in {cache} (--cache-dir): {exc}; pass a "
+                      f"writable --cache-dir (or set ${CACHE_ENV})")
+
+
+def _build_cache(folder: Path, cache: Path, prepare: Callable[[Path, Path], Dict[str, Any]],
+                 meta_extra: Dict[str, Any]) -> None:
+    """Runs `prepare(images_path, cache)` into `folder` and writes meta.json last (its presence marks a complete
+    entry). A cache folder it cannot write is a ValueError naming --cache-dir; a failed build leaves no folder."""
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = prepare(folder / "images.npy", cache)
+        meta.update(meta_extra)
+        atomic_write_bytes(folder / "meta.json", json.dumps(meta).encode("utf-8"))
+    except OSError as exc:
+        _remove_if_empty(folder, created)
+        raise _unwritable(cache, exc) from None
+    except BaseException:
+        _remove_if_empty(folder, created)
+        raise
+
+
+def _remove_if_empty(folder: Path, created: bool) -> None:
+    if created and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -260,6 +373,7 @@ class ImageDataset(torch.utils.data.Dataset):
         cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         if data == BUILTIN_GLYPHS:
             params = GlyphParams(count=glyphs_count, seed=glyphs_seed)
+            _check_glyphs(params, resolution)
             key = _cache_key("glyphs", params.to_dict(), resolution)
             source: Optional[_Source] = None
         elif data.startswith("builtin:"):
@@ -271,19 +385,18 @@ class ImageDataset(torch.utils.data.Dataset):
         folder = cache / key
         images_path, meta_path = folder / "images.npy", folder / "meta.json"
         if not (images_path.is_file() and meta_path.is_file()):
-            folder.mkdir(parents=True, exist_ok=True)
             if verbose:
                 print(f"Preparing dataset {data} at {resolution}px into {folder} ...", flush=True)
             if source is None:
-                meta = _prepare_glyphs(params, resolution, images_path)
+                prepare = functools.partial(_prepare_glyphs, params, resolution)
             else:
-                meta = _prepare_folder(source, resolution, strict, images_path)
-            meta.update(source=data, resolution=resolution, fingerprint=key)
-            tmp = meta_path.with_name(f"meta.json.tmp{os.getpid()}")
-            tmp.write_text(json.dumps(meta))
-            os.replace(tmp, meta_path)   # meta.json last: its presence marks a complete cache entry
+                prepare = functools.partial(_prepare_folder, source, resolution, strict)
+            _build_cache(folder, cache, prepare, dict(source=data, resolution=resolution, fingerprint=key,
+                                                      strict=strict))
         self.cache_path = folder
         self.meta: Dict[str, Any] = json.loads(meta_path.read_text())
+        if strict and self.meta.get("unreadable"):  # built by a non-strict run: --strict still fails as it would have
+            raise _unreadable_error(data, self.meta["unreadable"])
         self.images: np.ndarray = np.load(images_path, mmap_mode="r")
         if self.images.ndim != 4 or self.images.shape[1:3] != (resolution, resolution):
             raise ValueError(f"dataset cache {images_path} is damaged (shape {self.images.shape}); delete the folder")

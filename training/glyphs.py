@@ -19,6 +19,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 CLASSES = string.digits + string.ascii_uppercase  # 36 classes: label k draws CLASSES[k]
+# Limits of what `stylegan train --glyphs/--resolution` may ask for. More images of a procedural set teach nothing
+# new but take hours to draw and fill the disk; and each glyph is drawn at 4x in float64 (drawing_bytes), which
+# past 1024 px (the official networks' largest size) needs more memory than a typical machine has.
+MAX_GLYPHS = 1_000_000
+MAX_GLYPH_RESOLUTION = 1024
+SUPERSAMPLE = 4
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,15 @@ def _gradient(size: int, c0: np.ndarray, c1: np.ndarray, angle: float) -> np.nda
     return c0[None, None, :] * (1 - p[..., None]) + c1[None, None, :] * p[..., None]
 
 
+def _canvas_size(resolution: int) -> int:
+    return max(SUPERSAMPLE * resolution, 128)
+
+
+def drawing_bytes(resolution: int) -> int:
+    """Bytes of one float64 RGB canvas of the supersampled drawing; render_glyph holds a few at once."""
+    return _canvas_size(resolution) ** 2 * 3 * 8
+
+
 def render_glyph(index: int, resolution: int, params: GlyphParams = GlyphParams()) -> Tuple[np.ndarray, int]:
     """Return (uint8 [resolution, resolution, 3] image, class label) for image `index`; deterministic.
 
@@ -81,7 +96,7 @@ def render_glyph(index: int, resolution: int, params: GlyphParams = GlyphParams(
         raise IndexError(f"glyph index {index} out of range [0, {params.count})")
     rng = np.random.default_rng([params.seed, index, 0x61797068])
     label = int(rng.integers(params.num_classes))
-    S = max(4 * resolution, 128)
+    S = _canvas_size(resolution)
 
     # Colours: a light background with a dark glyph, or the reverse.
     if rng.uniform() < 0.5:

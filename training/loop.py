@@ -34,6 +34,7 @@ from ..atomic_write import atomic_write_bytes
 from ..devices import resolve_device
 from ..generator import random_crossover_point
 from ..images import box_downsample
+from ..loading import nonfinite_tensors
 from .checkpoint import (Checkpoint, TrainState, atomic_torch_save, checkpoint_name, open_checkpoint,
                          prune_checkpoints, set_rng_states)
 from .config import TrainConfig, mbstd_batch_problem
@@ -177,8 +178,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume: Union[str, Checkpoint, None] = None, impl: str = "auto",
                  progress: bool = True, log: Callable[[str], None] = print, dist: Optional[DistContext] = None,
-                 device: Optional[str] = None) -> None:
-        """`resume`: `--resume FILE|DIR|latest` or a checkpoint already read (the CLI reads it once).
+                 device: Optional[str] = None, allow_nonfinite: bool = False) -> None:
+        """`resume`: `--resume FILE|DIR|latest` or a checkpoint already read (the CLI reads it once); one whose
+        weights hold NaN/Inf is refused unless `allow_nonfinite`.
         `dist`/`device`: this process's rank and device under torchrun (training/distributed.py `init_from_env`);
         by default one process on `cfg.device`. Only rank 0 logs and writes files."""
         self.cfg = cfg
@@ -186,6 +188,7 @@ class Trainer:
         self.is_main = self.dist.is_main
         self.log = log if self.is_main else (lambda _msg: None)
         self.progress = progress and self.is_main
+        self.allow_nonfinite = allow_nonfinite
         self.device = resolve_device(device if device is not None else cfg.device)
         self.outdir = Path(cfg.outdir)
         self._lock: Optional[RunLock] = None
@@ -267,6 +270,11 @@ class Trainer:
         path, payload = checkpoint.path, checkpoint.payload
         checkpoint.check_compatible(self.cfg)
         t = payload["training"]
+        bad = [f"{net}.{name}" for net in ("G", "D", "G_ema") for name in nonfinite_tensors(payload[net])]
+        if bad and not self.allow_nonfinite:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise ValueError(f"cannot resume from {path}: its weights hold NaN/Inf ({shown}); resume from an "
+                             f"earlier checkpoint (--resume FILE) or pass --allow-nonfinite to continue anyway")
         if t["dataset_fingerprint"] != self.dataset.fingerprint:
             self.log(f"warning: resuming {path.name} on different data than it was trained on")
         try:

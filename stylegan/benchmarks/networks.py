@@ -156,7 +156,7 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
     used_fused = rows[0].get("fused_scale", fused_scale) if rows else fused_scale
     table = (f"{describe_machine(info)}\nbatch {batch}, fmap_base {fmap_base}, fmap_max {fmap_max}, "
              f"latent {latent_size}, lod {lod:g}, fused_scale {used_fused}, malloc {malloc}, median of {repeat}; "
-             f"train = stylegan.training.loop.Trainer._step (WGAN-GP D step, G_ema, G step)\n"
+             f"train = stylegan.training.loop.Trainer.step (WGAN-GP D step, G_ema, G step)\n"
              + format_table(headers, table_rows))
     if echo:
         print(table)
@@ -178,8 +178,11 @@ def _main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--json-out", required=True)
     a = p.parse_args(argv)
     fused = None if a.fused_scale is None else FUSED_SCALE_CHOICES[a.fused_scale]
-    result = measure_point(a.resolution, a.impl, a.batch, a.repeat, a.fmap_base, a.fmap_max, a.latent_size,
-                           not a.no_train, a.lod, fused)
+    try:
+        result = measure_point(a.resolution, a.impl, a.batch, a.repeat, a.fmap_base, a.fmap_max, a.latent_size,
+                               not a.no_train, a.lod, fused)
+    except ValueError as exc:  # a bad option: one line for the parent to relay, not a traceback
+        sys.exit(f"error: {exc}")
     result["machine"] = machine_info()
     with open(a.json_out, "w", encoding="utf-8") as f:
         json.dump(result, f)

@@ -9,6 +9,7 @@ import torch
 
 from stylegan.benchmarks import timing
 from stylegan.benchmarks.networks import FMAP_BASE, FMAP_MAX, FUSED_SCALE_CHOICES, LATENT_SIZE
+from stylegan.training.config import mbstd_batch_problem
 
 
 @click.group()
@@ -91,6 +92,9 @@ def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_bas
                         json_path, fused_scale=None) -> None:
     from stylegan.benchmarks.networks import run_networks_bench
 
+    problem = mbstd_batch_problem(batch)  # the training step's own rule, checked before any subprocess starts
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--batch")
     fused = None if fused_scale is None else FUSED_SCALE_CHOICES[fused_scale]
     results = {}
     for setting in _malloc_settings(malloc):

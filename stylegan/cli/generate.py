@@ -19,6 +19,7 @@ from .options import (GridShape, SeedList, batch_option, class_option, device_op
                       noise_mode_option, open_network, prepare_outdir, prepare_outfile, truncation_options)
 
 PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+ANIMATION_FORMATS = {".gif": "GIF", ".png": "PNG"}  # --out extension -> Pillow writer (PNG: an animated PNG)
 
 
 def _pil_image(image: np.ndarray):
@@ -29,6 +30,17 @@ def _pil_image(image: np.ndarray):
     if channels not in PIL_MODES:
         raise click.ClickException(f"cannot save a {channels}-channel image: PNG/GIF support 1, 3 or 4 channels")
     return PIL.Image.fromarray(image[..., 0] if channels == 1 else image, PIL_MODES[channels])
+
+
+class _PilFrames:
+    """Frames as PIL images, made one at a time whenever a writer iterates (Pillow's PNG writer does so twice),
+    so a PIL copy of every frame never sits in memory next to the array."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.frames = frames
+
+    def __iter__(self):
+        return (_pil_image(frame) for frame in self.frames)
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
@@ -106,6 +118,17 @@ def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode
         G.config.check_lod(lod)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--lod") from None
+    try:
+        api.check_result_size(G, count, "images", lod)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--seeds") from None
+    if grid is not None:
+        try:
+            warning = api.check_grid_size(G, *grid, lod)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--grid") from None
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     outdir = prepare_outdir(outdir)  # after opening the network: a bad --network leaves no empty folder behind
     images = np.concatenate([api.generate_images(G, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
                                                  class_idx=class_idx, batch_size=batch_size, lod=lod)
@@ -147,6 +170,10 @@ def style_mixing(network: str, row_seeds: List[int], col_seeds: List[int], style
         layers = api.layer_range(styles, int(G.num_layers))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--styles") from None
+    try:
+        api.check_grid_size(G, len(col_seeds) + 1, len(row_seeds) + 1)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rows/--cols") from None
     outdir = prepare_outdir(outdir)
     grid, cells = api.style_mixing_grid(G, row_seeds, col_seeds, layers, psi=psi, cutoff=cutoff,
                                         noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size)
@@ -167,25 +194,32 @@ def style_mixing(network: str, row_seeds: List[int], col_seeds: List[int], style
 @noise_mode_option
 @class_option
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("interpolation.gif"),
-              show_default=True, help="Output GIF (loops forever).")
+              show_default=True, help="Output animation, looping forever: .gif, or .png for an animated PNG.")
 @click.option("--fps", type=click.FloatRange(min=1, max=100), default=25.0, show_default=True,
-              help="Frames per second of the GIF.")
+              help="Frames per second of the animation.")
 @device_option
 @batch_option
 def interpolate(network: str, seeds: List[int], frames: int, space: str, psi: float, cutoff: int, noise_mode: str,
                 class_idx: Optional[int], out: Path, fps: float, device: torch.device,
                 batch_size: Optional[int]) -> None:
-    """Looping latent walk through the seeds, saved as an animated GIF."""
+    """Looping latent walk through the seeds, saved as an animated GIF or PNG (from --out's extension)."""
     if len(seeds) < 2:
         raise click.BadParameter(f"got {len(seeds)} seed; interpolation needs at least 2", param_hint="--seeds")
+    image_format = ANIMATION_FORMATS.get(out.suffix.lower())
+    if image_format is None:
+        raise click.BadParameter(f"{str(out)!r}: expected a file name ending in "
+                                 f"{' or '.join(ANIMATION_FORMATS)}", param_hint="--out")
     G = _open_generator(network, device, psi, class_idx)
+    try:
+        api.check_result_size(G, frames, "frames")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--frames") from None
     out = prepare_outfile(out)
     video = api.interpolate(G, seeds, frames, space=space, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
                             class_idx=class_idx, batch_size=batch_size)
-    images = [_pil_image(frame) for frame in video]
     try:
-        images[0].save(out, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                       duration=max(1, round(1000.0 / fps)))
+        _pil_image(video[0]).save(out, format=image_format, save_all=True, append_images=_PilFrames(video[1:]),
+                                  loop=0, duration=max(1, round(1000.0 / fps)))
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc}") from None
     click.echo(f"wrote {out} ({frames} frames, {space} space, seeds {','.join(map(str, seeds))})")

@@ -30,7 +30,9 @@ def _buffers(net: torch.nn.Module) -> str:
 @click.argument("path", type=click.Path(dir_okay=False))
 def info(path: str) -> None:
     """Show the format, configs, parameter counts, resolution and labels of a network file."""
-    nets = load_network_file(path, param_hint="PATH")
+    from ..loading import NETWORK_KEYS, nonfinite_tensors
+
+    nets = load_network_file(path, param_hint="PATH", warn_nonfinite=False)
     click.echo(f"file           {path}")
     click.echo(f"format         {nets.source_format}")
     gen_config = nets.config.get("G")
@@ -53,6 +55,9 @@ def info(path: str) -> None:
         click.echo(f"{key} config:")
         for field in dataclasses.fields(config):
             click.echo(f"  {field.name:<24} {getattr(config, field.name)!r}")
+    bad = [f"{key}.{name}" for key in NETWORK_KEYS if getattr(nets, key) is not None
+           for name in nonfinite_tensors(getattr(nets, key))]
+    click.echo(f"weights        {'all finite' if not bad else f'NaN/Inf in {len(bad)} tensor(s): ' + ', '.join(bad)}")
     if "training" in nets.extra:
         training = nets.extra["training"]
         click.echo(f"training       images_shown={training.get('images_shown')} lod={training.get('lod')}")

@@ -14,9 +14,9 @@ import click
 import torch
 
 from ..devices import default_device, resolve_device
+from ..generate import MAX_SEED
 from ..synthesis import NOISE_MODES
 
-MAX_SEED = 2 ** 32 - 1  # np.random.RandomState accepts seeds in [0, 2**32 - 1]
 MAX_SEEDS = 1_000_000  # a typo like 0-99999999 should fail fast, not allocate forever
 
 
@@ -103,11 +103,27 @@ def _decorate(*decorators: Callable) -> Callable:
     return apply
 
 
+REFRESH_META = "stylegan.refresh"
+
+
+def _remember_refresh(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[REFRESH_META] = value
+    return value
+
+
 def network_option(fn: Callable) -> Callable:
-    """--network PATH|URL (required); open it with open_network()."""
-    return click.option("--network", "network", required=True, metavar="PATH|URL",
-                        help="Network file (ours, NVlabs .pkl or rosinality .model) or an http(s) URL, "
-                             "downloaded once into the cache.")(fn)
+    """--network PATH|URL (required) and --refresh; open it with open_network().
+
+    --refresh is not passed to the command: it is kept in the click context, where open_network reads it, so every
+    command that takes --network gets it without a parameter of its own.
+    """
+    return _decorate(
+        click.option("--network", "network", required=True, metavar="PATH|URL",
+                     help="Network file (ours, NVlabs .pkl or rosinality .model) or an http(s) URL, "
+                          "downloaded once into the cache."),
+        click.option("--refresh", is_flag=True, expose_value=False, callback=_remember_refresh,
+                     help="Download a --network URL again even when it is cached."),
+    )(fn)
 
 
 def device_option(fn: Callable) -> Callable:
@@ -145,17 +161,49 @@ def batch_option(fn: Callable) -> Callable:
 
 
 def open_network(network: str, device: torch.device, param_hint: str = "--network",
-                 progress: Optional[bool] = None) -> Any:
-    """stylegan.load() of a path or http(s) URL (downloaded once into the cache); errors -> click.BadParameter."""
+                 progress: Optional[bool] = None, refresh: Optional[bool] = None) -> Any:
+    """stylegan.load() of a path or http(s) URL (downloaded once into the cache); errors -> click.BadParameter.
+
+    A URL's download is loaded before it is cached; a cached copy that no longer loads is dropped and downloaded
+    once more. refresh=None takes the command's --refresh flag.
+    """
+    import pickle
+
     from ..download import DownloadError, download, is_url
+    from ..loading import load
+    from .network_file import nonfinite_warnings_as_lines
+
+    if not is_url(network):
+        return _load_path(network, device, param_hint)
+    if refresh is None:
+        ctx = click.get_current_context(silent=True)
+        refresh = bool(ctx is not None and ctx.meta.get(REFRESH_META))
+    loaded = []  # the networks of a fresh download, loaded once by its check
+
+    def fetch(again: bool) -> Path:
+        try:
+            with nonfinite_warnings_as_lines():
+                return download(network, progress=progress, refresh=again,
+                                verify=lambda tmp: loaded.append(load(tmp, device=str(device))))
+        except (DownloadError, ValueError, TypeError, pickle.UnpicklingError) as exc:
+            raise click.BadParameter(str(exc), param_hint=param_hint) from None
+
+    path = fetch(refresh)
+    if loaded:
+        return loaded[0]
+    try:
+        return _load_path(str(path), device, param_hint)
+    except click.BadParameter as exc:  # a copy cached by an older version, or damaged since
+        click.echo(f"warning: the cached copy of {network} does not load ({exc.message}); downloading it again",
+                   err=True)
+    path.unlink(missing_ok=True)  # never kept, even if the new download fails
+    fetch(True)
+    return loaded[0]
+
+
+def _load_path(path: str, device: torch.device, param_hint: str) -> Any:
     from .network_file import load_network_file
 
-    path = network
-    if is_url(network):
-        try:
-            path = str(download(network, progress=progress))
-        except (DownloadError, ValueError) as exc:
-            raise click.BadParameter(str(exc), param_hint=param_hint) from None
     try:
         return load_network_file(path, param_hint=param_hint, device=str(device))
     except click.BadParameter:

@@ -20,7 +20,7 @@ from .options import prepare_outfile
               help="Height of each panel in px (image height = panels x this).")
 def plot(log: str, out: str, keys: Optional[str], x_key: str, width: int, panel_height: int) -> None:
     """Draw the curves of a training log (one JSON object per line) to a PNG, one panel per key."""
-    from ..plot import DEFAULT_KEYS, plot_log
+    from ..plot import DEFAULT_KEYS, MissingKeyError, plot_log
 
     if keys is None:
         key_list, require_all = list(DEFAULT_KEYS), False
@@ -35,9 +35,10 @@ def plot(log: str, out: str, keys: Optional[str], x_key: str, width: int, panel_
     try:
         path = plot_log(log, out_path, key_list, width=width, panel_height=panel_height, x_key=x_key,
                         require_all=require_all)
+    except MissingKeyError as exc:
+        raise click.BadParameter(str(exc), param_hint="--x" if exc.axis == "x" else "--keys") from None
     except ValueError as exc:
-        hint = "--keys" if "keys" in str(exc) or "no values" in str(exc) else "LOG"
-        raise click.BadParameter(str(exc), param_hint=hint) from None
+        raise click.BadParameter(str(exc), param_hint="LOG") from None
     except UnicodeDecodeError:
         raise click.BadParameter(f"{log} is not a UTF-8 text file", param_hint="LOG") from None
     click.echo(f"wrote {path}")

@@ -118,10 +118,12 @@ def _print_dry_run(cfg: TrainConfig) -> None:
 @click.option("--threads", type=click.IntRange(min=0), default=0,
               help="CPU threads for torch (0: torch's default). On a busy shared CPU 1 can be much faster.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--allow-nonfinite", is_flag=True,
+              help="With --resume: continue from a checkpoint whose weights hold NaN/Inf (refused otherwise).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and the schedule's levels; train nothing.")
 @click.pass_context
-def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, quiet: bool, dry_run: bool,
-          **config_values: Any) -> None:
+def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, quiet: bool, allow_nonfinite: bool,
+          dry_run: bool, **config_values: Any) -> None:
     """Train a StyleGAN with progressive growing (official schedule; resumable; Ctrl-C saves a checkpoint)."""
     given = _given_options(ctx, config_values)
     checkpoint = None
@@ -142,7 +144,7 @@ def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, qu
     created = not outdir.exists()
     prepare_outdir(outdir)
     try:
-        result = _train(cfg, checkpoint, impl, threads, quiet)
+        result = _train(cfg, checkpoint, impl, threads, quiet, allow_nonfinite)
     except click.ClickException:
         if created:  # a run refused before it wrote anything leaves no empty folder behind
             _remove_if_empty(outdir)
@@ -158,7 +160,7 @@ def _remove_if_empty(outdir: Path) -> None:
         outdir.rmdir()
 
 
-def _train(cfg: TrainConfig, checkpoint: Any, impl: str, threads: int, quiet: bool) -> Any:
+def _train(cfg: TrainConfig, checkpoint: Any, impl: str, threads: int, quiet: bool, allow_nonfinite: bool) -> Any:
     """Build the Trainer and run it; every user-facing failure becomes a one-line click error."""
     from ..training import distributed
     from ..training.loop import Trainer
@@ -177,7 +179,7 @@ def _train(cfg: TrainConfig, checkpoint: Any, impl: str, threads: int, quiet: bo
     try:
         try:
             trainer = Trainer(cfg, resume=checkpoint, impl=impl, progress=not quiet, log=click.echo,
-                              dist=dist_ctx, device=device)
+                              dist=dist_ctx, device=device, allow_nonfinite=allow_nonfinite)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
         except OpBuildError as e:

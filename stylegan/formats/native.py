@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from typing import Any, BinaryIO, Dict, Optional, Union
 
 import torch
@@ -105,3 +106,28 @@ def _load_state(net: torch.nn.Module, state: Any, where: str) -> None:
 def read_payload(fileobj: BinaryIO) -> Any:
     """torch.load with weights_only=True: only tensors and plain containers can come out; no code runs."""
     return torch.load(fileobj, map_location="cpu", weights_only=True)
+
+
+def refused_global(exc: BaseException) -> Optional[str]:
+    """The global torch.load(weights_only=True) refused, as torch names it in its error (None if it names none)."""
+    match = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+    return match.group(1) if match else None
+
+
+# Sentences of torch's errors that advise loading with weights_only=False or allow-listing a global: never shown,
+# since following them would run code from the file.
+_ADVICE = re.compile(r"weights_only|safe_globals|trust|can still be loaded|two options|Weights only load failed|"
+                     r"file an issue|documentation of torch\.load", re.IGNORECASE)
+
+
+def torch_failure_reason(exc: BaseException) -> str:
+    """torch's own reason for failing to read a file, without its advice to load unsafely, on one line.
+
+    Why: torch's weights-only errors suggest re-running with weights_only=False; relayed to a user, that is advice
+    to execute whatever the file holds.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+    kept = [s for s in sentences if not _ADVICE.search(s)]
+    reason = " ".join(kept).removeprefix("WeightsUnpickler error:").strip()
+    return (reason[:300] + "...") if len(reason) > 300 else (reason or type(exc).__name__)

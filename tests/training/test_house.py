@@ -23,7 +23,7 @@ def test_every_option_of_train_is_a_config_field_with_its_default():
         assert spec.flag in params[name].opts
         if not spec.required and spec.choices is None:
             assert params[name].default == getattr(defaults, name), name
-    non_config = {"resume", "impl", "threads", "quiet", "dry_run"}
+    non_config = {"resume", "impl", "threads", "quiet", "allow_nonfinite", "dry_run"}
     assert set(params) - {n for n, _ in cli_options()} == non_config
 
 

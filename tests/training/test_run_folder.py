@@ -152,6 +152,8 @@ def test_resume_below_the_checkpoint_says_so(base):
     (["--device", "meta"], "--device"),
     (["--impl", "cuda", "--device", "cpu"], "impl='cuda'"),
     (["--seed", "-1"], "--seed"),
+    (["--seed", str(2 ** 66)], "in [0, 4294967295]"),
+    (["--glyphs", "100000000"], "at most 1000000 images"),
     (["--data", "/nonexistent/folder"], "does not exist"),
 ])
 def test_bad_options_give_one_line_and_leave_no_run_folder(tmp_path, tiny_cli, extra, message):
@@ -159,3 +161,25 @@ def test_bad_options_give_one_line_and_leave_no_run_folder(tmp_path, tiny_cli, e
     res = run(["--outdir", str(out), "--cache-dir", str(tmp_path / "c"), *tiny_cli, *extra])
     assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
     assert not out.exists()
+
+
+def test_resume_refuses_nonfinite_weights_unless_asked(base, tmp_path):
+    import torch
+    assert run([*base, "--kimg", "0.032"]).exit_code == 0
+    newest = list_checkpoints(tmp_path / "run")[-1]
+    payload = torch.load(newest, weights_only=True)
+    payload["G"]["mapping.layers.0.weight"][0, 0] = float("nan")
+    payload["G_ema"]["synthesis.torgb.0.bias"][0] = float("inf")
+    torch.save(payload, newest)
+    res = run([*base, "--kimg", "0.048", "--resume", "latest"])
+    assert res.exit_code == 2 and "weights hold NaN/Inf" in res.output, res.output
+    assert "G.mapping.layers.0.weight" in res.output and "G_ema.synthesis.torgb.0.bias" in res.output
+    res = run([*base, "--kimg", "0.048", "--resume", "latest", "--allow-nonfinite"])
+    assert "weights hold NaN/Inf" not in res.output and "Resumed from" in res.output, res.output
+
+
+def test_resume_from_a_damaged_file_never_advises_unsafe_loading(base, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    res = run([*base, "--kimg", "0.032", "--resume", str(bad)])
+    assert res.exit_code == 2 and "bad.pt" in res.output and "weights_only" not in res.output, res.output
