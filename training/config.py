@@ -21,7 +21,6 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 from ..config import GeneratorConfig, JsonConfig
 from ..devices import DEVICE_NAME
 from ..generate import MAX_SEED
-from .glyphs import MAX_GLYPHS
 from .losses import LOSSES, R1_GAMMA, WGAN_LAMBDA
 
 # Official 1-GPU minibatch sizes (NVlabs stylegan train.py: `desc += '-1gpu'; sched.minibatch_base = 4;
@@ -256,7 +255,6 @@ class TrainConfig(JsonConfig):
         for name in ("workers", "swd_num"):
             check(_is_int(getattr(self, name)) and getattr(self, name) >= 0, name, "an integer >= 0")
         check(_is_int(self.seed) and 0 <= self.seed <= MAX_SEED, "seed", f"an integer in [0, {MAX_SEED}]")
-        check(self.glyphs_count <= MAX_GLYPHS, "glyphs_count", f"at most {MAX_GLYPHS} images")
         for name in ("G_beta1", "G_beta2", "D_beta1", "D_beta2", "dlatent_avg_beta", "style_mixing_prob"):
             check(_is_number(getattr(self, name)) and 0.0 <= getattr(self, name) <= 1.0, name, "a number in [0, 1]")
         for name in ("strict_data", "cond", "deterministic", "mirror_augment", "reset_opt_for_new_lod"):

@@ -150,7 +150,7 @@ def bias_act_bandwidth(device: torch.device, numel: int = 1 << 26, repeat: int =
 
 def train_points(device: torch.device, points=TRAIN_POINTS, repeat: int = 5, fmap_base: int = 8192,
                  latent: int = 512) -> List[str]:
-    """Images/s of the real training step (Trainer._step) at each (resolution, batch), impl auto vs ref."""
+    """Images/s of the real training step (Trainer.step) at each (resolution, batch), impl auto vs ref."""
     import tempfile
 
     from .networks import build_trainer
@@ -167,7 +167,7 @@ def train_points(device: torch.device, points=TRAIN_POINTS, repeat: int = 5, fma
                         raise RuntimeError(f"the trainer runs on {trainer.device}, expected {device}")
                     if device.type == "cuda":
                         torch.cuda.reset_peak_memory_stats(device)
-                    step = measure(lambda: trainer._step(phase, loader), repeat=repeat, warmup=2, device=device)
+                    step = measure(lambda: trainer.step(phase, loader), repeat=repeat, warmup=2, device=device)
                     peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else 0.0
                 lines.append(f"{resolution:>4} px batch {batch:>3} impl={impl:<4} {batch / step.median_s:8.1f} img/s "
                              f"({step.median_ms:.0f} ms/step, peak {peak:.1f} GiB)")

@@ -153,7 +153,7 @@ def test_resume_below_the_checkpoint_says_so(base):
     (["--impl", "cuda", "--device", "cpu"], "impl='cuda'"),
     (["--seed", "-1"], "--seed"),
     (["--seed", str(2 ** 66)], "in [0, 4294967295]"),
-    (["--glyphs", "100000000"], "at most 1000000 images"),
+    (["--glyphs", "100000000"], "above the limit of 1000000"),
     (["--data", "/nonexistent/folder"], "does not exist"),
 ])
 def test_bad_options_give_one_line_and_leave_no_run_folder(tmp_path, tiny_cli, extra, message):
