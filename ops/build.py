@@ -111,7 +111,24 @@ def _build_key(op: str, device_type: str) -> str:
     h.update(repr((sys.version_info[:2], sysconfig.get_config_var("SOABI"))).encode())
     if device_type == "cuda":
         h.update(_cuda_arch_tag().encode())
+    else:  # -march=native: a binary built on one CPU may hold instructions another lacks (SIGILL, no fallback)
+        h.update(cpu_identity().encode())
     return h.hexdigest()[:16]
+
+
+def cpu_identity() -> str:
+    """The CPU's instruction-set features (the `flags` of /proc/cpuinfo, sorted), which -march=native compiles for;
+    elsewhere the platform's processor name. Part of the CPU build key, so a cache shared between machines (an NFS
+    home, a container built elsewhere, mixed cluster nodes) never hands one CPU another's binary."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):  # x86 / ARM spelling
+                    return " ".join(sorted(set(line.split(":", 1)[1].split())))
+    except OSError:
+        pass
+    import platform
+    return f"{platform.machine()} {platform.processor()}"
 
 
 def _module_name(op: str, device_type: str, key: str) -> str:
@@ -157,8 +174,20 @@ def _build(op: str, device_type: str) -> BuildResult:
     if not all(p.exists() for p in _sources(op, device_type)):
         return BuildResult(None, f"kernel sources for {op!r} not found in {source_dir()}", None)
 
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{name}.lock", "w") as lock:
+    if so_path.exists():  # built before (final_dir appears by an atomic rename): import it, even from a read-only cache
+        return _import_built(so_path, name, log_path)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f"{name}.lock", "w")
+    except OSError as exc:  # a read-only or foreign cache: build into a private folder for this process
+        private = Path(tempfile.mkdtemp(prefix="stylegan-ops-"))
+        print(f"stylegan: the kernel cache {root} is not writable ({exc.strerror or exc}); building into {private} "
+              f"for this process only (set {CACHE_ENV} to a writable folder to keep the build)", file=sys.stderr,
+              flush=True)
+        root, final_dir = private, private / name
+        so_path, log_path = final_dir / so_path.name, private / log_path.name
+        lock = open(root / f"{name}.lock", "w")
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released by the OS if this process dies
         if not so_path.exists():
             print(f"stylegan: building the {device_type.upper()} kernel for {op} (first use; cached in {root}) ...",
@@ -174,14 +203,27 @@ def _build(op: str, device_type: str) -> BuildResult:
                 return BuildResult(module, None, None)
             except Exception as exc:  # compiler missing, compile error, ...: report, never crash the caller
                 shutil.rmtree(tmp_dir, ignore_errors=True)
-                log_path.write_text(f"building {name} from {source_dir()} failed:\n{exc}\n")
+                written = _write_log(log_path, f"building {name} from {source_dir()} failed:\n{exc}\n")
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                return BuildResult(None, f"build failed ({first[:200]})", log_path)
+                return BuildResult(None, f"build failed ({first[:200]})", written)
+    return _import_built(so_path, name, log_path)
+
+
+def _import_built(so_path: Path, name: str, log_path: Path) -> BuildResult:
     try:
         return BuildResult(_import_from(so_path, name), None, None)
     except Exception as exc:
-        log_path.write_text(f"importing {so_path} failed:\n{exc}\n")
-        return BuildResult(None, f"import failed ({exc})", log_path)
+        written = _write_log(log_path, f"importing {so_path} failed:\n{exc}\n")
+        return BuildResult(None, f"import failed ({exc})", written)
+
+
+def _write_log(log_path: Path, text: str) -> Optional[Path]:
+    """The build log's path, or None when it cannot be written (a read-only cache must not turn into a crash)."""
+    try:
+        log_path.write_text(text)
+        return log_path
+    except OSError:
+        return None
 
 
 def get_extension(op: str, device_type: str) -> BuildResult:

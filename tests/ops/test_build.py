@@ -123,3 +123,33 @@ def test_two_processes_building_at_once_both_succeed_and_only_one_compiles(sandb
     assert [o[0].strip() for o in outs] == ["42", "42"]
     assert sum("building the CPU kernel" in o[1] for o in outs) == 1  # the lock holder built, the other waited
     assert not [p for p in Path(cache).iterdir() if p.name.startswith(".")]  # no temp folder left behind
+
+
+def test_the_cpu_build_key_names_the_cpus_instruction_set(monkeypatch):
+    """-march=native binaries are CPU-specific: another CPU identity must never reuse this one's build."""
+    from stylegan.ops import build
+
+    here = build._build_key("bias_act", "cpu")
+    assert build.cpu_identity() and build._build_key("bias_act", "cpu") == here  # stable on one machine
+    monkeypatch.setattr(build, "cpu_identity", lambda: "fpu sse sse2")  # a CPU without AVX
+    assert build._build_key("bias_act", "cpu") != here
+
+
+def test_an_unwritable_cache_builds_into_a_private_folder(tmp_path, monkeypatch, capsys):
+    """STYLEGAN_CACHE_DIR below a plain file cannot be created, even by root (ENOTDIR), like a read-only cache."""
+    from stylegan.ops import build
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(build.CACHE_ENV, str(blocker / "cache"))
+    built = object()
+
+    def fake_compile(op, device_type, name, build_dir):
+        (build_dir / f"{name}.so").write_bytes(b"")
+        return built
+
+    monkeypatch.setattr(build, "_compile", fake_compile)
+    result = build._build("bias_act", "cpu")
+    assert result.module is built and result.error is None
+    err = capsys.readouterr().err
+    assert "is not writable" in err and "for this process only" in err and build.CACHE_ENV in err
