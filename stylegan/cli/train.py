@@ -197,6 +197,7 @@ def _train(cfg: TrainConfig, checkpoint: Any, impl: str, threads: int, quiet: bo
             result = trainer.run()
         except (FloatingPointError, CheckpointWriteError) as e:
             raise click.ClickException(str(e)) from None
+        dist_ctx.barrier()  # every rank is done communicating before any of them tears its process group down
     finally:
         distributed.shutdown()
     if result.status == "interrupted":

@@ -31,6 +31,7 @@ def main() -> None:
                     "trajectory": result.trajectory, "images_shown": result.images_shown, "lod": result.lod,
                     "world_size": ctx.world_size, "last_log": result.last_log},
                    Path(spec["dump"]) / f"rank{ctx.rank}.pt")
+        ctx.barrier()  # as the CLI does: no rank tears down its process group while another still communicates
     finally:
         distributed.shutdown()
 
