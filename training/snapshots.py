@@ -6,7 +6,7 @@ latents and the training RNG stream is never touched. Only rank 0 makes snapshot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import torch
 
