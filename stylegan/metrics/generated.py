@@ -1,0 +1,95 @@
+"""Generated images for the metrics: a pure function of (seed, global batch index), so runs and ranks agree.
+
+Why seeded per batch: the same command must give the same number, and under torchrun each rank makes only its
+share of the batches; drawing every batch's latents, labels and noise from its own generator makes the images of
+batch b the same whoever makes them. As the official metrics code: truncation psi 1 by default, labels of the
+fakes drawn from the dataset's labels (uniform over the classes when the data has none), images converted with
+x * 127.5 + 128, clamped, to uint8.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from ..images import to_uint8_nchw
+
+STREAM_LATENTS, STREAM_LABELS, STREAM_NOISE, STREAM_PATH = 11, 12, 13, 14
+
+
+def batch_generator(seed: int, stream: int, index: int) -> torch.Generator:
+    """A CPU torch.Generator for one (seed, stream, batch index): independent streams, no overlap between batches."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, stream, index]).generate_state(2, np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def model_device(G: torch.nn.Module) -> torch.device:
+    for t in G.parameters():
+        return t.device
+    for t in G.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def draw_labels(G: torch.nn.Module, n: int, label_pool: Optional[np.ndarray],
+                generator: torch.Generator) -> Optional[torch.Tensor]:
+    """One-hot labels [n, label_size] of a conditional G drawn from `label_pool` (the dataset's labels), uniform
+    over the classes without a pool; None for an unconditional G."""
+    label_size = int(G.config.label_size)
+    if label_size == 0:
+        return None
+    if label_pool is not None and len(label_pool):
+        idx = torch.randint(len(label_pool), (n,), generator=generator)
+        classes = torch.from_numpy(np.asarray(label_pool, dtype=np.int64))[idx]
+        if int(classes.max()) >= label_size or int(classes.min()) < 0:
+            raise ValueError(f"the dataset's labels reach {int(classes.max())} but the network has {label_size} "
+                             f"classes")
+    else:
+        classes = torch.randint(label_size, (n,), generator=generator)
+    return torch.nn.functional.one_hot(classes, label_size).float()
+
+
+def draw_noise(G: torch.nn.Module, n: int, generator: torch.Generator) -> Optional[List[torch.Tensor]]:
+    """Noise maps [n, 1, H, W] in G's layout (one per layer, or one per block), None if G has no noise inputs."""
+    if not getattr(G.config, "use_noise", False):
+        return None
+    shapes = [t.shape for t in G.synthesis.const_noise()]
+    if getattr(G.config, "noise_per_block", False):
+        shapes = shapes[::2]
+    return [torch.randn((n,) + tuple(s[1:]), generator=generator) for s in shapes]
+
+
+@dataclass(frozen=True)
+class GeneratedImages:
+    """`num` images of G in global batches of `batch`; `images(b)` is batch b as uint8 NCHW on G's device."""
+
+    G: torch.nn.Module
+    num: int
+    batch: int
+    seed: int = 0
+    psi: float = 1.0
+    lod: float = 0.0
+    label_pool: Optional[np.ndarray] = None
+
+    def batch_size(self, b: int) -> int:
+        return min(self.batch, self.num - b * self.batch)
+
+    def inputs(self, b: int):
+        """(z, c, noise) of batch b, on the CPU."""
+        n = self.batch_size(b)
+        z = torch.randn(n, int(self.G.config.latent_size), generator=batch_generator(self.seed, STREAM_LATENTS, b))
+        c = draw_labels(self.G, n, self.label_pool, batch_generator(self.seed, STREAM_LABELS, b))
+        noise = draw_noise(self.G, n, batch_generator(self.seed, STREAM_NOISE, b))
+        return z, c, noise
+
+    @torch.no_grad()
+    def images(self, b: int) -> torch.Tensor:
+        device = model_device(self.G)
+        z, c, noise = self.inputs(b)
+        img = self.G(z.to(device), None if c is None else c.to(device), psi=self.psi,
+                     cutoff=None if self.psi == 1.0 else self.G.config.truncation_cutoff, lod=self.lod,
+                     noise_mode="none" if noise is None else "random",
+                     noise=None if noise is None else [t.to(device) for t in noise])
+        return to_uint8_nchw(img)
