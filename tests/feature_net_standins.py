@@ -25,10 +25,10 @@ class StandinDetector(torch.nn.Module):
     def forward(self, img: torch.Tensor, return_features: bool = False, no_output_bias: bool = False,
                 resize_images: bool = True, return_lpips: bool = False) -> torch.Tensor:
         x = img.to(torch.float32) / 255.0
-        x = F.adaptive_avg_pool2d(x, [STANDIN_POOL, STANDIN_POOL]).flatten(1)
+        x = F.adaptive_avg_pool2d(x, [8, 8]).flatten(1)  # STANDIN_POOL (TorchScript needs the literal)
         features = torch.relu(x @ self.w1 + self.b1)
         if return_lpips:
-            return features / (features.norm(dim=1, keepdim=True) + 1e-8)
+            return features / (features.square().sum(dim=1, keepdim=True).sqrt() + 1e-8)
         if return_features:
             return features
         return torch.softmax(features @ self.w2, dim=1)

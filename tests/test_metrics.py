@@ -383,7 +383,7 @@ def test_metrics_cli_table_and_json(tmp_path, tiny_G):
     assert M.swd_for_generator(tiny_G, ds, 32, seed=3)["swd_avg"] == pytest.approx(swd["swd_avg"], rel=1e-6)
 
     runner = CliRunner()
-    for extra, option, text in ((["--metrics", "fid"], "--metrics", "available: swd"),
+    for extra, option, text in ((["--metrics", "fid"], "--metrics", "valid: fid50k_full"),
                                 (["--num", "0"], "--num", ">= 1"),
                                 (["--num", "41"], "--num", "41 exceeds the dataset's 40 images"),
                                 (["--lod", "1"], "--lod", "8 px images"),

@@ -1,46 +1,25 @@
-"""`stylegan metrics`: quality metrics of a network against a dataset (today: PGGAN's multi-scale SWD).
+"""`stylegan metrics`: the field's numbers (FID, KID, precision/recall, IS, PPL) by the official protocols, the
+weight-free ones (SWD, modes, glyph_acc), of a network against a dataset or of two image folders.
 
-Why a command: to score a finished network or any checkpoint against its training data with the same protocol the
-training loop logs at snapshots, and to record the result as JSON beside the run.
+Why a command: to score a finished network or any checkpoint with the protocol papers report, or two folders of
+images as pytorch-fid does, and to record the result as JSON beside the run. The numbers come from
+`stylegan.metrics.compute_metric`, the same code the training loop calls at snapshots.
 """
 from __future__ import annotations
 
+import functools
+import io
 import json
 import math
 import sys
-import time
+from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import click
 import torch
 
 from .options import device_option, generator_of, network_option, open_network, prepare_outfile
-
-AVAILABLE_METRICS = ("swd",)
-
-
-def _parse_metrics(text: str) -> List[str]:
-    names = [t.strip().lower() for t in str(text).split(",")]
-    if not names or any(not n for n in names):
-        raise click.BadParameter(f"{text!r}: expected a comma-separated list such as 'swd'", param_hint="--metrics")
-    unknown = [n for n in names if n not in AVAILABLE_METRICS]
-    if unknown:
-        raise click.BadParameter(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(AVAILABLE_METRICS)}",
-                                 param_hint="--metrics")
-    return list(dict.fromkeys(names))
-
-
-def _open_dataset(data: str, resolution: int, cache_dir: Optional[str], glyphs: int) -> Any:
-    from ..training.dataset import BUILTIN_GLYPHS, ImageDataset
-
-    if data != BUILTIN_GLYPHS and not data.startswith("builtin:") and not Path(data).expanduser().exists():
-        raise click.BadParameter(f"{data} does not exist (expected a folder, a .zip or {BUILTIN_GLYPHS})",
-                                 param_hint="--data")
-    try:
-        return ImageDataset(data, resolution, cache_dir=cache_dir, glyphs_count=glyphs, verbose=True)
-    except (ValueError, OSError, RuntimeError) as exc:
-        raise click.BadParameter(str(exc), param_hint="--data") from None
 
 
 def format_swd_table(result: Dict[str, float]) -> List[str]:
@@ -53,6 +32,17 @@ def format_swd_table(result: Dict[str, float]) -> List[str]:
     return lines
 
 
+def format_results_table(results: List[Any]) -> List[str]:
+    """One row per reported number: metric, value, generated / real images, seconds."""
+    lines = [f"{'metric':<28} {'value':>12} {'gen':>8} {'real':>8} {'seconds':>8}"]
+    for r in results:
+        for key, value in r.results.items():
+            if key.startswith("swd_level_"):
+                continue
+            lines.append(f"{key:<28} {value:12.5g} {r.num_gen:8d} {r.num_real:8d} {r.seconds:8.1f}")
+    return lines
+
+
 def _write_json(path: Path, payload: Dict[str, Any]) -> None:
     """Atomic write: a reader never sees half a file."""
     from ..atomic_write import atomic_write_bytes
@@ -60,44 +50,178 @@ def _write_json(path: Path, payload: Dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=1) + "\n").encode("utf-8"))
 
 
+def _open_dataset(data: str, resolution: int, cache_dir: Optional[str], glyphs: int, hint: str = "--data") -> Any:
+    from ..training.dataset import BUILTIN_GLYPHS, ImageDataset
+
+    if not data.startswith("builtin:") and not Path(data).expanduser().exists():
+        raise click.BadParameter(f"{data} does not exist (expected a folder, a .zip or {BUILTIN_GLYPHS})",
+                                 param_hint=hint)
+    try:
+        return ImageDataset(data, resolution, cache_dir=cache_dir, glyphs_count=glyphs, verbose=True)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+def _image_sizes(spec: str, hint: str) -> Counter:
+    """Counter of (width, height) over a folder's or zip's images (headers only)."""
+    from PIL import Image
+
+    from ..training.dataset import _Source
+
+    try:
+        source = _Source(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    sizes: Counter = Counter()
+    for name in source.names:
+        try:
+            with Image.open(io.BytesIO(source.read(name))) as im:
+                sizes[im.size] += 1
+        except Exception:  # noqa: BLE001 - unreadable files are the dataset reader's business (it counts them)
+            continue
+    if not sizes:
+        raise click.BadParameter(f"{spec} holds no readable images", param_hint=hint)
+    return sizes
+
+
+def _folder_resolution(spec: str, hint: str) -> int:
+    """The one square power-of-two size of a folder's images; BadParameter naming the sizes otherwise."""
+    sizes = _image_sizes(spec, hint)
+    if len(sizes) == 1:
+        (w, h), = sizes
+        if w == h and w & (w - 1) == 0:
+            return w
+    listed = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common(4))
+    raise click.BadParameter(f"{spec}: images of size {listed}; comparing folders needs one square power-of-two "
+                             f"size, or --resize R to centre-crop and resize both folders to R px", param_hint=hint)
+
+
+def _feature_net_options(fn):
+    fn = click.option("--vgg16", default=None, metavar="PATH|URL",
+                      help="NVIDIA's vgg16.pt (precision/recall, PPL) [default: the official URL, downloaded once "
+                           "into the cache].")(fn)
+    fn = click.option("--inception", default=None, metavar="PATH|URL",
+                      help="NVIDIA's inception-2015-12-05.pt (FID, KID, IS) [default: the official URL, downloaded "
+                           "once into the cache].")(fn)
+    return fn
+
+
 @click.command()
-@network_option
-@click.option("--data", required=True, metavar="PATH|builtin:glyphs",
-              help="Real images: a folder, a .zip of images or builtin:glyphs (prepared like training data).")
+@functools.partial(network_option, required=False)
+@click.option("--data", default=None, metavar="PATH|builtin:NAME",
+              help="Real images: a folder, a .zip of images or a built-in dataset (prepared like training data). "
+                   "Needed by every metric that compares with reals; its labels feed a conditional network.")
+@click.option("--fakes", default=None, metavar="PATH",
+              help="Compare the folder/zip --data with this folder/zip of images instead of a network (all images "
+                   "of each; metrics fid, kid, pr, is).")
 @click.option("--metrics", "metric_names", default="swd", show_default=True,
-              help=f"Comma-separated metrics; available: {', '.join(AVAILABLE_METRICS)}.")
+              help="Comma-separated metric names: fid50k_full, kid50k_full, pr50k3_full, is50k, ppl_zfull, "
+                   "ppl_wfull, ppl_zend, ppl_wend, fid50k, kid50k, pr50k3, swd, modes, glyph_acc.")
 @click.option("--num", type=int, default=None,
-              help="Images per set (reals and fakes) [default: min(16384, dataset size); the PGGAN paper uses "
-                   "16384]. Fewer images give a noisier, higher SWD.")
+              help="Generated images per metric instead of the protocol's count, for a quick estimate; the result is "
+                   "reported under a name that says so (fid5k_full), never the official name.")
+@_feature_net_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the real subset, latents, noise, neighbourhoods and projections.")
+              help="Seed of the latents, labels, noise and the metrics' own random choices.")
 @click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi of the fakes.")
 @click.option("--lod", type=float, default=None,
               help="Level of detail to evaluate at [default: the checkpoint's training lod, else 0 = full "
-                   "resolution].")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Fakes per forward pass.")
+                   "resolution]; the reals are box-downsampled to match.")
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Images per generator and feature-network call.")
 @device_option
 @click.option("--json", "json_out", type=click.Path(dir_okay=True), default=None,
-              help="Write the results (and the settings) to this JSON file.")
+              help="Write the results (one object per metric) and the settings to this JSON file.")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-              help="Dataset cache folder [default: $STYLEGAN_CACHE/datasets or ~/.cache/stylegan/datasets].")
+              help="Dataset cache folder [default: $STYLEGAN_CACHE_DIR/datasets or ~/.cache/stylegan/datasets].")
 @click.option("--glyphs", type=click.IntRange(min=1), default=10000, show_default=True,
-              help="Number of images of builtin:glyphs (use the training run's value).")
+              help="Number of images of a built-in dataset (use the training run's value).")
 @click.option("--min-res", "min_resolution", type=click.IntRange(min=7), default=16, show_default=True,
-              help="Smallest pyramid level in px (protocol: 16; lower it only to score tiny images).")
-def metrics(network: str, data: str, metric_names: str, num: Optional[int], seed: int, psi: float,
-            lod: Optional[float], batch: int, device: torch.device, json_out: Optional[str], cache_dir: Optional[str],
-            glyphs: int, min_resolution: int) -> None:
-    """Score a network against real images: multi-scale sliced Wasserstein distance (PGGAN; lower is better)."""
-    from ..metrics import PAPER_NUM_IMAGES, swd_for_generator
+              help="SWD: smallest pyramid level in px (protocol: 16; lower it only to score tiny images).")
+@click.option("--allow-fewer", is_flag=True,
+              help="Run a legacy protocol (fid50k, kid50k, pr50k3) with all reals when the data has fewer than it "
+                   "asks for; the number is then not comparable with published ones.")
+@click.option("--ppl-crop", is_flag=True, help="PPL: the paper's FFHQ face crop.")
+@click.option("--resize", type=int, default=None,
+              help="Folders of different sizes: centre-crop and resize both to this power-of-two size.")
+@click.option("--no-stats-cache", is_flag=True, help="Recompute the reals' feature statistics (not read or "
+                                                     "written in $STYLEGAN_CACHE_DIR/metrics).")
+def metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], metric_names: str, num: Optional[int],
+            inception: Optional[str], vgg16: Optional[str], seed: int, psi: float, lod: Optional[float], batch: int,
+            device: torch.device, json_out: Optional[str], cache_dir: Optional[str], glyphs: int,
+            min_resolution: int, allow_fewer: bool, ppl_crop: bool, resize: Optional[int],
+            no_stats_cache: bool) -> None:
+    """Score a network against real images (or two folders of images) by the official protocols."""
+    from ..metrics import MetricOptions, parse_metric_names, protocol_for
 
-    names = _parse_metrics(metric_names)
+    folders = fakes is not None
+    try:
+        names = parse_metric_names(metric_names, folders=folders)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics") from None
     if not math.isfinite(psi):
         raise click.BadParameter(f"{psi} is not a finite number", param_hint="--trunc")
-    if num is not None and num < 1:
-        raise click.BadParameter(f"{num} is invalid: expected an int >= 1", param_hint="--num")
+    if resize is not None and (resize < 4 or resize & (resize - 1)):
+        raise click.BadParameter(f"{resize} is not a power of two >= 4", param_hint="--resize")
     out_path = prepare_outfile(Path(json_out), param_hint="--json") if json_out else None
+    opts = MetricOptions(inception=inception, vgg16=vgg16, seed=seed, psi=psi, batch=batch, device=device,
+                         allow_fewer=allow_fewer, ppl_crop=ppl_crop, use_cache=not no_stats_cache,
+                         progress=sys.stderr.isatty())
+    if folders:
+        if network is not None:
+            raise click.UsageError("give either --network or --fakes, not both")
+        if data is None:
+            raise click.UsageError("--fakes compares two image sets: give the other one with --data")
+        results, settings = _folder_metrics(names, data, fakes, resize, cache_dir, opts)
+    else:
+        if network is None:
+            raise click.UsageError("give --network (a network file or URL), or --data and --fakes to compare two "
+                                   "folders")
+        try:
+            protocols = [protocol_for(n, num) for n in names]
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--num") from None
+        results, settings = _network_metrics(protocols, network, data, lod, cache_dir, glyphs, min_resolution, device,
+                                             opts)
+    for r in results:
+        if "swd_avg" in r.results:
+            for line in format_swd_table(r.results):
+                click.echo(line)
+    for line in format_results_table(results):
+        click.echo(line)
+    if out_path is not None:
+        flat = {k: v for r in results for k, v in r.results.items()}
+        payload = {**settings, "num": num, "seed": seed, "psi": psi, "device": str(device), "metrics": flat,
+                   "results": [r.to_json() for r in results]}
+        try:
+            _write_json(out_path, payload)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {out_path}: {exc}", param_hint="--json") from None
+        click.echo(f"wrote {out_path}")
 
+
+def _run(protocol: Any, opts: Any, **inputs: Any) -> Any:
+    from ..feature_nets import FeatureNetError
+    from ..metrics import compute_metric
+
+    try:
+        return compute_metric(protocol, opts=opts, **inputs)
+    except FeatureNetError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{protocol.detector}") from None
+    except ValueError as exc:
+        raise click.UsageError(f"{protocol.name}: {exc}") from None
+
+
+def _network_metrics(protocols: List[Any], network: str, data: Optional[str], lod: Optional[float],
+                     cache_dir: Optional[str], glyphs: int, min_resolution: int, device: torch.device,
+                     opts: Any) -> Tuple[List[Any], Dict[str, Any]]:
+    import dataclasses
+
+    from ..metrics import RealImages
+
+    needs_reals = [p.name for p in protocols if p.needs_reals]
+    if needs_reals and data is None:
+        raise click.UsageError(f"{', '.join(needs_reals)} compare(s) with real images: give --data")
     nets = open_network(network, device)
     G = generator_of(nets)
     config = getattr(G, "config", None)
@@ -109,43 +233,41 @@ def metrics(network: str, data: str, metric_names: str, num: Optional[int], seed
         resolution = config.resolution_at(lod)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--lod") from None
-    if resolution < min_resolution:
+    if any(p.kind == "swd" for p in protocols) and resolution < min_resolution:
         raise click.BadParameter(f"lod {lod} gives {resolution} px images, below the smallest SWD level "
                                  f"{min_resolution} px (lower --min-res or --lod)", param_hint="--lod")
+    reals = None
+    if data is not None:
+        dataset = _open_dataset(data, config.resolution, cache_dir, glyphs)
+        if dataset.num_channels != config.num_channels:
+            raise click.BadParameter(f"the dataset has {dataset.num_channels} channel(s) but the network makes "
+                                     f"{config.num_channels}", param_hint="--data")
+        reals = RealImages.of(dataset, resolution, name=data)
+        for p in protocols:
+            if p.kind == "swd" and not p.official and p.num_gen > len(reals):
+                raise click.BadParameter(f"{p.num_gen} exceeds the dataset's {len(reals)} images (SWD compares "
+                                         f"equal-size sets)", param_hint="--num")
+    G.eval()
+    opts = dataclasses.replace(opts, lod=lod, min_resolution=min_resolution)
+    click.echo(f"{network} at {resolution} px (lod {lod:g}, psi {opts.psi:g}, seed {opts.seed}) on {device}"
+               + (f" against {data}" if data else ""))
+    results = [_run(p, opts, G=G, reals=reals) for p in protocols]
+    return results, {"network": str(network), "data": data, "lod": lod, "resolution": resolution}
 
-    dataset = _open_dataset(data, config.resolution, cache_dir, glyphs)
-    if dataset.num_channels != config.num_channels:
-        raise click.BadParameter(f"the dataset has {dataset.num_channels} channel(s) but the network makes "
-                                 f"{config.num_channels}", param_hint="--data")
-    if num is None:
-        num = min(PAPER_NUM_IMAGES, len(dataset))
-    elif num > len(dataset):
-        raise click.BadParameter(f"{num} exceeds the dataset's {len(dataset)} images (SWD compares equal-size "
-                                 f"sets)", param_hint="--num")
 
-    results: Dict[str, Any] = {}
-    click.echo(f"SWD: {num} reals from {data} vs {num} fakes of {network} at {resolution} px "
-               f"(lod {lod:g}, psi {psi:g}, seed {seed}) on {device}")
-    if "swd" in names:
-        start = time.perf_counter()
-        try:
-            swd = swd_for_generator(G, dataset, num, psi=psi, lod=lod, batch=batch, seed=seed, device=device,
-                                    min_resolution=min_resolution,
-                                    progress=sys.stderr.isatty())
-        except ValueError as exc:
-            raise click.UsageError(f"SWD failed: {exc}") from None
-        swd.pop("swd_time_s", None)
-        for line in format_swd_table(swd):
-            click.echo(line)
-        elapsed = time.perf_counter() - start
-        click.echo(f"time {elapsed:.1f} s")
-        results.update(swd)
-        results["swd_time_s"] = elapsed
-    if out_path is not None:
-        payload = {"network": str(network), "data": data, "num": num, "seed": seed, "psi": psi, "lod": lod,
-                   "resolution": resolution, "device": str(device), "metrics": results}
-        try:
-            _write_json(out_path, payload)
-        except OSError as exc:
-            raise click.BadParameter(f"cannot write {out_path}: {exc}", param_hint="--json") from None
-        click.echo(f"wrote {out_path}")
+def _folder_metrics(names: List[str], data: str, fakes: str, resize: Optional[int], cache_dir: Optional[str],
+                    opts: Any) -> Tuple[List[Any], Dict[str, Any]]:
+    from ..metrics import RealImages, folder_protocol
+
+    if resize is None:
+        res_a, res_b = _folder_resolution(data, "--data"), _folder_resolution(fakes, "--fakes")
+        if res_a != res_b:
+            raise click.BadParameter(f"{data} holds {res_a} px images and {fakes} {res_b} px ones; pass --resize R "
+                                     f"to centre-crop and resize both to R px", param_hint="--fakes")
+    else:
+        res_a = res_b = resize
+    reals = RealImages.of(_open_dataset(data, res_a, cache_dir, 1), name=data)
+    other = RealImages.of(_open_dataset(fakes, res_b, cache_dir, 1, hint="--fakes"), name=fakes)
+    click.echo(f"{fakes} ({len(other)} images) vs {data} ({len(reals)} images) at {res_a} px")
+    results = [_run(folder_protocol(n), opts, reals=reals, fakes=other) for n in names]
+    return results, {"data": data, "fakes": fakes, "resolution": res_a}

@@ -111,14 +111,14 @@ def _remember_refresh(ctx: click.Context, param: click.Parameter, value: bool) -
     return value
 
 
-def network_option(fn: Callable) -> Callable:
-    """--network PATH|URL (required) and --refresh; open it with open_network().
+def network_option(fn: Callable, required: bool = True) -> Callable:
+    """--network PATH|URL (required unless told) and --refresh; open it with open_network().
 
     --refresh is not passed to the command: it is kept in the click context, where open_network reads it, so every
     command that takes --network gets it without a parameter of its own.
     """
     return _decorate(
-        click.option("--network", "network", required=True, metavar="PATH|URL",
+        click.option("--network", "network", required=required, metavar="PATH|URL",
                      help="Network file (ours, NVlabs .pkl or rosinality .model) or an http(s) URL, "
                           "downloaded once into the cache."),
         click.option("--refresh", is_flag=True, expose_value=False, callback=_remember_refresh,

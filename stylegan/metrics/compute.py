@@ -57,7 +57,7 @@ class RealImages:
     def batch(self, b: int, batch: int, count: int) -> torch.Tensor:
         from .evaluation import box_downsample_u8
 
-        x = torch.from_numpy(np.ascontiguousarray(self.images[b * batch:min((b + 1) * batch, count)]))
+        x = torch.from_numpy(np.array(self.images[b * batch:min((b + 1) * batch, count)]))  # a copy of the memmap
         return box_downsample_u8(x.permute(0, 3, 1, 2).contiguous(), self.resolution)
 
 
@@ -74,6 +74,7 @@ class MetricOptions:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     allow_fewer: bool = False           # legacy protocols: run with fewer reals than they ask for
     ppl_crop: bool = False              # PPL: the paper's FFHQ face crop
+    min_resolution: int = 16            # SWD: smallest pyramid level (the protocol's 16 px)
     cache_dir: Optional[Path] = None    # real statistics (None: metrics_cache_dir())
     use_cache: bool = True
     progress: bool = False
@@ -265,7 +266,8 @@ def _swd(protocol: Protocol, G: torch.nn.Module, reals: RealImages, opts: Metric
     start = time.perf_counter()
     num = min(int(protocol.num_gen), len(reals))
     result = swd_for_generator(G, _LabelledArray(reals), num, psi=opts.psi,
-                               lod=opts.lod, seed=opts.seed, device=opts.device, progress=opts.progress)
+                               lod=opts.lod, seed=opts.seed, device=opts.device, progress=opts.progress,
+                               min_resolution=opts.min_resolution)
     result.pop("swd_time_s", None)
     return MetricResult(protocol, result, num, num, time.perf_counter() - start)
 

@@ -70,8 +70,8 @@ def scaled(protocol: Protocol, num: int) -> Protocol:
     num=5000 -> fid5k_full; ppl_zfull -> ppl5k_zfull; the legacy 50k-reals protocols scale their reals with it).
     ValueError below the estimator's minimum."""
     if isinstance(num, bool) or not isinstance(num, int) or num < MIN_NUM[protocol.kind]:
-        raise ValueError(f"--num {num} is too small for {protocol.name}: {protocol.kind} needs at least "
-                         f"{MIN_NUM[protocol.kind]} generated images")
+        raise ValueError(f"--num {num} is too small for {protocol.name}: expected an int >= "
+                         f"{MIN_NUM[protocol.kind]} (generated images the estimator needs)")
     if num == protocol.num_gen:
         return protocol
     if protocol.kind in KINDS_WITH_OWN_COUNT:
