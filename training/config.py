@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 from ..config import GeneratorConfig, JsonConfig
 from ..devices import DEVICE_NAME
 from ..generate import MAX_SEED
+from ..metrics.protocols import PROTOCOLS, parse_metric_names, protocol_for
 from .losses import LOSSES, R1_GAMMA, WGAN_LAMBDA
 
 # Official 1-GPU minibatch sizes (NVlabs stylegan train.py: `desc += '-1gpu'; sched.minibatch_base = 4;
@@ -157,6 +158,19 @@ class TrainConfig(JsonConfig):
     swd_num: int = _opt(1024, cli=CliOption(
         "--swd-num", "Images per set for the SWD (x1e3, PGGAN protocol) logged at each snapshot from 16 px; "
                      "0: off."))
+    metrics: str = _opt("", cli=CliOption(
+        "--metrics", "Comma-separated metrics computed on G_ema at each snapshot and logged (see `stylegan "
+                     "metrics`), e.g. glyph_acc or fid50k_full,kid50k_full (stylegan2-ada's --metrics).",
+        show_default="none"))
+    metrics_num: Optional[int] = _opt(None, cli=CliOption(
+        "--metrics-num", "Generated images per snapshot metric instead of each protocol's count (reported under "
+                         "a name that says so, e.g. fid5k_full).", type=int, show_default="the protocol's"))
+    inception: Optional[str] = _opt(None, cli=CliOption(
+        "--inception", "NVIDIA's inception-2015-12-05.pt (path or URL) for FID/KID/IS snapshot metrics.", type=str,
+        show_default="the official URL"))
+    vgg16: Optional[str] = _opt(None, cli=CliOption(
+        "--vgg16", "NVIDIA's vgg16.pt (path or URL) for precision/recall and PPL snapshot metrics.", type=str,
+        show_default="the official URL"))
 
     # --- network size (GeneratorConfig/DiscriminatorConfig fields; official defaults) --------------------------
     fmap_base: int = _opt(_official("fmap_base"), cli=CliOption("--fmap-base", "Feature-map budget (official)."))
@@ -254,6 +268,14 @@ class TrainConfig(JsonConfig):
             check(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an integer >= 1")
         for name in ("workers", "swd_num"):
             check(_is_int(getattr(self, name)) and getattr(self, name) >= 0, name, "an integer >= 0")
+        check(isinstance(self.metrics, str), "metrics", "a comma-separated list of metric names")
+        check(self.metrics_num is None or (_is_int(self.metrics_num) and self.metrics_num >= 1), "metrics_num",
+              "None or an integer >= 1")
+        for name in self.metric_names:
+            try:
+                protocol_for(name, self.metrics_num)
+            except ValueError as exc:
+                raise ConfigError("metrics_num", self.metrics_num, str(exc).split(": ", 1)[-1]) from None
         check(_is_int(self.seed) and 0 <= self.seed <= MAX_SEED, "seed", f"an integer in [0, {MAX_SEED}]")
         for name in ("G_beta1", "G_beta2", "D_beta1", "D_beta2", "dlatent_avg_beta", "style_mixing_prob"):
             check(_is_number(getattr(self, name)) and 0.0 <= getattr(self, name) <= 1.0, name, "a number in [0, 1]")
@@ -277,6 +299,16 @@ class TrainConfig(JsonConfig):
     @property
     def resolution_log2(self) -> int:
         return int(round(math.log2(self.resolution)))
+
+    @property
+    def metric_names(self) -> Tuple[str, ...]:
+        """The snapshot metrics of `metrics` (ConfigError naming the valid names for an unknown one)."""
+        if not isinstance(self.metrics, str) or not self.metrics.strip():
+            return ()
+        try:
+            return tuple(parse_metric_names(self.metrics))
+        except ValueError:
+            raise ConfigError("metrics", self.metrics, f"comma-separated names from {', '.join(PROTOCOLS)}") from None
 
     @property
     def total_images(self) -> int:

@@ -356,9 +356,13 @@ class Trainer:
         state.tick_start_nimg = state.images_shown
         record = logger.end_tick(state.cur_tick, state.images_shown, tick_images, phase)
         snapshot = state.cur_tick % cfg.snapshot_ticks == 0 or done
+        metric_keys: Tuple[str, ...] = ()
         if snapshot and self.is_main:
             record.update(self.snapshots.metrics(self.G_ema, phase))
-        logger.write(record)
+            chosen = self.snapshots.chosen_metrics(self.G_ema, phase)
+            metric_keys = tuple(k for k, v in chosen.items() if isinstance(v, float))
+            record.update(chosen)
+        logger.write(record, metric_keys)
         if not finite_losses(record):
             path = self.save_checkpoint(phase.lod)
             raise FloatingPointError(f"training diverged at kimg {record['kimg']}: losses are not finite "

@@ -1,4 +1,5 @@
-"""What a run shows of itself: the reals grid, G_ema's sample grids and the SWD logged at snapshots.
+"""What a run shows of itself: the reals grid, G_ema's sample grids, the SWD and the `--metrics` logged at
+snapshots.
 
 The grid latents are drawn once from their own seeded generator, so every `fakes*.png` of a run shows the same
 latents and the training RNG stream is never touched. Only rank 0 makes snapshots.
@@ -11,7 +12,8 @@ from typing import Any, Dict
 import torch
 
 from ..images import save_image_grid
-from ..metrics import MIN_RESOLUTION, DescriptorSet, real_descriptors, swd_for_generator
+from ..metrics import (MIN_RESOLUTION, DescriptorSet, MetricOptions, Processes, RealImages, compute_metric,
+                       protocol_for, real_descriptors, swd_for_generator)
 from .config import TrainConfig
 from .dataset import ImageDataset, to_float
 from .schedule import Phase
@@ -76,3 +78,22 @@ class Snapshots:
         result = swd_for_generator(G_ema, self._swd_reals[phase.resolution], num, lod=phase.lod,
                                    seed=self.cfg.seed, device=self.device)
         return {k: round(v, 4) for k, v in result.items()}
+
+    def chosen_metrics(self, G_ema: torch.nn.Module, phase: Phase) -> Dict[str, Any]:
+        """The `--metrics` of G_ema at the current resolution (reals box-downsampled to it), by their protocols
+        with `metrics_num` generated images when set, seeded by the run's seed: the numbers `stylegan metrics`
+        prints for the checkpoint. Rank 0 alone computes them (one process; the other ranks do not wait)."""
+        cfg = self.cfg
+        if not cfg.metric_names:
+            return {}
+        G_ema.eval()
+        reals = RealImages.of(self.dataset, phase.resolution, name=cfg.data)
+        opts = MetricOptions(inception=cfg.inception, vgg16=cfg.vgg16, seed=cfg.seed, lod=phase.lod,
+                             device=self.device, processes=Processes())
+        record: Dict[str, Any] = {}
+        for name in cfg.metric_names:
+            result = compute_metric(protocol_for(name, cfg.metrics_num), G=G_ema, reals=reals, opts=opts)
+            record.update({k: round(v, 6) for k, v in result.results.items()})
+            record.update(result.details)
+            record[f"{result.name}_time_s"] = round(result.seconds, 2)
+        return record

@@ -13,7 +13,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Sequence, Union
 
 import torch
 
@@ -97,8 +97,9 @@ class TickLogger:
         self.steps = []
         return record
 
-    def write(self, record: Dict[str, Any]) -> None:
-        """Rank 0: append the record to log.jsonl, add its TensorBoard scalars, print the status line."""
+    def write(self, record: Dict[str, Any], metric_keys: Sequence[str] = ()) -> None:
+        """Rank 0: append the record to log.jsonl, add its TensorBoard scalars (the training terms and the snapshot
+        metrics `metric_keys`), print the status line."""
         if not self.dist.is_main:
             return
         with open(self.log_path, "a") as f:
@@ -107,15 +108,19 @@ class TickLogger:
             for k in TENSORBOARD_KEYS:
                 if k in record:
                     self.writer.add_scalar(f"train/{k}", record[k], record["images_shown"])
+            for k in metric_keys:
+                self.writer.add_scalar(f"metrics/{k}", record[k], record["images_shown"])
             self.writer.flush()
-        self._status(record)
+        self._status(record, metric_keys)
 
-    def _status(self, r: Dict[str, Any]) -> None:
+    def _status(self, r: Dict[str, Any], metric_keys: Sequence[str] = ()) -> None:
         line = (f"kimg {r['kimg']:8.1f}  res {r['resolution']:4d}  lod {r['lod']:5.2f}  batch {r['batch']:3d}  "
                 f"loss_G {r['loss_G']:8.3f}  loss_D {r['loss_D']:8.3f}  penalty {r['penalty']:7.3f}  "
                 f"sec/kimg {r['sec_per_kimg']:7.1f}  img/s {r['img_per_s']:6.1f}  peak {r['peak_MiB']:.0f} MiB")
         if "swd_avg" in r:
             line += f"  swd {r['swd_avg']:.2f}"
+        for k in metric_keys:
+            line += f"  {k} {r[k]:.4g}"
         if self.bar is not None:
             self.bar.write(line, file=sys.stdout)
         else:
