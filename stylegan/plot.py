@@ -239,12 +239,22 @@ def plot_curves(records: Sequence[Dict[str, object]], keys: Iterable[str] = DEFA
     return image
 
 
-def plot_log(log: Union[str, os.PathLike], out: Union[str, os.PathLike], keys: Iterable[str] = DEFAULT_KEYS,
+def default_keys(records: Sequence[Dict[str, object]]) -> List[str]:
+    """DEFAULT_KEYS, then every metric result the log holds (fid50k_full, glyph_acc, ...), in order of appearance."""
+    from .metrics.protocols import is_metric_key
+
+    found = dict.fromkeys(k for r in records for k in r if is_metric_key(k))
+    return list(DEFAULT_KEYS) + [k for k in found if k not in DEFAULT_KEYS]
+
+
+def plot_log(log: Union[str, os.PathLike], out: Union[str, os.PathLike], keys: Optional[Iterable[str]] = None,
              width: int = 800, panel_height: int = 200, x_key: str = "kimg", require_all: bool = False) -> Path:
-    """Reads a JSONL training log and writes its curves to a PNG (atomically); returns the output path."""
+    """Reads a JSONL training log and writes its curves to a PNG (atomically); returns the output path.
+    keys=None: `default_keys` of the log."""
     records = read_jsonl(log)
     if not records:
         raise ValueError(f"{log}: the log holds no records")
+    keys = default_keys(records) if keys is None else keys
     image = plot_curves(records, keys, width, panel_height, x_key, require_all)
     out = Path(out)
     buffer = io.BytesIO()

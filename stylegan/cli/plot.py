@@ -13,17 +13,18 @@ from .options import prepare_outfile
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=True), help="Output PNG file.")
 @click.option("--keys", default=None,
-              help="Comma-separated keys, one panel each [default: loss_G,loss_D,penalty,swd_avg, those present].")
+              help="Comma-separated keys, one panel each [default: loss_G,loss_D,penalty,swd_avg and every metric "
+                   "(fid50k_full, glyph_acc, ...), those present].")
 @click.option("--x", "x_key", default="kimg", show_default=True, help="Key of the x axis.")
 @click.option("--width", type=click.IntRange(min=200), default=800, show_default=True, help="Image width in px.")
 @click.option("--panel-height", type=click.IntRange(min=80), default=200, show_default=True,
               help="Height of each panel in px (image height = panels x this).")
 def plot(log: str, out: str, keys: Optional[str], x_key: str, width: int, panel_height: int) -> None:
     """Draw the curves of a training log (one JSON object per line) to a PNG, one panel per key."""
-    from ..plot import DEFAULT_KEYS, MissingKeyError, plot_log
+    from ..plot import MissingKeyError, plot_log
 
     if keys is None:
-        key_list, require_all = list(DEFAULT_KEYS), False
+        key_list, require_all = None, False
     else:
         key_list = [k.strip() for k in keys.split(",")]
         if any(not k for k in key_list):

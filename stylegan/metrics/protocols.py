@@ -8,6 +8,7 @@ under a name that says so (fid5k_full, ppl5k_zfull): never the official name for
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -110,3 +111,15 @@ def protocol_for(name: str, num: Optional[int] = None) -> Protocol:
     if name not in PROTOCOLS:
         raise ValueError(f"unknown metric {name!r}; valid: {', '.join(PROTOCOLS)}")
     return PROTOCOLS[name] if num is None else scaled(PROTOCOLS[name], num)
+
+
+# Result keys of the metrics above (official names, scaled names and their suffixes): what `stylegan plot` draws
+# by default besides the losses.
+_RESULT_KEY = re.compile(r"^(?:(?:fid|kid|pr|is)\d+k?\d*(?:_full)?(?:_precision|_recall|_mean|_std)?"
+                         r"|ppl\d*k?_[zw](?:full|end)|modes\d*k?(?:_kl)?|glyph_acc|fid|kid|pr_precision|pr_recall"
+                         r"|is_mean|is_std)$")
+
+
+def is_metric_key(key: str) -> bool:
+    """True for a metric result key such as fid50k_full, fid5k_full, pr50k3_full_precision, ppl_wend, glyph_acc."""
+    return bool(_RESULT_KEY.match(key))
