@@ -131,7 +131,7 @@ def test_generator_fid_equals_the_formula_on_its_images_and_is_repeatable(tmp_pa
     module = StandinDetector()
     with torch.no_grad():
         fg = torch.cat([module(gen.images(b), return_features=True) for b in range(3)]).numpy().astype(np.float64)
-        fr = module(torch.from_numpy(np.asarray(ds.images)).permute(0, 3, 1, 2).contiguous(),
+        fr = module(torch.from_numpy(np.array(ds.images)).permute(0, 3, 1, 2).contiguous(),
                     return_features=True).numpy().astype(np.float64)
     assert first.results["fid40_full"] == pytest.approx(_official_fid(fg, fr), rel=1e-6)
     payload = first.to_json()
