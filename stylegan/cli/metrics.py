@@ -117,9 +117,10 @@ def _feature_net_options(fn):
 @click.option("--metrics", "metric_names", default="swd", show_default=True,
               help="Comma-separated metric names: fid50k_full, kid50k_full, pr50k3_full, is50k, ppl_zfull, "
                    "ppl_wfull, ppl_zend, ppl_wend, fid50k, kid50k, pr50k3, swd, modes, glyph_acc.")
-@click.option("--num", type=int, default=None,
+@click.option("--num", "--num-gen", "num", type=int, default=None,
               help="Generated images per metric instead of the protocol's count, for a quick estimate; the result is "
-                   "reported under a name that says so (fid5k_full), never the official name.")
+                   "reported under a name that says so (fid5k_full), never the official name. Under torchrun "
+                   "spell it --num-gen (torchrun takes --num for its own --numa-binding).")
 @_feature_net_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the latents, labels, noise and the metrics' own random choices.")
@@ -152,8 +153,30 @@ def metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], m
             min_resolution: int, allow_fewer: bool, ppl_crop: bool, resize: Optional[int],
             no_stats_cache: bool) -> None:
     """Score a network against real images (or two folders of images) by the official protocols."""
+    from ..training import distributed
+
+    try:  # under torchrun: join the process group; the images are split across the ranks, rank 0 reports
+        dist_ctx, rank_device = distributed.init_from_env("cuda" if device.type == "cuda" else "cpu")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if dist_ctx.enabled:
+        device = torch.device(rank_device)
+    try:
+        _metrics(network, data, fakes, metric_names, num, inception, vgg16, seed, psi, lod, batch, device, json_out,
+                 cache_dir, glyphs, min_resolution, allow_fewer, ppl_crop, resize, no_stats_cache, dist_ctx)
+        dist_ctx.barrier()
+    finally:
+        distributed.shutdown()
+
+
+def _metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], metric_names: str,
+             num: Optional[int], inception: Optional[str], vgg16: Optional[str], seed: int, psi: float,
+             lod: Optional[float], batch: int, device: torch.device, json_out: Optional[str],
+             cache_dir: Optional[str], glyphs: int, min_resolution: int, allow_fewer: bool, ppl_crop: bool,
+             resize: Optional[int], no_stats_cache: bool, dist_ctx: Any) -> None:
     from ..metrics import MetricOptions, parse_metric_names, protocol_for
 
+    echo = click.echo if dist_ctx.is_main else (lambda *_a, **_k: None)
     folders = fakes is not None
     try:
         names = parse_metric_names(metric_names, folders=folders)
@@ -163,16 +186,16 @@ def metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], m
         raise click.BadParameter(f"{psi} is not a finite number", param_hint="--trunc")
     if resize is not None and (resize < 4 or resize & (resize - 1)):
         raise click.BadParameter(f"{resize} is not a power of two >= 4", param_hint="--resize")
-    out_path = prepare_outfile(Path(json_out), param_hint="--json") if json_out else None
+    out_path = prepare_outfile(Path(json_out), param_hint="--json") if json_out and dist_ctx.is_main else None
     opts = MetricOptions(inception=inception, vgg16=vgg16, seed=seed, psi=psi, batch=batch, device=device,
                          allow_fewer=allow_fewer, ppl_crop=ppl_crop, use_cache=not no_stats_cache,
-                         progress=sys.stderr.isatty())
+                         progress=sys.stderr.isatty() and dist_ctx.is_main)
     if folders:
         if network is not None:
             raise click.UsageError("give either --network or --fakes, not both")
         if data is None:
             raise click.UsageError("--fakes compares two image sets: give the other one with --data")
-        results, settings = _folder_metrics(names, data, fakes, resize, cache_dir, opts)
+        results, settings = _folder_metrics(names, data, fakes, resize, cache_dir, opts, echo, dist_ctx)
     else:
         if network is None:
             raise click.UsageError("give --network (a network file or URL), or --data and --fakes to compare two "
@@ -182,13 +205,13 @@ def metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], m
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--num") from None
         results, settings = _network_metrics(protocols, network, data, lod, cache_dir, glyphs, min_resolution, device,
-                                             opts)
+                                             opts, echo, dist_ctx)
     for r in results:
         if "swd_avg" in r.results:
             for line in format_swd_table(r.results):
-                click.echo(line)
+                echo(line)
     for line in format_results_table(results):
-        click.echo(line)
+        echo(line)
     if out_path is not None:
         flat = {k: v for r in results for k, v in r.results.items()}
         payload = {**settings, "num": num, "seed": seed, "psi": psi, "device": str(device), "metrics": flat,
@@ -212,9 +235,16 @@ def _run(protocol: Any, opts: Any, **inputs: Any) -> Any:
         raise click.UsageError(f"{protocol.name}: {exc}") from None
 
 
+def _open_on_ranks(dist_ctx: Any, open_it: Any) -> Any:
+    """Rank 0 prepares the dataset cache first, then the other ranks open the finished cache."""
+    value = open_it() if dist_ctx.is_main else None
+    dist_ctx.barrier()
+    return value if dist_ctx.is_main else open_it()
+
+
 def _network_metrics(protocols: List[Any], network: str, data: Optional[str], lod: Optional[float],
                      cache_dir: Optional[str], glyphs: int, min_resolution: int, device: torch.device,
-                     opts: Any) -> Tuple[List[Any], Dict[str, Any]]:
+                     opts: Any, echo: Any, dist_ctx: Any) -> Tuple[List[Any], Dict[str, Any]]:
     import dataclasses
 
     from ..metrics import RealImages
@@ -238,7 +268,7 @@ def _network_metrics(protocols: List[Any], network: str, data: Optional[str], lo
                                  f"{min_resolution} px (lower --min-res or --lod)", param_hint="--lod")
     reals = None
     if data is not None:
-        dataset = _open_dataset(data, config.resolution, cache_dir, glyphs)
+        dataset = _open_on_ranks(dist_ctx, lambda: _open_dataset(data, config.resolution, cache_dir, glyphs))
         if dataset.num_channels != config.num_channels:
             raise click.BadParameter(f"the dataset has {dataset.num_channels} channel(s) but the network makes "
                                      f"{config.num_channels}", param_hint="--data")
@@ -249,14 +279,14 @@ def _network_metrics(protocols: List[Any], network: str, data: Optional[str], lo
                                          f"equal-size sets)", param_hint="--num")
     G.eval()
     opts = dataclasses.replace(opts, lod=lod, min_resolution=min_resolution)
-    click.echo(f"{network} at {resolution} px (lod {lod:g}, psi {opts.psi:g}, seed {opts.seed}) on {device}"
+    echo(f"{network} at {resolution} px (lod {lod:g}, psi {opts.psi:g}, seed {opts.seed}) on {device}"
                + (f" against {data}" if data else ""))
     results = [_run(p, opts, G=G, reals=reals) for p in protocols]
     return results, {"network": str(network), "data": data, "lod": lod, "resolution": resolution}
 
 
 def _folder_metrics(names: List[str], data: str, fakes: str, resize: Optional[int], cache_dir: Optional[str],
-                    opts: Any) -> Tuple[List[Any], Dict[str, Any]]:
+                    opts: Any, echo: Any, dist_ctx: Any) -> Tuple[List[Any], Dict[str, Any]]:
     from ..metrics import RealImages, folder_protocol
 
     if resize is None:
@@ -266,8 +296,9 @@ def _folder_metrics(names: List[str], data: str, fakes: str, resize: Optional[in
                                      f"to centre-crop and resize both to R px", param_hint="--fakes")
     else:
         res_a = res_b = resize
-    reals = RealImages.of(_open_dataset(data, res_a, cache_dir, 1), name=data)
-    other = RealImages.of(_open_dataset(fakes, res_b, cache_dir, 1, hint="--fakes"), name=fakes)
-    click.echo(f"{fakes} ({len(other)} images) vs {data} ({len(reals)} images) at {res_a} px")
+    reals = RealImages.of(_open_on_ranks(dist_ctx, lambda: _open_dataset(data, res_a, cache_dir, 1)), name=data)
+    other = RealImages.of(_open_on_ranks(dist_ctx, lambda: _open_dataset(fakes, res_b, cache_dir, 1, hint="--fakes")),
+                          name=fakes)
+    echo(f"{fakes} ({len(other)} images) vs {data} ({len(reals)} images) at {res_a} px")
     results = [_run(folder_protocol(n), opts, reals=reals, fakes=other) for n in names]
     return results, {"data": data, "fakes": fakes, "resolution": res_a}

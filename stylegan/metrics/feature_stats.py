@@ -135,6 +135,14 @@ class Processes:
     def my_batches(self, num_batches: int) -> range:
         return range(self.rank, num_batches, self.world_size)
 
+    def agree(self, value: Any) -> Any:
+        """Rank 0's `value` on every rank (a decision all ranks must share, such as "the cache has it")."""
+        if self.world_size > 1:
+            box = [value]
+            torch.distributed.broadcast_object_list(box, src=0)
+            return box[0]
+        return value
+
     def gather(self, items: List[Tuple[int, np.ndarray]]) -> List[Tuple[int, np.ndarray]]:
         """Every rank's (batch index, features) pairs, sorted by batch index (all ranks get all of them)."""
         if self.world_size > 1:
@@ -174,11 +182,16 @@ def cached_stats(path: Optional[Path], compute: Callable[[], FeatureStats], capt
     """(statistics, True if read from the cache): read `path` when it exists, else compute and (rank 0) store it
     atomically. A damaged cache file is recomputed and replaced."""
     processes = processes or Processes.current()
+    cached = None
     if path is not None and path.is_file():
         try:
-            return FeatureStats.from_file(path, capture_all, capture_mean_cov), True
+            cached = FeatureStats.from_file(path, capture_all, capture_mean_cov)
         except (OSError, ValueError, KeyError):
             pass  # damaged or from another layout: recompute below
+    if processes.agree(cached is not None):  # every rank computes (its share) unless rank 0 found the file
+        if cached is None:
+            cached = FeatureStats.from_file(path, capture_all, capture_mean_cov)
+        return cached, True
     stats = compute()
     if path is not None and processes.is_main:
         try:

@@ -230,34 +230,27 @@ def test_cli_bad_input(tmp_path, standin, tiny_G):
     assert ok.exit_code == 0, ok.output
 
 
-def _ddp_worker(rank: int, world: int, init: str, standin: str, reals_dir: str, out: str) -> None:
-    import torch.distributed as dist
+def test_torchrun_cli_equals_one_process(tmp_path, standin, tiny_G):
+    """`torchrun --nproc-per-node=2 -m stylegan metrics ...`: the images are split across the two ranks, rank 0
+    reports once, and the numbers equal the one-process command's (the reals' cache is off, so both compute)."""
+    import subprocess
+    import sys
 
-    from stylegan.training.dataset import ImageDataset
-
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
-    try:
-        torch.manual_seed(0)
-        G = Generator(GeneratorConfig(**TINY_GENERATOR)).eval()
-        reals = RealImages.of(ImageDataset(reals_dir, 32, cache_dir=Path(reals_dir).parent / "ds"))
-        opts = MetricOptions(inception=standin, batch=8, use_cache=False)
-        r = compute_metric(protocol_for("fid50k_full", num=40), G=G, reals=reals, opts=opts)
-        if rank == 0:
-            Path(out).write_text(json.dumps(r.results))
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def test_two_processes_give_the_single_process_number(tmp_path, standin, tiny_G):
-    import torch.multiprocessing as mp
-
-    ds = _reals(tmp_path)
-    out = tmp_path / "ddp.json"
-    mp.spawn(_ddp_worker, args=(2, f"file://{tmp_path / 'rdv'}", str(standin), str(tmp_path / "reals"), str(out)),
-             nprocs=2, join=True)
-    torch.manual_seed(0)
-    G = Generator(GeneratorConfig(**TINY_GENERATOR)).eval()
-    single = compute_metric(protocol_for("fid50k_full", num=40), G=G, reals=RealImages.of(ds),
-                            opts=MetricOptions(inception=str(standin), batch=8, use_cache=False))
-    assert json.loads(out.read_text()) == single.results
+    net = tmp_path / "net.pt"
+    save(net, G_ema=tiny_G)
+    data = _folder(tmp_path / "reals", 48, 32, seed=3)
+    args = ["metrics", "--network", str(net), "--data", str(data), "--metrics", "fid50k_full,kid50k_full",
+            "--num-gen", "40", "--batch", "8", "--inception", str(standin), "--cache-dir", str(tmp_path / "ds"),
+            "--no-stats-cache", "--device", "cpu"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                              "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "stylegan",
+           *args, "--json", str(tmp_path / "two.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("fid40_full") == 1, proc.stdout
+    one = CliRunner().invoke(metrics_cli, args[1:] + ["--json", str(tmp_path / "one.json")])
+    assert one.exit_code == 0, one.output
+    two = json.loads((tmp_path / "two.json").read_text())["metrics"]
+    assert two == json.loads((tmp_path / "one.json").read_text())["metrics"]
