@@ -53,7 +53,8 @@ def _check_seed(seed: int) -> None:
         raise ValueError(f"seed={seed!r} is invalid: expected an int in [0, {MAX_SEED}]")
 
 
-def _device(G: torch.nn.Module) -> torch.device:
+def model_device(G: torch.nn.Module) -> torch.device:
+    """The device of G's first parameter (or buffer): where its inputs must go."""
     for tensor in G.parameters():
         return tensor.device
     for tensor in G.buffers():
@@ -83,7 +84,7 @@ def labels_for(G: torch.nn.Module, class_idx: Optional[int], n: int) -> Optional
                          f"[0, {label_size - 1}]")
     if isinstance(class_idx, bool) or not isinstance(class_idx, (int, np.integer)) or not 0 <= class_idx < label_size:
         raise ValueError(f"class_idx={class_idx!r} is invalid: expected an int in [0, {label_size - 1}]")
-    c = torch.zeros(n, label_size, device=_device(G), dtype=_dtype(G))
+    c = torch.zeros(n, label_size, device=model_device(G), dtype=_dtype(G))
     c[:, int(class_idx)] = 1
     return c
 
@@ -154,7 +155,7 @@ def activation_bytes_per_image(G: torch.nn.Module) -> int:
 def auto_batch_size(G: torch.nn.Module, budget_bytes: Optional[int] = None) -> int:
     """Batch size that fits `budget_bytes` (default: 2 GiB on CPU, half the free memory on CUDA), 1..32."""
     if budget_bytes is None:
-        device = _device(G)
+        device = model_device(G)
         budget_bytes = DEFAULT_CPU_BUDGET_BYTES
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
@@ -188,7 +189,7 @@ def _progress_bar(total: int, desc: str, progress: Optional[bool]) -> tqdm:
 def ws_from_z(G: torch.nn.Module, z: torch.Tensor, psi: Optional[float] = 0.7, cutoff: Optional[int] = 8,
               class_idx: Optional[int] = None) -> torch.Tensor:
     """Truncated ws [N, num_layers, dlatent_size] of latents z [N, latent_size] (mapping, then truncation)."""
-    z = z.to(device=_device(G), dtype=_dtype(G))
+    z = z.to(device=model_device(G), dtype=_dtype(G))
     ws = G.mapping(z, labels_for(G, class_idx, z.shape[0]))
     if psi is not None and psi != 1 and cutoff is not None:
         ws = G.truncate(ws, psi, cutoff)
@@ -212,7 +213,7 @@ def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const", 
     """
     _check_noise_mode(noise_mode)
     batch_size = _resolve_batch(G, batch_size)
-    ws = ws.to(device=_device(G), dtype=_dtype(G))
+    ws = ws.to(device=model_device(G), dtype=_dtype(G))
     chunks = _batches(ws.shape[0], batch_size)
     out: List[np.ndarray] = []
     with _progress_bar(len(chunks), "generating", progress) as bar:

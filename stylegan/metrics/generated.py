@@ -14,6 +14,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from ..generate import model_device
 from ..images import to_uint8_nchw
 
 STREAM_LATENTS, STREAM_LABELS, STREAM_NOISE, STREAM_PATH = 11, 12, 13, 14
@@ -23,14 +24,6 @@ def batch_generator(seed: int, stream: int, index: int) -> torch.Generator:
     """A CPU torch.Generator for one (seed, stream, batch index): independent streams, no overlap between batches."""
     state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, stream, index]).generate_state(2, np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
-
-
-def model_device(G: torch.nn.Module) -> torch.device:
-    for t in G.parameters():
-        return t.device
-    for t in G.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 def draw_labels(G: torch.nn.Module, n: int, label_pool: Optional[np.ndarray],
