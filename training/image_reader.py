@@ -60,7 +60,8 @@ class ImageSource:
     """The images of a folder (recursive), a .zip or a glob pattern, as sorted '/'-separated relative names.
 
     `read(name)` gives a file's bytes; `fingerprint_items` changes whenever a file changes (the cache key);
-    `labels()` reads a `dataset.json` at the root (folder and zip), None when there is none.
+    `labels()` reads a `dataset.json` at the root (folder and zip), None when there is none; `files_seen` counts
+    every file looked at (images or not), for error messages.
     """
 
     def __init__(self, spec: str, what: str = "dataset") -> None:
@@ -82,7 +83,9 @@ class ImageSource:
 
     def _open_folder(self, path: Path) -> None:
         self.path = path
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        every = [p for p in path.rglob("*") if p.is_file()]
+        self.files_seen = len(every)
+        files = sorted(p for p in every if p.suffix.lower() in IMAGE_EXTENSIONS)
         self.names = [p.relative_to(path).as_posix() for p in files]
         self.fingerprint_items: List[Any] = [str(path.resolve())]
         for p, name in zip(files, self.names):
@@ -97,8 +100,9 @@ class ImageSource:
     def _open_glob(self, pattern: str) -> None:
         """The files matching `pattern` (recursive with **); names are relative to the pattern's fixed prefix."""
         expanded = str(Path(pattern).expanduser())
-        files = sorted(Path(p) for p in globlib.glob(expanded, recursive=True)
-                       if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+        every = [Path(p) for p in globlib.glob(expanded, recursive=True) if Path(p).is_file()]
+        self.files_seen = len(every)
+        files = sorted(p for p in every if p.suffix.lower() in IMAGE_EXTENSIONS)
         first = min(i for i, ch in enumerate(expanded) if ch in GLOB_CHARS)
         prefix = expanded[:first]
         root = Path(prefix.rsplit("/", 1)[0] or "/") if "/" in prefix else Path(".")
@@ -123,6 +127,7 @@ class ImageSource:
                              f"declares {huge[0].file_size} bytes uncompressed (from {huge[0].compress_size}), "
                              f"above the limit of {MAX_MEMBER_BYTES} bytes per image (a zip bomb?)")
         self._members = {i.filename: i for i in infos}
+        self.files_seen = len(infos)
         self.names = sorted(n for n in self._members if n.lower().endswith(IMAGE_EXTENSIONS))
         st = path.stat()
         self.fingerprint_items = [str(path.resolve()), st.st_size, st.st_mtime_ns]
@@ -259,20 +264,28 @@ class Fit:
     pad_color: str = "black"
     wide_height: Optional[int] = None  # center-crop-wide: the band's height in px (default 3/4 of the resolution)
 
-    def check(self, resolution: int) -> None:
-        """ValueError naming the bad field and what was expected."""
+    def problem(self, resolution: int) -> Optional[Tuple[str, str]]:
+        """(field name, what is wrong and what was expected) for the first bad field, or None."""
         if self.transform not in TRANSFORMS:
-            raise ValueError(f"transform {self.transform!r}: expected one of {', '.join(TRANSFORMS)}")
+            return "transform", f"{self.transform!r} is not one of {', '.join(TRANSFORMS)}"
         if self.resize_filter not in RESIZE_FILTERS:
-            raise ValueError(f"resize filter {self.resize_filter!r}: expected one of {', '.join(RESIZE_FILTERS)}")
+            return "resize_filter", f"{self.resize_filter!r} is not one of {', '.join(RESIZE_FILTERS)}"
         if self.pad_color != PAD_EDGE:
             try:
                 ImageColor.getrgb(self.pad_color)
             except ValueError:
-                raise ValueError(f"pad colour {self.pad_color!r}: expected a colour name, #rrggbb, #rrggbbaa or "
-                                 f"{PAD_EDGE!r}") from None
-        if self.wide_height is not None and not 1 <= self.wide_height <= resolution:
-            raise ValueError(f"wide height {self.wide_height!r}: expected 1 to the resolution {resolution}")
+                return "pad_color", (f"{self.pad_color!r} is not a colour: expected a name (black, white, ...), "
+                                     f"#rrggbb, #rrggbbaa or {PAD_EDGE!r}")
+        if self.wide_height is not None and not (isinstance(self.wide_height, int)
+                                                 and 1 <= self.wide_height <= resolution):
+            return "wide_height", f"{self.wide_height!r}: expected an integer from 1 to the resolution {resolution}"
+        return None
+
+    def check(self, resolution: int) -> None:
+        """ValueError naming the first bad field and what was expected."""
+        problem = self.problem(resolution)
+        if problem is not None:
+            raise ValueError(f"Fit.{problem[0]} = {problem[1]}")
 
     def band_height(self, resolution: int) -> int:
         return self.wide_height if self.wide_height is not None else max(1, round(resolution * 3 / 4))
