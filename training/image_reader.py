@@ -232,6 +232,8 @@ def convert(img: Image.Image, channels: int) -> Image.Image:
     try:
         if img.mode.startswith("I") or img.mode == "F":
             arr = np.asarray(img, dtype=np.float64)
+            if not np.isfinite(arr).all():
+                raise SkippedImage(WRONG_MODE, f"mode {img.mode} with NaN or infinite pixels")
             hi = 65535.0 if arr.size and arr.max() > 255 else 255.0
             img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
         has_alpha = channels_of(img) == 4

@@ -156,6 +156,16 @@ def test_resize_filters_differ_and_box_averages():
                               _fit(img, channels=1, resize_filter="lanczos"))
 
 
+def test_sixteen_bit_gray_is_scaled_and_nan_pixels_are_a_wrong_mode():
+    deep = Image.fromarray(np.full((4, 4), 65535, np.uint16))
+    assert (np.asarray(image_reader.convert(deep, 1)) == 255).all()
+    assert (np.asarray(image_reader.convert(Image.fromarray(np.full((4, 4), 128, np.uint16)), 1)) == 128).all()
+    nan = Image.fromarray(np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(image_reader.SkippedImage, match="NaN") as e:
+        image_reader.convert(nan, 3)
+    assert e.value.reason == "wrong mode"
+
+
 def test_exif_orientation_is_applied(tmp_path):
     img = np.zeros((16, 32, 3), np.uint8)  # 32 wide, 16 tall, left half white
     img[:, :16] = 255
