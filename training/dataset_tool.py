@@ -137,6 +137,9 @@ def _check_options(opts: ToolOptions) -> None:
         raise DatasetToolError("--max-images", f"{opts.max_images!r}: expected an integer >= 1")
     if opts.seed is not None and (not isinstance(opts.seed, int) or not 0 <= opts.seed < 2 ** 32):
         raise DatasetToolError("--seed", f"{opts.seed!r}: expected an integer in [0, 2**32)")
+    if opts.seed is not None and opts.max_images is None:
+        raise DatasetToolError("--seed", "it picks the random subset of --max-images; give --max-images too "
+                                         "(without it every image is written, in name order)")
     if isinstance(opts.min_size, bool) or not isinstance(opts.min_size, int) or opts.min_size < 0:
         raise DatasetToolError("--min-size", f"{opts.min_size!r}: expected an integer >= 0")
 

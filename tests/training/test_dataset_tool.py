@@ -273,6 +273,8 @@ def test_resolution_dest_and_overwrite(tmp_path):
     assert "Wrote 1 image(s) of 16x16 px" in res.output and "Labels: none" in res.output
     assert sorted(p.name for p in (tmp_path / "o").rglob("*")) == ["00000", "dataset.json", "img00000000.png"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
+    res = _cli("--source", src, "--dest", tmp_path / "p", "--resolution", 16, "--seed", 3)
+    assert res.exit_code == 2 and "--seed" in res.output and "give --max-images too" in res.output
     res = _cli("--source", src, "--dest", src / "inside", "--resolution", 16)
     assert res.exit_code == 2 and "inside --source" in res.output
     res = _cli("--source", src, "--dest", tmp_path / "o", "--resolution", 16, "--pad-color", "plaid")
