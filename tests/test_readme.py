@@ -34,13 +34,13 @@ def _stylegan_commands(text):
 
 
 def test_readme_train_generate_and_mixing_commands_parse():
-    """The main command and the quick tour's generate / style-mixing lines use options that exist, with values of
+    """The main command, the quick tour's generate / style-mixing lines and the dataset examples use options that exist, with values of
     the right types (parsed by the real click commands; nothing runs)."""
     from stylegan.cli import main
 
     commands = [a for a in _stylegan_commands((ROOT / "README.md").read_text())
-                if a[0] in ("train", "generate", "style-mixing")]
-    assert {a[0] for a in commands} == {"train", "generate", "style-mixing"}
+                if a[0] in ("train", "generate", "style-mixing", "dataset")]
+    assert {a[0] for a in commands} == {"train", "generate", "style-mixing", "dataset"}
     for args in commands:
         command = main.get_command(None, args[0])
         command.make_context(args[0], args[1:])  # raises click.UsageError on an unknown option or a bad value

@@ -22,7 +22,7 @@ from ..config import GeneratorConfig, JsonConfig
 from ..devices import DEVICE_NAME
 from ..generate import MAX_SEED
 from ..metrics.protocols import PROTOCOLS, parse_metric_names, protocol_for
-from .losses import LOSSES, R1_GAMMA, WGAN_LAMBDA
+from .losses import LOSS_PRESETS, LOSSES, R1_GAMMA, WGAN_CLIP, WGAN_LAMBDA
 
 # Official 1-GPU minibatch sizes (NVlabs stylegan train.py: `desc += '-1gpu'; sched.minibatch_base = 4;
 # sched.minibatch_dict = {...}`) and learning rates (`sched.G_lrate_dict`, base 0.001 from training_schedule()).
@@ -30,6 +30,7 @@ OFFICIAL_MINIBATCH_DICT: Dict[int, int] = {4: 128, 8: 128, 16: 128, 32: 64, 64: 
 OFFICIAL_LRATE_DICT: Dict[int, float] = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
 
 LOSS_NAMES = tuple(LOSSES)
+OPTIMIZERS = ("adam", "rmsprop")
 FUSED_SCALE_CHOICES: Dict[str, Union[bool, str]] = {"true": True, "auto": "auto", "false": False}  # CLI text -> value
 MBSTD_GROUP_SIZE = 4  # D's minibatch-stddev group (official D_basic mbstd_group_size, training default)
 SAME = object()  # CliOption.sets value: "the same value as the option itself"
@@ -46,7 +47,9 @@ class CliOption:
 
     `flag`: the option name; `help`: its help text; `type`: the value type when the field's default is None;
     `choices`: command-line text -> field value; `sets`: other fields the option sets too (`SAME` = the same
-    value, anything else = that constant); `show_default`: what to show when the field default says too little.
+    value, anything else = that constant); `show_default`: what to show when the field default says too little;
+    `presets`: option value -> {field: value} set too when the option changes the value, unless those fields'
+    options are given as well (`--loss wgan` brings RMSprop, its learning rate and 5 D steps).
     """
 
     flag: str
@@ -56,6 +59,7 @@ class CliOption:
     sets: Mapping[str, Any] = field(default_factory=dict)
     show_default: Optional[str] = None
     required: bool = False
+    presets: Mapping[Any, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _opt(default: Any = dataclasses.MISSING, *, factory: Optional[Callable[[], Any]] = None,
@@ -139,12 +143,19 @@ class TrainConfig(JsonConfig):
         show_default="$STYLEGAN_CACHE/datasets or ~/.cache/stylegan/datasets"))
     glyphs_count: int = _opt(10000, cli=CliOption("--glyphs", "Number of images of builtin:glyphs."))
     strict_data: bool = _opt(False, cli=CliOption("--strict", "Fail on unreadable images instead of skipping them."))
-    loss: str = _opt("wgan-gp", cli=CliOption("--loss", "GAN loss.", choices={n: n for n in LOSS_NAMES}))
+    loss: str = _opt("wgan-gp", cli=CliOption(
+        "--loss", "GAN loss (docs/LOSSES.md): wgan-gp, logistic (non-saturating), hinge; for comparison lsgan "
+                  "(least squares; sets --r1-gamma 0 unless given) and wgan (the original WGAN with weight "
+                  "clipping; WGAN-GP is its improvement; sets --optimizer rmsprop --lr 5e-5 --d-repeats 5 unless "
+                  "given, as Arjovsky et al. 2017).",
+        choices={n: n for n in LOSS_NAMES}, presets=LOSS_PRESETS))
     wgan_lambda: float = _opt(WGAN_LAMBDA, cli=CliOption(
         "--gp-lambda", "wgan-gp: gradient-penalty weight (official D_wgan_gp wgan_lambda)."))
     r1_gamma: float = _opt(R1_GAMMA, cli=CliOption(
         "--r1-gamma", "logistic: R1 weight (official 10, tuned for 1024 px; small images want far less, "
-                      "e.g. 0.05)."))
+                      "e.g. 0.05); lsgan: optional R1 weight (0: none)."))
+    wgan_clip: float = _opt(WGAN_CLIP, cli=CliOption(
+        "--wgan-clip", "wgan: D's parameters are clipped to [-c, c] after every D step (Arjovsky et al. 0.01)."))
     seed: int = _opt(0, cli=CliOption("--seed", "Random seed."))
     device: str = _opt("auto", cli=CliOption("--device", "cpu, cuda, cuda:N or auto (CUDA when available)."))
     cond: bool = _opt(False, cli=CliOption("--cond", "Condition G and D on the dataset's class labels."))
@@ -199,7 +210,9 @@ class TrainConfig(JsonConfig):
     total_kimg: float = _opt(100.0, cli=CliOption("--kimg", "Total training length in thousands of real images."))
     G_smoothing_kimg: float = _opt(10.0, cli=CliOption(
         "--ema-kimg", "Half-life of G_ema in kimg (official G_smoothing_kimg); shorter suits short runs."))
-    D_repeats: int = 1                        # official 1
+    D_repeats: int = _opt(1, cli=CliOption(
+        "--d-repeats", "D steps per G step, each on a new minibatch that counts as images shown (official "
+                       "D_repeats 1)."))
     minibatch_repeats: int = 1                # official 4; 1 here: lod/lr are re-evaluated every minibatch
     reset_opt_for_new_lod: bool = True        # official True: reset Adam moments when the level changes
     mirror_augment: bool = _opt(False, cli=CliOption("--mirror", "Random x-flips of the reals."))
@@ -210,6 +223,9 @@ class TrainConfig(JsonConfig):
     D_beta1: float = 0.0
     D_beta2: float = 0.99
     adam_epsilon: float = 1e-8
+    optimizer: str = _opt("adam", cli=CliOption(
+        "--optimizer", "adam (official: betas 0, 0.99) or rmsprop (torch defaults, as the WGAN reference code).",
+        choices={n: n for n in OPTIMIZERS}))
 
     # --- official training_schedule() arguments (1-GPU values from train.py) -----------------------------------
     lod_initial_resolution: int = _opt(8, cli=CliOption("--start-res", "Resolution training starts at "
@@ -254,6 +270,8 @@ class TrainConfig(JsonConfig):
         check(self.lod_initial_resolution <= self.resolution, "lod_initial_resolution",
               f"a start resolution not above {{resolution}} ({self.resolution})")
         check(self.loss in LOSS_NAMES, "loss", f"one of {', '.join(LOSS_NAMES)}")
+        check(self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}")
+        check(_is_number(self.wgan_clip) and self.wgan_clip > 0, "wgan_clip", "a finite number > 0")
         for name in ("total_kimg", "tick_kimg", "G_lrate_base", "D_lrate_base", "adam_epsilon"):
             check(_is_number(getattr(self, name)) and getattr(self, name) > 0, name, "a finite number > 0")
         for name in ("lod_training_kimg", "lod_transition_kimg", "G_smoothing_kimg", "lrate_rampup_kimg",
@@ -337,6 +355,9 @@ def apply_options(base: Dict[str, Any], given: Mapping[str, Any]) -> Dict[str, A
     """
     options = dict(cli_options())
     out = dict(base)
+    for name, value in given.items():  # presets first, so that options given explicitly win in any order
+        if value != base.get(name):
+            out.update(copy.deepcopy(dict(options[name].presets.get(value, {}))))
     for name, value in given.items():
         out[name] = value
         for other, how in options[name].sets.items():

@@ -7,11 +7,14 @@ computed on the batch in torch, as the official dataset_tool's lod images are). 
 the source (path + every file's size/mtime, or the glyph parameters) and the resolution.
 
 Rules (documented for users):
-- Folders are searched recursively for .png .jpg .jpeg .webp .bmp (case-insensitive); zips likewise.
-- Each image is centre-cropped to a square and resized to the target resolution with Lanczos. Images smaller than
-  the target are upscaled with one warning that counts them; if EVERY image is smaller, it is a ValueError.
+- Folders are searched recursively for .png .jpg .jpeg .webp .bmp (case-insensitive); zips and glob patterns
+  likewise. Files are read and decoded by image_reader.py, the one reading path `stylegan dataset` uses too (EXIF
+  orientation applied, Pillow's decompression-bomb limit kept, zip members escaping the archive refused).
+- Each image is centre-cropped to a square and resized to the target resolution with Lanczos (`CACHE_FIT`; other
+  crops and filters: `stylegan dataset`). Images smaller than the target are upscaled with one warning that counts
+  them; if EVERY image is smaller, it is a ValueError.
 - Channels follow the data: the majority of images decide between grayscale (1), RGB (3) and RGBA (4); the others
-  are converted.
+  are converted (alpha composited over white when the majority has none).
 - Unreadable files are skipped and counted (warning); with strict=True the first ones are named in a ValueError.
 - Labels: unlabelled unless the folder/zip root has a `dataset.json` of the form
   {"labels": [["relative/path.png", 3], ...]} (paths relative to the root, '/' separators). Every image must have
@@ -41,16 +44,16 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..atomic_write import atomic_write_bytes
 from .glyphs import MAX_GLYPH_RESOLUTION, MAX_GLYPHS, GlyphParams, drawing_bytes, render_glyph
+from .image_reader import IMAGE_EXTENSIONS, Fit, ImageSource, SkippedImage, probe, read_pixels
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BUILTIN_GLYPHS = "builtin:glyphs"
 CACHE_ENV = "STYLEGAN_CACHE"
-CACHE_VERSION = 2  # 2: meta.json records how the cache was built (strict, the unreadable images)
+CACHE_VERSION = 3  # 2: meta.json records how the cache was built; 3: EXIF orientation, alpha over white
 NPY_HEADER_BYTES = 128
+CACHE_FIT = Fit()  # centre crop + Lanczos: what `--data` does with a folder (stylegan dataset offers the others)
 # Labels are class indices; G's label embedding and D's class outputs grow with their count, so a label that is
 # really an id (say 10**12) must be refused before a network is sized from it.
 MAX_CLASSES = 1 << 16
@@ -62,92 +65,6 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env).expanduser() / "datasets"
     return Path.home() / ".cache" / "stylegan" / "datasets"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Sources: a uniform view of folder / zip members.
-
-class _Source:
-    """List of (name, opener) for the images of a folder or zip, plus its fingerprint and optional labels."""
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-        path = Path(spec).expanduser()
-        if not path.exists():
-            raise ValueError(f"dataset {spec!r} does not exist (expected a folder, a .zip file or {BUILTIN_GLYPHS})")
-        self.path = path
-        self.is_zip = path.is_file()
-        if self.is_zip:
-            if not zipfile.is_zipfile(path):
-                raise ValueError(f"dataset {spec!r} is a file but not a .zip archive")
-            with zipfile.ZipFile(path) as zf:
-                infos = [i for i in zf.infolist() if not i.is_dir()]
-            self.names = sorted(i.filename for i in infos if i.filename.lower().endswith(IMAGE_EXTENSIONS))
-            st = path.stat()
-            self.fingerprint_items: List[Any] = [str(path.resolve()), st.st_size, st.st_mtime_ns]
-            self._has_json = any(i.filename == "dataset.json" for i in infos)
-        else:
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            self.names = [p.relative_to(path).as_posix() for p in files]
-            items: List[Any] = [str(path.resolve())]
-            for p, name in zip(files, self.names):
-                st = p.stat()
-                items.append([name, st.st_size, st.st_mtime_ns])
-            js = path / "dataset.json"
-            self._has_json = js.is_file()
-            if self._has_json:
-                st = js.stat()
-                items.append(["dataset.json", st.st_size, st.st_mtime_ns])
-            self.fingerprint_items = items
-
-    def read(self, name: str) -> bytes:
-        if self.is_zip:
-            with zipfile.ZipFile(self.path) as zf:
-                return zf.read(name)
-        return (self.path / name).read_bytes()
-
-    def labels(self) -> Optional[Dict[str, int]]:
-        if not self._has_json:
-            return None
-        try:
-            meta = json.loads(self.read("dataset.json"))
-            entries = meta["labels"]
-            if entries is None:
-                return None
-            return {str(k): int(v) for k, v in entries}
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{self.spec}: dataset.json must look like "
-                             f'{{"labels": [["file.png", 0], ...]}} ({e})') from None
-
-
-def _channels_of(img: Image.Image) -> int:
-    """1 (gray), 3 (colour) or 4 (with alpha): the class an image votes for."""
-    if img.mode in ("1", "L", "I", "I;16", "F"):
-        return 1
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
-        return 4
-    return 3
-
-
-def _convert(img: Image.Image, channels: int) -> Image.Image:
-    if channels == 1:
-        if img.mode in ("I", "I;16", "F"):
-            arr = np.asarray(img, dtype=np.float64)
-            hi = 65535.0 if arr.max() > 255 else 255.0
-            return Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-        return img.convert("L")
-    return img.convert("RGB" if channels == 3 else "RGBA")
-
-
-def center_crop_resize(img: Image.Image, resolution: int) -> Image.Image:
-    """Centre-crop to a square (the largest one), then Lanczos-resize to resolution x resolution."""
-    w, h = img.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    img = img.crop((left, top, left + s, top + s))
-    if s != resolution:
-        img = img.resize((resolution, resolution), Image.LANCZOS)
-    return img
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -207,7 +124,7 @@ def _check_glyphs(params: GlyphParams, resolution: int) -> None:
                          f"{BUILTIN_GLYPHS} (drawing one glyph would need {_size(drawing_bytes(resolution))})")
 
 
-def _check_labels(source: _Source, labels: Dict[str, int]) -> None:
+def _check_labels(source: ImageSource, labels: Dict[str, int]) -> None:
     """Every image has a class index in [0, MAX_CLASSES): checked before any image is decoded."""
     missing = [k for k in source.names if k not in labels]
     if missing:
@@ -244,7 +161,7 @@ def _move_into_place(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _prepare_folder(source: _Source, resolution: int, strict: bool, out_images: Path,
+def _prepare_folder(source: ImageSource, resolution: int, strict: bool, out_images: Path,
                     cache: Path) -> Dict[str, Any]:
     if not source.names:
         raise ValueError(f"dataset {source.spec!r} contains no images "
@@ -257,9 +174,9 @@ def _prepare_folder(source: _Source, resolution: int, strict: bool, out_images: 
     ok: List[Tuple[str, int, int]] = []   # name, min side, channels
     for name in source.names:
         try:
-            with Image.open(io.BytesIO(source.read(name))) as im:
-                ok.append((name, min(im.size), _channels_of(im)))
-        except Exception:  # noqa: BLE001 - any decoder error means "unreadable", counted below
+            width, height, votes = probe(source.read(name))
+            ok.append((name, min(width, height), votes))
+        except SkippedImage:  # undecodable or above Pillow's MAX_IMAGE_PIXELS: counted below
             bad.append(name)
     if bad and strict:
         raise _unreadable_error(source.spec, bad)
@@ -274,15 +191,11 @@ def _prepare_folder(source: _Source, resolution: int, strict: bool, out_images: 
         small = 0
         for name, side, _ in ok:
             try:
-                with Image.open(io.BytesIO(source.read(name))) as im:
-                    im.load()
-                    img = center_crop_resize(_convert(im, channels), resolution)
-            except Exception:  # noqa: BLE001 - truncated/corrupt data only shows up on full decode
+                arr[len(kept)] = read_pixels(source.read(name), channels, resolution, CACHE_FIT)
+            except SkippedImage:  # truncated/corrupt data only shows up on full decode
                 bad.append(name)
                 continue
             small += side < resolution
-            a = np.asarray(img, dtype=np.uint8)
-            arr[len(kept)] = a.reshape(resolution, resolution, channels)
             kept.append(name)
         if bad and strict:
             raise _unreadable_error(source.spec, bad)
@@ -375,11 +288,11 @@ class ImageDataset(torch.utils.data.Dataset):
             params = GlyphParams(count=glyphs_count, seed=glyphs_seed)
             _check_glyphs(params, resolution)
             key = _cache_key("glyphs", params.to_dict(), resolution)
-            source: Optional[_Source] = None
+            source: Optional[ImageSource] = None
         elif data.startswith("builtin:"):
             raise ValueError(f"unknown built-in dataset {data!r}; available: {BUILTIN_GLYPHS}")
         else:
-            source = _Source(data)
+            source = ImageSource(data)
             key = _cache_key("zip" if source.is_zip else "folder", source.fingerprint_items, resolution)
         self.fingerprint = key
         folder = cache / key
@@ -391,8 +304,12 @@ class ImageDataset(torch.utils.data.Dataset):
                 prepare = functools.partial(_prepare_glyphs, params, resolution)
             else:
                 prepare = functools.partial(_prepare_folder, source, resolution, strict)
-            _build_cache(folder, cache, prepare, dict(source=data, resolution=resolution, fingerprint=key,
-                                                      strict=strict))
+            try:
+                _build_cache(folder, cache, prepare, dict(source=data, resolution=resolution, fingerprint=key,
+                                                          strict=strict))
+            finally:
+                if source is not None:
+                    source.close()
         self.cache_path = folder
         self.meta: Dict[str, Any] = json.loads(meta_path.read_text())
         if strict and self.meta.get("unreadable"):  # built by a non-strict run: --strict still fails as it would have

@@ -41,7 +41,7 @@ from .config import TrainConfig, mbstd_batch_problem
 from .dataset import ImageDataset, check_enough_images, make_loader, random_mirror, to_float
 from .distributed import DistContext, build_ops_first
 from .run_folder import RunLock, check_fresh
-from .losses import get_loss
+from .losses import clip_weights_, get_loss
 from .schedule import Phase, ema_beta, fade_reals, is_level_change, level_starts, phase_at
 from .snapshots import Snapshots, one_hot
 from .tick_logger import TickLogger, finite_losses
@@ -84,6 +84,15 @@ def build_networks(cfg: TrainConfig, num_channels: int, label_size: int, impl: s
     G_ema.load_state_dict(G.state_dict())
     G_ema.requires_grad_(False)
     return G, D, G_ema
+
+
+def make_optimizer(cfg: TrainConfig, net: torch.nn.Module, lr: float, betas: Tuple[float, float]
+                   ) -> torch.optim.Optimizer:
+    """`cfg.optimizer` over net's parameters: Adam (official betas and epsilon) or RMSprop with torch's defaults
+    (alpha 0.99, eps 1e-8: what the WGAN reference code, martinarjovsky/WassersteinGAN, uses)."""
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(net.parameters(), lr=lr)
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=betas, eps=cfg.adam_epsilon)
 
 
 def synthesize(G: torch.nn.Module, z: torch.Tensor, c: Optional[torch.Tensor], z2: Optional[torch.Tensor], cut: int,
@@ -231,10 +240,8 @@ class Trainer:
         self.G, self.D, self.G_ema = build_networks(cfg, self.dataset.num_channels, self.label_size, impl)
         for net in (self.G, self.D, self.G_ema):
             net.to(self.device)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.G_lrate_base, betas=(cfg.G_beta1, cfg.G_beta2),
-                                      eps=cfg.adam_epsilon)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.D_lrate_base, betas=(cfg.D_beta1, cfg.D_beta2),
-                                      eps=cfg.adam_epsilon)
+        self.opt_G = make_optimizer(cfg, self.G, cfg.G_lrate_base, (cfg.G_beta1, cfg.G_beta2))
+        self.opt_D = make_optimizer(cfg, self.D, cfg.D_lrate_base, (cfg.D_beta1, cfg.D_beta2))
         g_loss_fn, d_loss_fn = get_loss(cfg.loss, cfg.wgan_lambda, cfg.r1_gamma)
         # One module per optimisation step, DDP-wrapped with several ranks (the plain module with one).
         self.G_loss = self.dist.wrap(GeneratorLoss(self.G, self.D, g_loss_fn, self._update_w_avg), self.device)
@@ -377,6 +384,10 @@ class Trainer:
         """D_repeats D steps (each on a new real minibatch) then one G step; returns this rank's loss terms as
         detached tensors (no host synchronisation: TickLogger converts them once per tick).
 
+        Images shown (the schedule's clock) count D's minibatches, as official training_loop.py (`cur_nimg +=
+        minibatch` after each of the D_repeats D runs, none for the G run): one step adds D_repeats x batch, and
+        the phase (lod, batch, learning rates) stays fixed for the whole step.
+
         `phase.batch` is the global minibatch: random inputs are drawn for all of it and this rank keeps its rows.
         """
         cfg, dev, rows = self.cfg, self.device, self.dist.rows
@@ -406,6 +417,8 @@ class Trainer:
             self.opt_D.zero_grad(set_to_none=True)
             loss_D.backward()
             self.opt_D.step()
+            if cfg.loss == "wgan":  # the original WGAN's Lipschitz constraint, after every critic update
+                clip_weights_(self.D, cfg.wgan_clip)
             self._update_ema(ema_beta(B, cfg.G_smoothing_kimg))  # official: Gs update runs with each D step
             self.state.images_shown += B                        # official: cur_nimg += minibatch per D step
             for k in ("loss", "penalty"):

@@ -15,6 +15,7 @@ def main() -> None:
 def _register() -> None:
     from .bench import bench
     from .convert import convert
+    from .dataset import dataset
     from .doctor import doctor
     from .generate import generate, interpolate, style_mixing
     from .info import info
@@ -22,7 +23,7 @@ def _register() -> None:
     from .plot import plot
     from .train import train
 
-    for command in (bench, convert, doctor, generate, info, interpolate, metrics, plot, style_mixing, train):
+    for command in (bench, convert, dataset, doctor, generate, info, interpolate, metrics, plot, style_mixing, train):
         main.add_command(command)
 
 

@@ -8,7 +8,6 @@ images as pytorch-fid does, and to record the result as JSON beside the run. The
 from __future__ import annotations
 
 import functools
-import io
 import json
 import math
 import sys
@@ -65,22 +64,23 @@ def _open_dataset(data: str, resolution: int, cache_dir: Optional[str], glyphs: 
 
 
 def _image_sizes(spec: str, hint: str) -> Counter:
-    """Counter of (width, height) over a folder's or zip's images (headers only)."""
-    from PIL import Image
-
-    from ..training.dataset import _Source
+    """Counter of (width, height) over a folder's or zip's images (headers only, the dataset reader's probe)."""
+    from ..training.image_reader import ImageSource, probe
 
     try:
-        source = _Source(spec)
+        source = ImageSource(spec)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=hint) from None
     sizes: Counter = Counter()
-    for name in source.names:
-        try:
-            with Image.open(io.BytesIO(source.read(name))) as im:
-                sizes[im.size] += 1
-        except Exception:  # noqa: BLE001 - unreadable files are the dataset reader's business (it counts them)
-            continue
+    try:
+        for name in source.names:
+            try:
+                w, h, _ = probe(source.read(name))
+            except Exception:  # noqa: BLE001 - unreadable files are the dataset reader's business (it counts them)
+                continue
+            sizes[(w, h)] += 1
+    finally:
+        source.close()
     if not sizes:
         raise click.BadParameter(f"{spec} holds no readable images", param_hint=hint)
     return sizes

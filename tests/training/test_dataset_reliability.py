@@ -21,6 +21,7 @@ from PIL import Image
 from stylegan.cli.train import train
 from stylegan.training import dataset as dataset_module
 from stylegan.training.dataset import MAX_CLASSES, ImageDataset, cache_bytes
+from stylegan.training.image_reader import SkippedImage
 from stylegan.training.glyphs import MAX_GLYPH_RESOLUTION, MAX_GLYPHS
 
 from test_reliability_resources import assert_one_line_error, run_cli_under_memory_ceiling, run_under_memory_ceiling
@@ -106,7 +107,7 @@ def _labelled(folder: Path, label: int) -> Path:
 
 def test_label_implying_a_huge_label_space_is_refused_before_decoding(tmp_path, monkeypatch):
     decoded = []
-    monkeypatch.setattr(dataset_module, "center_crop_resize", lambda *a: decoded.append(a))
+    monkeypatch.setattr(dataset_module, "read_pixels", lambda *a: decoded.append(a))
     with pytest.raises(ValueError, match=r"gives '1\.png' the label 1000000000000, which implies 1000000000001 "
                                          rf"classes, above the limit of {MAX_CLASSES}"):
         ImageDataset(str(_labelled(tmp_path / "d", 10 ** 12)), 16, cache_dir=tmp_path / "c")
@@ -148,9 +149,9 @@ def test_failed_glyph_preparation_removes_its_temp_file(tmp_path, monkeypatch):
 
 def test_failed_folder_preparation_removes_its_temp_file(tmp_path, monkeypatch):
     def crash(*args):
-        raise RuntimeError("decoder crashed")
+        raise SkippedImage("unreadable", "decoder crashed")
 
-    monkeypatch.setattr(dataset_module, "center_crop_resize", crash)
+    monkeypatch.setattr(dataset_module, "read_pixels", crash)
     with pytest.raises(ValueError, match="none of its 2 image file"):
         ImageDataset(str(_images(tmp_path / "d")), 16, cache_dir=tmp_path / "c")
     _no_leftovers(tmp_path / "c")

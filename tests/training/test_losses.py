@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from stylegan.training.losses import d_hinge, d_logistic_r1, d_wgan_gp, g_logistic_ns, g_wgan, get_loss
+from stylegan.training.losses import (clip_weights_, d_hinge, d_logistic_r1, d_lsgan, d_wgan, d_wgan_gp, g_logistic_ns,
+                                      g_lsgan, g_wgan, get_loss)
 
 
 
@@ -84,8 +85,11 @@ def test_get_loss():
     g_fn, d_fn = get_loss("wgan-gp")
     assert g_fn is g_wgan and d_fn.func is d_wgan_gp and d_fn.keywords == {"gp_lambda": 10.0}
     assert get_loss("hinge") == (g_wgan, d_hinge)  # hinge G loss = -E[D(G(z))]
-    with pytest.raises(ValueError, match="hinge"):
-        get_loss("lsgan")
+    assert get_loss("wgan") == (g_wgan, d_wgan)
+    g_fn, d_fn = get_loss("lsgan", r1_gamma=0.25)
+    assert g_fn is g_lsgan and d_fn.func is d_lsgan and d_fn.keywords == {"r1_gamma": 0.25}
+    with pytest.raises(ValueError, match="hinge, wgan, lsgan"):
+        get_loss("lsgan-gp")
 
 
 def test_penalty_weights_reach_the_loss():
@@ -93,12 +97,83 @@ def test_penalty_weights_reach_the_loss():
     torch.manual_seed(0)
     D = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1)).double()
     reals, fakes = torch.randn(4, 3, 2, 2, dtype=torch.float64), torch.randn(4, 3, 2, 2, dtype=torch.float64)
-    for name, key in (("logistic", "r1_gamma"), ("wgan-gp", "wgan_lambda")):
+    for name, key in (("logistic", "r1_gamma"), ("lsgan", "r1_gamma"), ("wgan-gp", "wgan_lambda")):
         torch.manual_seed(1)
         loss_a, terms = get_loss(name, **{key: 10.0})[1](D, reals, fakes)
         torch.manual_seed(1)
         loss_b, _ = get_loss(name, **{key: 0.5})[1](D, reals, fakes)
-        scale = 0.5 if name == "logistic" else 1.0  # R1 enters as gamma / 2
+        scale = 0.5 if key == "r1_gamma" else 1.0  # R1 enters as gamma / 2
         assert float((loss_a - loss_b).detach()) == pytest.approx((10.0 - 0.5) * scale * float(terms["penalty"]), rel=1e-9)
     with pytest.raises(ValueError, match="unknown loss"):
         get_loss("wasserstein")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The comparison losses on fixed scores: D returns given numbers, so each loss is checked against its formula
+# evaluated by hand (numbers chosen so that a wrong sign, a missing half or a swapped target changes the value).
+
+REAL_SCORES = torch.tensor([[2.0], [0.5], [-1.0]], dtype=torch.float64)
+FAKE_SCORES = torch.tensor([[-0.5], [1.5], [0.0]], dtype=torch.float64)
+
+
+def fixed_D(x):
+    """'Scores' = the first pixel of each image, so scores are exactly the numbers put there."""
+    return x.flatten(1)[:, :1]
+
+
+def images(scores):
+    x = torch.zeros(scores.shape[0], 1, 2, 2, dtype=torch.float64)
+    x[:, 0, 0, 0] = scores[:, 0]
+    return x
+
+
+def test_lsgan_on_fixed_scores():
+    loss, terms = d_lsgan(fixed_D, images(REAL_SCORES), images(FAKE_SCORES))
+    # 1/2 mean((D(x) - 1)^2) + 1/2 mean(D(G(z))^2) = 1/2 * (1 + 0.25 + 4) / 3 + 1/2 * (0.25 + 2.25 + 0) / 3
+    assert loss.item() == pytest.approx(0.5 * 5.25 / 3 + 0.5 * 2.5 / 3, rel=1e-15)
+    assert float(terms["penalty"]) == 0.0
+    g, _ = g_lsgan(fixed_D, images(FAKE_SCORES))
+    # 1/2 mean((D(G(z)) - 1)^2) = 1/2 * (2.25 + 0.25 + 1) / 3
+    assert g.item() == pytest.approx(0.5 * 3.5 / 3, rel=1e-15)
+    # with R1: dD/dx is the unit vector on the first pixel, |grad|^2 = 1 per sample, so + gamma / 2
+    loss_r1, terms_r1 = d_lsgan(fixed_D, images(REAL_SCORES), images(FAKE_SCORES), r1_gamma=3.0)
+    assert loss_r1.item() == pytest.approx(loss.item() + 1.5, rel=1e-15) and float(terms_r1["penalty"]) == 1.0
+
+
+def test_wgan_on_fixed_scores_and_clipping():
+    loss, terms = d_wgan(fixed_D, images(REAL_SCORES), images(FAKE_SCORES))
+    # mean(D(G(z))) - mean(D(x)) = 1/3 - 1/2
+    assert loss.item() == pytest.approx(1.0 / 3 - 0.5, rel=1e-15)
+    assert float(terms["real_score"]) == pytest.approx(0.5) and float(terms["penalty"]) == 0.0
+    g, _ = g_wgan(fixed_D, images(FAKE_SCORES))
+    assert g.item() == pytest.approx(-1.0 / 3, rel=1e-15)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.linspace(-0.03, 0.03, 12).view(4, 3))
+        net[1].bias.fill_(-5.0)
+    before = [p.detach().clone() for p in net.parameters()]
+    clip_weights_(net, 0.01)
+    for b, p in zip(before, net.parameters()):  # every parameter, biases included (Algorithm 1)
+        assert torch.equal(p, b.clamp(-0.01, 0.01))
+    assert float(net[0].weight.detach().max()) == 0.01 and float(net[1].bias.detach()[0]) == -0.01
+    assert (net[0].weight.abs() < 0.01).any()  # values inside the box are untouched
+
+
+def test_comparison_losses_gradients_match_closed_form():
+    D, reals, fakes = make()
+
+    def lsgan_ref():
+        (xr, gr), (xf, _) = closed_form(D, reals), closed_form(D, fakes)
+        return 0.5 * ((xr - 1) ** 2).mean() + 0.5 * (xf ** 2).mean() + 0.35 * (gr ** 2).sum(1).mean()
+
+    def wgan_ref():
+        return closed_form(D, fakes)[0].mean() - closed_form(D, reals)[0].mean()
+
+    for loss_fn, ref_fn in ((lambda: d_lsgan(D, reals, fakes, r1_gamma=0.7)[0], lsgan_ref),
+                            (lambda: d_wgan(D, reals, fakes)[0], wgan_ref)):
+        loss, ref = loss_fn(), ref_fn()
+        assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
+        got = grads(D, loss)
+        assert any(g.abs().max() > 0 for g in got)
+        for a, b in zip(got, grads(D, ref)):
+            assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
