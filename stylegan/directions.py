@@ -56,9 +56,10 @@ class Directions:
 
 
 def _descending_eigh(matrix: np.ndarray):
+    """(eigenvectors as rows, eigenvalues), by descending eigenvalue, of a symmetric matrix."""
     values, vectors = np.linalg.eigh(matrix)
     order = np.argsort(values)[::-1]
-    return values[order], vectors[:, order].T
+    return vectors[:, order].T, values[order]
 
 
 def sefa_directions(G: torch.nn.Module, layers: Sequence[int]) -> tuple:

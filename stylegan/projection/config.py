@@ -26,6 +26,7 @@ class ProjectionConfig(JsonConfig):
     lr_rampup_length: float = 0.05
     noise_ramp_length: float = 0.75
     regularize_noise_weight: float = 1e5
+    noise_learning_rate: float = 0.01  # peak lr of the noise-only stage (ours: its maps start converged already)
     mse_weight: float = 0.0  # added to the LPIPS distance (Image2StyleGAN's MSE term); the pixel loss has its own
     w_avg_seed: int = 123    # projector.py: np.random.RandomState(123) draws the w_avg_samples latents
 
@@ -36,7 +37,7 @@ class ProjectionConfig(JsonConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{name}={value!r} is invalid: expected an int >= {minimum}")
-        for name in ("initial_learning_rate", "initial_noise_factor", "regularize_noise_weight", "mse_weight"):
+        for name in ("initial_learning_rate", "noise_learning_rate", "initial_noise_factor", "regularize_noise_weight", "mse_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value < 0:

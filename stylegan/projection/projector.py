@@ -5,7 +5,7 @@ The optimisation of NVlabs stylegan2-ada-pytorch `projector.py` (W space): start
 the learning-rate ramp and the w noise of `schedule.py`, the noise penalty weighted 1e5 and the maps renormalised
 after every step (`noise_regularization.py`). `space='wplus'` optimises one w per layer from the same start
 (Image2StyleGAN); `noise_steps` then runs that many steps on the noise maps alone with the latents fixed, same lr
-schedule over its own length and no w noise (Image2StyleGAN++'s order). Several targets are one batch: each has
+schedule over its own length (peak noise_learning_rate) and no w noise (Image2StyleGAN++'s order). Several targets are one batch: each has
 its own latents and noise maps, and the summed loss gives each only its own gradient.
 """
 from __future__ import annotations
@@ -112,17 +112,17 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
         noise = [torch.randn((n, 1) + tuple(s[2:]), generator=rng).to(device).requires_grad_(True) for s in shapes]
         result = Projection(ws=w_opt, noise=noise or None, images=np.zeros(0), targets=to_uint8(
             targets.float() / 127.5 - 1), psnr=[], ssim=[], w_std=w_std)
-        stages = [("latent", cfg.num_steps, [w_opt] + noise)]
+        stages = [("latent", cfg.num_steps, [w_opt] + noise, cfg.initial_learning_rate)]
         if cfg.noise_steps and noise:
-            stages.append(("noise", cfg.noise_steps, noise))
+            stages.append(("noise", cfg.noise_steps, noise, cfg.noise_learning_rate))
         bar = tqdm(total=sum(s[1] for s in stages), desc="projecting", unit="step", disable=progress is False,
                    leave=False)
         step_count = 0
         with bar:
-            for stage, steps, params in stages:
-                optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=cfg.initial_learning_rate)
+            for stage, steps, params, peak_lr in stages:
+                optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=peak_lr)
                 for step in range(steps):
-                    lr = learning_rate_at(step, steps, cfg)
+                    lr = learning_rate_at(step, steps, cfg) * peak_lr / cfg.initial_learning_rate
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     w = w_opt
