@@ -128,7 +128,8 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
                     w = w_opt
                     if stage == "latent":
                         scale = w_noise_scale_at(step, steps, w_std, cfg)
-                        w = w_opt + torch.randn(w_opt.shape, generator=rng).to(device) * scale
+                        # one noise vector per target shared by all its layers: exploration in W, also for W+
+                        w = w_opt + torch.randn((n, 1, w_opt.shape[2]), generator=rng).to(device) * scale
                     ws = w.expand(n, int(G.num_layers), -1)
                     images = G.synthesis(ws, noise_mode="const", noise=noise or None)
                     terms = loss(images)
