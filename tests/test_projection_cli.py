@@ -3,7 +3,6 @@ write, proj.png byte-identical to `generate --ws` of its npz, and every bad inpu
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import PIL.Image

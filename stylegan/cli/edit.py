@@ -12,8 +12,8 @@ import torch
 from ..atomic_write import atomic_write_bytes
 from ..images import tile, write_png
 from .generate import _check_class, _check_psi
-from .options import (SeedList, class_option, device_option, generator_of, network_option, open_network,
-                      prepare_outfile, truncation_options)
+from .options import (SeedList, class_option, device_option, generator_of, load_for_network, network_option,
+                      open_network, prepare_outfile, truncation_options)
 
 GIF_FRAME_MS = 250
 
@@ -54,10 +54,10 @@ def edit(network: str, ws_path: Optional[Path], seeds: Optional[List[int]], psi:
          class_idx: Optional[int], directions_path: Path, index: int, strengths: str, layers: Optional[str],
          out: Path, gif: bool, device: torch.device) -> None:
     """Edit latents along one direction and write the strip of results."""
-    from ..directions import DirectionsError, check_directions_for, load_directions
+    from ..directions import check_directions_for, load_directions
     from ..edit import edit_images, edit_strip
     from ..generate import layer_range, ws_from_seeds
-    from ..ws_file import WsFileError, check_ws_file_for, generator_digest, load_ws_file
+    from ..ws_file import check_ws_file_for, generator_digest, load_ws_file
 
     if (ws_path is None) == (seeds is None):
         raise click.UsageError("pass either --ws or --seeds (not both)")
@@ -68,11 +68,8 @@ def edit(network: str, ws_path: Optional[Path], seeds: Optional[List[int]], psi:
     _check_psi(psi)
     G = generator_of(open_network(network, device))
     digest = generator_digest(G)
-    try:
-        dirs = load_directions(directions_path)
-        check_directions_for(dirs, G, digest, str(directions_path), network)
-    except DirectionsError as exc:
-        raise click.BadParameter(str(exc), param_hint="--directions") from None
+    dirs = load_for_network(load_directions, check_directions_for, directions_path, G, digest, network,
+                            "--directions")
     if index >= dirs.count:
         raise click.BadParameter(f"{index} is past the {dirs.count} direction(s) in {directions_path}: expected 0-"
                                  f"{dirs.count - 1}", param_hint="--index")
@@ -84,11 +81,7 @@ def edit(network: str, ws_path: Optional[Path], seeds: Optional[List[int]], psi:
     if ws_path is not None:
         if class_idx is not None:
             raise click.UsageError("--class goes with --seeds (a --ws file holds its latents as they are)")
-        try:
-            ws_file = load_ws_file(ws_path)
-            check_ws_file_for(ws_file, G, digest, str(ws_path), network)
-        except WsFileError as exc:
-            raise click.BadParameter(str(exc), param_hint="--ws") from None
+        ws_file = load_for_network(load_ws_file, check_ws_file_for, ws_path, G, digest, network, "--ws")
         ws, noise = ws_file.ws, ws_file.noise
     else:
         _check_class(G, class_idx)

@@ -16,7 +16,8 @@ import torch
 from .. import generate as api
 from ..images import image_grid
 from .options import (GridShape, SeedList, batch_option, class_option, device_option, generator_of, network_option,
-                      noise_mode_option, open_network, prepare_outdir, prepare_outfile, truncation_options)
+                      load_for_network, noise_mode_option, open_network, prepare_outdir, prepare_outfile,
+                      truncation_options)
 
 PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 ANIMATION_FORMATS = {".gif": "GIF", ".png": "PNG"}  # --out extension -> Pillow writer (PNG: an animated PNG)
@@ -170,16 +171,12 @@ def _generate_from_ws(network: str, ws_path: Path, noise_path: Optional[Path], n
 
     G = generator_of(open_network(network, device))
     digest = generator_digest(G)
-    try:
-        ws_file = load_ws_file(ws_path)
-        check_ws_file_for(ws_file, G, digest, str(ws_path), network)
-    except WsFileError as exc:
-        raise click.BadParameter(str(exc), param_hint="--ws") from None
+    ws_file = load_for_network(load_ws_file, check_ws_file_for, ws_path, G, digest, network, "--ws")
     noise = None
     if noise_path is not None:
+        noise_file = load_for_network(load_ws_file, check_ws_file_for, noise_path, G, digest, network,
+                                      "--noise-from")
         try:
-            noise_file = load_ws_file(noise_path)
-            check_ws_file_for(noise_file, G, digest, str(noise_path), network)
             if noise_file.noise is None:
                 raise WsFileError(f"{noise_path} holds no noise maps")
             check_noise_for(noise_file.noise, G, ws_file.ws.shape[0], str(noise_path))
