@@ -10,11 +10,12 @@ _LAZY_EXPORTS = {  # imported on first use, so `import stylegan` (and the CLI) s
     "GeneratorConfig": "stylegan.config", "DiscriminatorConfig": "stylegan.config",
     "load": "stylegan.loading", "save": "stylegan.loading", "Networks": "stylegan.loading",
     "UnsafePickleError": "stylegan.formats.safe_pickle",
+    "project": "stylegan.projection.projector", "Projection": "stylegan.projection.projector",
 }
 __all__ = sorted(_LAZY_EXPORTS)
 
 
-_LAZY_SUBMODULES = ("generate", "ops", "training", "formats", "loading")  # `stylegan.generate.z_from_seed(...)`
+_LAZY_SUBMODULES = ("generate", "ops", "training", "formats", "loading", "projection", "directions", "edit")  # `stylegan.generate.z_from_seed(...)`
 
 
 def __getattr__(name):

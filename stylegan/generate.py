@@ -206,10 +206,13 @@ def ws_from_seeds(G: torch.nn.Module, seeds: Sequence[int], psi: Optional[float]
 
 @torch.no_grad()
 def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const", batch_size: Optional[int] = None,
-               progress: Optional[bool] = None, lod: float = 0.0) -> np.ndarray:
+               progress: Optional[bool] = None, lod: float = 0.0,
+               noise: Optional[Sequence[torch.Tensor]] = None) -> np.ndarray:
     """uint8 images [N, H, W, C] of ws [N, num_layers, dlatent_size], batched so memory stays bounded.
 
     lod > 0 renders a progressive level (resolution_at(lod)), e.g. what a mid-training checkpoint has learnt.
+    noise: explicit noise maps (one per layer or per block, each [N or 1, 1, H, W], e.g. a projection's), used
+    instead of noise_mode.
     """
     _check_noise_mode(noise_mode)
     batch_size = _resolve_batch(G, batch_size)
@@ -218,7 +221,10 @@ def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const", 
     out: List[np.ndarray] = []
     with _progress_bar(len(chunks), "generating", progress) as bar:
         for chunk in chunks:
-            out.append(to_uint8(G.synthesis(ws[chunk], lod=lod, noise_mode=noise_mode)))
+            maps = None if noise is None else [
+                n.to(device=ws.device, dtype=ws.dtype)[chunk if n.shape[0] == ws.shape[0] else slice(None)]
+                for n in noise]
+            out.append(to_uint8(G.synthesis(ws[chunk], lod=lod, noise_mode=noise_mode, noise=maps)))
             bar.update(1)
     if not out:
         res, ch = int(G.config.resolution_at(lod)), int(G.config.num_channels)

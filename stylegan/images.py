@@ -87,6 +87,14 @@ def save_image_grid(images: torch.Tensor, path: Union[str, os.PathLike], cols: i
         factor = upscale_to // size
         pixels = pixels.repeat(factor, axis=1).repeat(factor, axis=2)
     grid = image_grid(pixels, cols, math.ceil(pixels.shape[0] / cols) if rows is None else rows)
+    write_png(grid, path)
+
+
+def write_png(pixels: np.ndarray, path: Union[str, os.PathLike]) -> None:
+    """Writes one uint8 HWC image (1, 3 or 4 channels) as a PNG, atomically."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[-1] not in PNG_CHANNELS:
+        raise ValueError(f"pixels are {pixels.dtype} {list(pixels.shape)}: expected uint8 [H, W, C] with C in "
+                         f"{PNG_CHANNELS}")
     buffer = io.BytesIO()
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(buffer, format="PNG")
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())

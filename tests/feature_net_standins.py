@@ -21,14 +21,15 @@ class StandinDetector(torch.nn.Module):
         self.register_buffer("w1", torch.randn(n_in, feature_dim, generator=g) / n_in ** 0.5)
         self.register_buffer("b1", torch.randn(feature_dim, generator=g) * 0.1)
         self.register_buffer("w2", torch.randn(feature_dim, num_classes, generator=g))
+        self.pool = STANDIN_POOL  # an attribute: TorchScript cannot read a module-level global
 
     def forward(self, img: torch.Tensor, return_features: bool = False, no_output_bias: bool = False,
                 resize_images: bool = True, return_lpips: bool = False) -> torch.Tensor:
         x = img.to(torch.float32) / 255.0
-        x = F.adaptive_avg_pool2d(x, [8, 8]).flatten(1)  # STANDIN_POOL (TorchScript needs the literal)
+        x = F.adaptive_avg_pool2d(x, [self.pool, self.pool]).flatten(1)
         features = torch.relu(x @ self.w1 + self.b1)
         if return_lpips:
-            return features / (features.square().sum(dim=1, keepdim=True).sqrt() + 1e-8)
+            return features / (features.norm(p=2, dim=1, keepdim=True) + 1e-8)
         if return_features:
             return features
         return torch.softmax(features @ self.w2, dim=1)

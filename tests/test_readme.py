@@ -39,8 +39,8 @@ def test_readme_train_generate_and_mixing_commands_parse():
     from stylegan.cli import main
 
     commands = [a for a in _stylegan_commands((ROOT / "README.md").read_text())
-                if a[0] in ("train", "generate", "style-mixing", "dataset")]
-    assert {a[0] for a in commands} == {"train", "generate", "style-mixing", "dataset"}
+                if a[0] in ("train", "generate", "style-mixing", "dataset", "metrics")]
+    assert {a[0] for a in commands} == {"train", "generate", "style-mixing", "dataset", "metrics"}
     for args in commands:
         command = main.get_command(None, args[0])
         command.make_context(args[0], args[1:])  # raises click.UsageError on an unknown option or a bad value

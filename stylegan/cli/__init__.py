@@ -16,14 +16,18 @@ def _register() -> None:
     from .bench import bench
     from .convert import convert
     from .dataset import dataset
+    from .directions import directions
     from .doctor import doctor
+    from .edit import edit
     from .generate import generate, interpolate, style_mixing
     from .info import info
     from .metrics import metrics
     from .plot import plot
+    from .project import project
     from .train import train
 
-    for command in (bench, convert, dataset, doctor, generate, info, interpolate, metrics, plot, style_mixing, train):
+    for command in (bench, convert, dataset, directions, doctor, edit, generate, info, interpolate, metrics, plot,
+                    project, style_mixing, train):
         main.add_command(command)
 
 

@@ -16,7 +16,8 @@ import torch
 from .. import generate as api
 from ..images import image_grid
 from .options import (GridShape, SeedList, batch_option, class_option, device_option, generator_of, network_option,
-                      noise_mode_option, open_network, prepare_outdir, prepare_outfile, truncation_options)
+                      load_for_network, noise_mode_option, open_network, prepare_outdir, prepare_outfile,
+                      truncation_options)
 
 PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 ANIMATION_FORMATS = {".gif": "GIF", ".png": "PNG"}  # --out extension -> Pillow writer (PNG: an animated PNG)
@@ -80,7 +81,13 @@ def _open(network: str, device: torch.device, psi: float, class_idx: Optional[in
 
 @click.command()
 @network_option
-@click.option("--seeds", type=SeedList(), required=True, help="Seeds, e.g. 0-7,42 (ranges inclusive).")
+@click.option("--seeds", type=SeedList(), default=None, help="Seeds, e.g. 0-7,42 (ranges inclusive).")
+@click.option("--ws", "ws_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Instead of --seeds: render the latents of a .npz file (e.g. stylegan project's projected.npz) "
+                   "exactly, at full resolution.")
+@click.option("--noise-from", "noise_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --ws: take the noise maps from this .npz (e.g. the same projected.npz) instead of "
+                   "--noise-mode.")
 @truncation_options
 @noise_mode_option
 @click.option("--class", "classes", type=SeedList("class", "classes"), default=None,
@@ -96,10 +103,20 @@ def _open(network: str, device: torch.device, psi: float, class_idx: Optional[in
                    "lod, else 0], so a mid-training checkpoint shows what it has learnt.")
 @device_option
 @batch_option
-def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode: str,
-             classes: Optional[List[int]], outdir: Path, grid: Optional[Tuple[int, int]], lod: Optional[float],
-             device: torch.device, batch_size: Optional[int]) -> None:
-    """Generate one image per seed (and class), or one grid.png with --grid."""
+def generate(network: str, seeds: Optional[List[int]], ws_path: Optional[Path], noise_path: Optional[Path],
+             psi: float, cutoff: int, noise_mode: str, classes: Optional[List[int]], outdir: Path,
+             grid: Optional[Tuple[int, int]], lod: Optional[float], device: torch.device,
+             batch_size: Optional[int]) -> None:
+    """Generate one image per seed (and class), or one grid.png with --grid; or render a --ws latent file."""
+    if (seeds is None) == (ws_path is None):
+        raise click.UsageError("pass either --seeds or --ws (not both)")
+    if ws_path is not None:
+        if classes or lod or psi != 1.0:
+            raise click.UsageError("--ws renders the file's latents as they are: leave out --class, --lod and "
+                                   "--trunc")
+        return _generate_from_ws(network, ws_path, noise_path, noise_mode, outdir, grid, device)
+    if noise_path is not None:
+        raise click.UsageError("--noise-from goes with --ws")
     class_list: List[Optional[int]] = list(classes) if classes else [None]
     count = len(seeds) * len(class_list)
     if grid is not None and count > grid[0] * grid[1]:
@@ -140,6 +157,47 @@ def generate(network: str, seeds: List[int], psi: float, cutoff: int, noise_mode
         return
     names = [f"seed{seed:04d}.png" if len(class_list) == 1 else f"class{class_idx:02d}-seed{seed:04d}.png"
              for class_idx in class_list for seed in seeds]
+    for name, image in zip(names, images):
+        _save_png(image, outdir / name)
+    click.echo(f"wrote {count} image(s) to {outdir}")
+
+
+def _generate_from_ws(network: str, ws_path: Path, noise_path: Optional[Path], noise_mode: str, outdir: Path,
+                      grid: Optional[Tuple[int, int]], device: torch.device) -> None:
+    """generate --ws: the latents (and --noise-from maps) of .npz files, checked against the network, rendered
+    with the projector's rendering, so a projection's proj.png comes out byte for byte."""
+    from ..projection import render
+    from ..ws_file import WsFileError, check_noise_for, check_ws_file_for, generator_digest, load_ws_file
+
+    G = generator_of(open_network(network, device))
+    digest = generator_digest(G)
+    ws_file = load_for_network(load_ws_file, check_ws_file_for, ws_path, G, digest, network, "--ws")
+    noise = None
+    if noise_path is not None:
+        noise_file = load_for_network(load_ws_file, check_ws_file_for, noise_path, G, digest, network,
+                                      "--noise-from")
+        try:
+            if noise_file.noise is None:
+                raise WsFileError(f"{noise_path} holds no noise maps")
+            check_noise_for(noise_file.noise, G, ws_file.ws.shape[0], str(noise_path))
+        except WsFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="--noise-from") from None
+        noise = noise_file.noise
+    elif ws_file.noise is not None:
+        click.echo(f"note: {ws_path} holds noise maps; pass --noise-from {ws_path} to render with them", err=True)
+    count = ws_file.ws.shape[0]
+    if grid is not None and count > grid[0] * grid[1]:
+        raise click.BadParameter(f"{count} latents do not fit a {grid[0]}x{grid[1]} grid", param_hint="--grid")
+    outdir = prepare_outdir(outdir)
+    if noise is None and noise_mode != "const":
+        images = api.synthesize(G, ws_file.ws, noise_mode=noise_mode, batch_size=1, progress=False)
+    else:
+        images = render(G, ws_file.ws, noise)
+    if grid is not None:
+        _save_png(image_grid(images, *grid), outdir / "grid.png")
+        click.echo(f"wrote {outdir / 'grid.png'} ({count} images)")
+        return
+    names = [f"{ws_path.stem}.png"] if count == 1 else [f"{ws_path.stem}-{i:04d}.png" for i in range(count)]
     for name, image in zip(names, images):
         _save_png(image, outdir / name)
     click.echo(f"wrote {count} image(s) to {outdir}")

@@ -244,3 +244,15 @@ def prepare_outfile(path: Path, param_hint: str = "--out") -> Path:
     prepare_outdir(path.parent if str(path.parent) else Path("."), param_hint=param_hint)
     return path
 
+
+
+def load_for_network(load: Callable[[Any], Any], check: Callable[..., None], path: Path, G: torch.nn.Module,
+                     G_sha256: str, network: str, param_hint: str) -> Any:
+    """`load(path)` checked by `check(obj, G, G_sha256, str(path), network)` (a latent or directions file made for
+    this network); their ValueError becomes click.BadParameter naming the option."""
+    try:
+        obj = load(path)
+        check(obj, G, G_sha256, str(path), network)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
+    return obj

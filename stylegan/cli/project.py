@@ -1,0 +1,139 @@
+"""`stylegan project`: real images -> latents (W or W+, optionally noise maps) with NVlabs projector.py's schedule.
+
+Writes, per target (in --outdir itself for one target, in --outdir/<name>/ for several): target.png, proj.png,
+projected.npz (ws + noise + the network's fingerprint: `stylegan generate --ws` renders it exactly),
+progress.gif (target | projection during the optimisation) and log.jsonl (one record per step).
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import numpy as np
+import torch
+
+from ..atomic_write import atomic_write_bytes
+from ..images import tile, write_png
+from .generate import _check_class
+from .options import class_option, device_option, generator_of, network_option, open_network, prepare_outdir
+
+GIF_FRAME_MS = 80
+
+
+def network_file_sha256(network: str) -> str:
+    """sha256 of the --network file (its cached download for a URL); '' when it cannot be read."""
+    from ..download import cached_name, download_cache_dir, is_url
+    from ..feature_nets import file_sha256
+
+    path = download_cache_dir() / cached_name(network) if is_url(network) else Path(network)
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""
+
+
+def _target_folders(outdir: Path, targets: List[Path]) -> List[Path]:
+    """One target: outdir; several: outdir/<stem>, made unique with the target's index where stems repeat."""
+    if len(targets) == 1:
+        return [outdir]
+    stems = [t.stem for t in targets]
+    return [outdir / (s if stems.count(s) == 1 else f"{i:02d}-{s}") for i, s in enumerate(stems)]
+
+
+def _gif_bytes(frames: List[np.ndarray]) -> bytes:
+    import PIL.Image
+
+    images = [PIL.Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0, duration=GIF_FRAME_MS)
+    return buffer.getvalue()
+
+
+def _log_lines(log: List[dict], index: int) -> bytes:
+    lines = []
+    for record in log:
+        lines.append(json.dumps({k: (v[index] if isinstance(v, list) else v) for k, v in record.items()}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+@click.command()
+@network_option
+@click.option("--target", "targets", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Image file to project (repeat for several: they run as one batch). Centre-cropped to a square "
+                   "and Lanczos-resized to the network's resolution.")
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for target.png, proj.png, projected.npz, progress.gif, log.jsonl (one sub-folder per "
+                   "target when there are several).")
+@click.option("--space", type=click.Choice(["w", "wplus"]), default="w", show_default=True,
+              help="w: one latent for every layer (NVlabs projector.py); wplus: one per layer (Image2StyleGAN).")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Optimisation steps on the latents and noise maps together.")
+@click.option("--noise-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Then this many steps on the noise maps alone, latents fixed (Image2StyleGAN++).")
+@click.option("--loss", "loss_kind", type=click.Choice(["auto", "lpips", "pixel"]), default="auto",
+              show_default=True, help="lpips: NVIDIA's VGG16 LPIPS (official); pixel: MSE + MS-SSIM, no weights "
+                                      "needed; auto: lpips when --vgg16 is given or cached, else pixel.")
+@click.option("--vgg16", default=None, metavar="PATH|URL", help="NVIDIA's vgg16.pt TorchScript file for LPIPS.")
+@click.option("--mse-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Weight of an MSE term added to LPIPS (Image2StyleGAN).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
+              help="Initial (peak) learning rate.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the noise maps' start and of the latent noise.")
+@click.option("--frames", "num_frames", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Frames of progress.gif over the whole run.")
+@class_option
+@device_option
+def project(network: str, targets: List[Path], outdir: Path, space: str, steps: int, noise_steps: int,
+            loss_kind: str, vgg16: Optional[str], mse_weight: float, lr: float, seed: int, num_frames: int,
+            class_idx: Optional[int], device: torch.device) -> None:
+    """Find the latents that reproduce each --target image, and write the projection's files."""
+    from ..feature_nets import FeatureNetError
+    from ..projection import ProjectionConfig, load_target, make_loss
+    from ..projection import project as run_projection
+    from ..projection.targets import TargetImageError
+    from ..ws_file import generator_digest, save_ws_file
+
+    nets = open_network(network, device)
+    G = generator_of(nets)
+    _check_class(G, class_idx)
+    res, channels = int(G.config.resolution), int(G.config.num_channels)
+    try:
+        pixels = torch.stack([load_target(t, res, channels) for t in targets])
+    except TargetImageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--target") from None
+    try:
+        loss, note = make_loss(loss_kind, pixels, vgg16, device, mse_weight)
+    except FeatureNetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--vgg16") from None
+    if note:
+        click.echo(f"note: {note}", err=True)
+    cfg = ProjectionConfig(space=space, num_steps=steps, noise_steps=noise_steps, initial_learning_rate=lr,
+                           mse_weight=mse_weight)
+    folders = [prepare_outdir(f) for f in _target_folders(prepare_outdir(outdir), list(targets))]
+    total = steps + (noise_steps if G.config.use_noise else 0)
+    try:
+        result = run_projection(G, pixels.to(device), cfg, loss=loss, class_idx=class_idx, seed=seed,
+                                frame_every=max(1, total // num_frames))
+    except FeatureNetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--vgg16") from None
+    except ValueError as exc:  # the mapping network's statistics
+        raise click.BadParameter(str(exc), param_hint="--network") from None
+    digest, file_digest = generator_digest(G), network_file_sha256(network)
+    for i, (folder, target) in enumerate(zip(folders, targets)):
+        write_png(result.targets[i], folder / "target.png")
+        write_png(result.images[i], folder / "proj.png")
+        meta = {"target": str(target), "space": space, "loss": loss.name, "steps": steps,
+                "noise_steps": noise_steps, "seed": seed, "class": class_idx, "psnr": result.psnr[i],
+                "ssim": result.ssim[i], "config": cfg.to_dict()}
+        save_ws_file(folder / "projected.npz", result.ws[i:i + 1], G,
+                     None if result.noise is None else [m[i:i + 1] for m in result.noise], file_digest, meta,
+                     G_sha256=digest)
+        frames = [tile([[result.targets[i], frame[i]]]) for _, frame in result.frames]
+        atomic_write_bytes(folder / "progress.gif", _gif_bytes(frames))
+        atomic_write_bytes(folder / "log.jsonl", _log_lines(result.log, i))
+        click.echo(f"{target}: PSNR {result.psnr[i]:.2f} dB, SSIM {result.ssim[i]:.4f} ({space}, {loss.name} loss) "
+                   f"-> {folder}")

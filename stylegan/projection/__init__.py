@@ -1,0 +1,12 @@
+"""Projection (GAN inversion): real images -> latents ws (+ noise maps) -> the same images.
+
+config (ProjectionConfig), schedule (lr ramp, w noise), noise_regularization, losses (LPIPS / pixel / auto),
+targets (image files -> uint8 targets), projector (`project`, `render`).
+"""
+from .config import ProjectionConfig
+from .losses import LpipsLoss, PixelLoss, make_loss
+from .projector import Projection, project, render, w_statistics
+from .targets import TargetImageError, load_target
+
+__all__ = ["ProjectionConfig", "LpipsLoss", "PixelLoss", "make_loss", "Projection", "project", "render",
+           "w_statistics", "TargetImageError", "load_target"]

@@ -1,0 +1,177 @@
+"""`stylegan.project(G, targets)`: find the latents (and noise maps) whose image reproduces each target.
+
+The optimisation of NVlabs stylegan2-ada-pytorch `projector.py` (W space): start at the mean w of
+`w_avg_samples` mapped latents (np.random.RandomState(123)), Adam (0.9, 0.999) on w and the noise maps together,
+the learning-rate ramp and the w noise of `schedule.py`, the noise penalty weighted 1e5 and the maps renormalised
+after every step (`noise_regularization.py`). `space='wplus'` optimises one w per layer from the same start
+(Image2StyleGAN); `noise_steps` then runs that many steps on the noise maps alone with the latents fixed, same lr
+schedule over its own length (peak noise_learning_rate) and no w noise (Image2StyleGAN++'s order). Several targets are one batch: each has
+its own latents and noise maps, and the summed loss gives each only its own gradient.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..generate import labels_for, model_device, synthesize
+from ..image_similarity import psnr, ssim
+from ..images import to_uint8, to_uint8_nchw
+from ..metrics.path_length import noise_shapes
+from .config import ProjectionConfig
+from .losses import PixelLoss
+from .noise_regularization import noise_regularization, normalize_noise_
+from .schedule import learning_rate_at, w_noise_scale_at
+
+MAPPING_BATCH = 1000
+DEFAULT_FRAMES = 50  # progress frames kept by default over the whole run
+
+
+@dataclass
+class Projection:
+    """The result for N targets: ws [N, num_layers, dlatent_size] and noise maps (each [N, 1, H, W], None for a
+    network without noise) on the CPU; images = their rendering (uint8 [N, H, W, C], what proj.png holds);
+    log = one record per step; frames = (step, uint8 [N, H, W, C]) snapshots of the optimisation."""
+
+    ws: torch.Tensor
+    noise: Optional[List[torch.Tensor]]
+    images: np.ndarray
+    targets: np.ndarray
+    psnr: List[float]
+    ssim: List[float]
+    log: List[Dict[str, Any]] = field(default_factory=list)
+    frames: List[Any] = field(default_factory=list)
+    w_std: float = 0.0
+
+
+@torch.no_grad()
+def w_statistics(G: torch.nn.Module, samples: int, seed: int = 123, class_idx: Optional[int] = None):
+    """(w_avg [dlatent_size] float32, w_std): mean and RMS distance to it of `samples` mapped latents (official
+    projector.py). ValueError when the mapping network gives no usable statistics (non-finite or no spread)."""
+    device = model_device(G)
+    z = torch.from_numpy(np.random.RandomState(seed).randn(samples, int(G.config.latent_size))).to(torch.float32)
+    ws = []
+    for start in range(0, samples, MAPPING_BATCH):
+        chunk = z[start:start + MAPPING_BATCH].to(device)
+        ws.append(G.mapping(chunk, labels_for(G, class_idx, chunk.shape[0]))[:, 0].float().cpu())
+    w = torch.cat(ws)
+    w_avg = w.mean(dim=0)
+    w_std = float(((w - w_avg).square().sum() / samples).sqrt())
+    if not torch.isfinite(w_avg).all() or not np.isfinite(w_std) or w_std <= 0:
+        raise ValueError(f"the network's mapping network has no usable statistics (w_std={w_std!r} over {samples} "
+                         f"mapped latents): its mapping weights are missing, degenerate or non-finite")
+    return w_avg, w_std
+
+
+def _check_targets(G: torch.nn.Module, targets: torch.Tensor) -> torch.Tensor:
+    if targets.ndim == 3:
+        targets = targets[None]
+    res, ch = int(G.config.resolution), int(G.config.num_channels)
+    if targets.dtype != torch.uint8 or targets.ndim != 4 or tuple(targets.shape[1:]) != (ch, res, res) \
+            or targets.shape[0] < 1:
+        raise ValueError(f"targets are {targets.dtype} {list(targets.shape)}: expected uint8 [N, {ch}, {res}, {res}] "
+                         f"(stylegan.projection.load_target prepares image files)")
+    return targets
+
+
+def _image_scores(images: torch.Tensor, targets: torch.Tensor):
+    """(PSNR, SSIM) lists of float [-1, 1] images quantised as saved (to_uint8_nchw) against uint8 targets."""
+    pixels = to_uint8_nchw(images).float()
+    t = targets.to(pixels.device).float()
+    return psnr(pixels, t).tolist(), ssim(pixels, t).tolist()
+
+
+def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[ProjectionConfig] = None,
+            loss: Optional[Callable[[torch.Tensor], Dict[str, torch.Tensor]]] = None,
+            class_idx: Optional[int] = None, seed: int = 0, progress: Optional[bool] = None,
+            frame_every: Optional[int] = None) -> Projection:
+    """Projects uint8 targets [N, C, R, R] (or [C, R, R]) into G's latent space; see the module docstring.
+
+    loss: maps images [N, C, R, R] in [-1, 1] to a dict of [N] terms with 'loss' (losses.LpipsLoss / PixelLoss;
+    default PixelLoss of the targets). seed: the noise maps' start and the w noise. class_idx: the label of a
+    conditional network (w_avg and every synthesis use it). frame_every: steps between progress frames.
+    """
+    cfg = config or ProjectionConfig()
+    targets = _check_targets(G, targets)
+    n, device = targets.shape[0], model_device(G)
+    loss = loss or PixelLoss(targets.to(device))
+    labels_for(G, class_idx, 1)  # the class check, before any work
+    total = cfg.num_steps + cfg.noise_steps
+    frame_every = frame_every or max(1, total // DEFAULT_FRAMES)
+    grad_flags = [p.requires_grad for p in G.parameters()]
+    G.eval().requires_grad_(False)
+    try:
+        w_avg, w_std = w_statistics(G, cfg.w_avg_samples, cfg.w_avg_seed, class_idx)
+        rng = torch.Generator().manual_seed(int(seed))
+        layers = int(G.num_layers) if cfg.space == "wplus" else 1
+        w_opt = w_avg.view(1, 1, -1).repeat(n, layers, 1).to(device).requires_grad_(True)
+        shapes = noise_shapes(G) or []
+        noise = [torch.randn((n, 1) + tuple(s[2:]), generator=rng).to(device).requires_grad_(True) for s in shapes]
+        result = Projection(ws=w_opt, noise=noise or None, images=np.zeros(0), targets=to_uint8(
+            targets.float() / 127.5 - 1), psnr=[], ssim=[], w_std=w_std)
+        stages = [("latent", cfg.num_steps, [w_opt] + noise, cfg.initial_learning_rate)]
+        if cfg.noise_steps and noise:
+            stages.append(("noise", cfg.noise_steps, noise, cfg.noise_learning_rate))
+        bar = tqdm(total=sum(s[1] for s in stages), desc="projecting", unit="step", disable=progress is False,
+                   leave=False)
+        step_count = 0
+        with bar:
+            for stage, steps, params, peak_lr in stages:
+                optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=peak_lr)
+                for step in range(steps):
+                    lr = learning_rate_at(step, steps, cfg) * peak_lr / cfg.initial_learning_rate
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    w = w_opt
+                    if stage == "latent":
+                        scale = w_noise_scale_at(step, steps, w_std, cfg)
+                        # one noise vector per target shared by all its layers: exploration in W, also for W+
+                        w = w_opt + torch.randn((n, 1, w_opt.shape[2]), generator=rng).to(device) * scale
+                    ws = w.expand(n, int(G.num_layers), -1)
+                    images = G.synthesis(ws, noise_mode="const", noise=noise or None)
+                    terms = loss(images)
+                    reg = noise_regularization(noise) if noise else torch.zeros(n, device=device)
+                    total_loss = terms["loss"].sum() + reg.sum() * cfg.regularize_noise_weight
+                    optimizer.zero_grad(set_to_none=True)
+                    total_loss.backward()
+                    optimizer.step()
+                    if noise:
+                        normalize_noise_(noise)
+                    step_count += 1
+                    scores = _image_scores(images.detach(), targets)
+                    record = {"step": step_count, "stage": stage, "lr": lr,
+                              **{k: v.detach().float().cpu().tolist() for k, v in terms.items()},
+                              "noise_reg": reg.detach().float().cpu().tolist(), "psnr": scores[0],
+                              "ssim": scores[1]}
+                    result.log.append(record)
+                    if step_count % frame_every == 0 or step_count == 1:
+                        result.frames.append((step_count, to_uint8(images.detach())))
+                    bar.set_postfix_str(f"PSNR {np.mean(scores[0]):.2f} dB")
+                    bar.update(1)
+        final_ws = w_opt.detach().expand(n, int(G.num_layers), -1).clone()
+        final_noise = [m.detach().clone() for m in noise] or None
+        result.ws = final_ws.cpu()
+        result.noise = None if final_noise is None else [m.cpu() for m in final_noise]
+        result.images = np.concatenate([render(G, final_ws[i:i + 1], None if final_noise is None else
+                                               [m[i:i + 1] for m in final_noise]) for i in range(n)])
+        pixels = torch.from_numpy(result.images).permute(0, 3, 1, 2).float()
+        result.psnr = psnr(pixels, targets.cpu().float()).tolist()
+        result.ssim = ssim(pixels, targets.cpu().float()).tolist()
+        if not result.frames or result.frames[-1][0] != step_count:
+            result.frames.append((step_count, result.images))
+        return result
+    finally:
+        for p, flag in zip(G.parameters(), grad_flags):
+            p.requires_grad_(flag)
+
+
+def render(G: torch.nn.Module, ws: torch.Tensor, noise: Optional[List[torch.Tensor]] = None) -> np.ndarray:
+    """uint8 [N, H, W, C] of ws with explicit noise maps (or the stored ones), one image per forward: the one
+    rendering that proj.png, `stylegan generate --ws` and `stylegan edit` share, so their pixels agree exactly."""
+    return synthesize(G, ws, noise_mode="const", batch_size=1, progress=False, noise=noise)
+
+
+__all__ = ["project", "Projection", "render", "w_statistics"]
