@@ -478,7 +478,12 @@ std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor
     p.act = (int)act;
     p.alpha = alpha;
     p.gain = gain;
-    p.clamp = clamp;
+    // A half type stores clamp rounded to itself (bfloat16(0.7) = 0.69921875): clamp to that stored value, so the
+    // backward's mask (|y| >= clamp where the forward clamped) sees exactly the values the forward wrote.
+    p.clamp = clamp < 0 ? clamp
+              : dtype == torch::kBFloat16 ? (double)(float)c10::BFloat16((float)clamp)
+              : dtype == torch::kFloat16  ? (double)(float)c10::Half((float)clamp)
+                                          : clamp;
 
     if (is_cuda) {
 #if defined(STYLEGAN_WITH_CUDA)
