@@ -15,7 +15,8 @@ from typing import Any, Dict, List, Optional
 import click
 import torch
 
-from .options import device_option, generator_of, network_option, open_network, prepare_outfile
+from .options import (device_option, generator_of, network_option, open_network, precision_option, prepare_outfile,
+                      resolve_precision_option)
 
 AVAILABLE_METRICS = ("swd",)
 
@@ -85,13 +86,15 @@ def _write_json(path: Path, payload: Dict[str, Any]) -> None:
               help="Number of images of builtin:glyphs (use the training run's value).")
 @click.option("--min-res", "min_resolution", type=click.IntRange(min=7), default=16, show_default=True,
               help="Smallest pyramid level in px (protocol: 16; lower it only to score tiny images).")
+@precision_option
 def metrics(network: str, data: str, metric_names: str, num: Optional[int], seed: int, psi: float,
             lod: Optional[float], batch: int, device: torch.device, json_out: Optional[str], cache_dir: Optional[str],
-            glyphs: int, min_resolution: int) -> None:
+            glyphs: int, min_resolution: int, precision: str) -> None:
     """Score a network against real images: multi-scale sliced Wasserstein distance (PGGAN; lower is better)."""
     from ..metrics import PAPER_NUM_IMAGES, swd_for_generator
 
     names = _parse_metrics(metric_names)
+    resolved = resolve_precision_option(precision, device)
     if not math.isfinite(psi):
         raise click.BadParameter(f"{psi} is not a finite number", param_hint="--trunc")
     if num is not None and num < 1:
@@ -130,7 +133,7 @@ def metrics(network: str, data: str, metric_names: str, num: Optional[int], seed
         start = time.perf_counter()
         try:
             swd = swd_for_generator(G, dataset, num, psi=psi, lod=lod, batch=batch, seed=seed, device=device,
-                                    min_resolution=min_resolution,
+                                    min_resolution=min_resolution, precision=resolved,
                                     progress=sys.stderr.isatty())
         except ValueError as exc:
             raise click.UsageError(f"SWD failed: {exc}") from None
