@@ -33,6 +33,15 @@ def rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).square().mean().sqrt() / b.double().square().mean().sqrt())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small networks: one thread is faster on the shared 2-core machine (docs/PERFORMANCE.md §5)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)
