@@ -25,21 +25,13 @@ upfirdn2d_module = importlib.import_module("stylegan.ops.upfirdn2d")
 
 BF16 = resolve_precision("bf16", torch.device("cpu"), warn=False)
 
-pytestmark = pytest.mark.skipif(cpu_kernels_unavailable() is not None, reason=str(cpu_kernels_unavailable()))
+pytestmark = [pytest.mark.skipif(cpu_kernels_unavailable() is not None, reason=str(cpu_kernels_unavailable())),
+              pytest.mark.usefixtures("single_thread")]
 
 
 def rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
     """RMS of a - b relative to the RMS of b."""
     return float((a.double() - b.double()).square().mean().sqrt() / b.double().square().mean().sqrt())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small networks: one thread is faster on the shared 2-core machine (docs/PERFORMANCE.md §5)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
