@@ -56,6 +56,10 @@ inline void stream_store(float* dst, const float* src, int n) {  // dst 32-byte 
 inline void stream_store(double* dst, const double* src, int n) {  // dst 32-byte aligned, n multiple of 4
     for (int i = 0; i < n; i += 4) _mm256_stream_pd(dst + i, _mm256_load_pd(src + i));
 }
+inline void stream_store(c10::BFloat16* dst, const c10::BFloat16* src, int n) {  // 32-byte aligned, n % 16 == 0
+    for (int i = 0; i < n; i += 16)
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_load_si256(reinterpret_cast<const __m256i*>(src + i)));
+}
 inline void stream_fence() { _mm_sfence(); }  // streaming stores are weakly ordered: publish before the join
 constexpr bool kCanStream = true;
 #else
@@ -65,8 +69,20 @@ inline void stream_fence() {}
 constexpr bool kCanStream = false;
 #endif
 
+// The type the per-element math runs in: the storage type itself, except bfloat16, whose loads are widened to
+// float32 and whose stores are rounded (to nearest even) from float32.
+template <typename T>
+struct ComputeType {
+    using type = T;
+};
+template <>
+struct ComputeType<c10::BFloat16> {
+    using type = float;
+};
+
 template <int MODE, int ACT, bool USE_Y, typename T>
 struct Span {
+    using S = typename ComputeType<T>::type;
     static constexpr bool kNeedsX = MODE == SG_MODE_GRAD2 || (MODE == SG_MODE_GRAD && ACT == SG_ACT_SWISH);
     static constexpr int kTile = kTileBytes / sizeof(T);
 
@@ -74,15 +90,17 @@ struct Span {
     // BVEC, else bscalar; adds the outputs to acc if SUM.
     // A plain counted loop over restrict pointers: this is the loop the compiler vectorises.
     template <bool SUM, bool BVEC>
-    static inline void compute(const BiasActParams& p, const BiasActScalars<T>& s, long long j0, long long cnt,
-                               T bscalar, const T* __restrict__ bv, T* __restrict__ dst, T* __restrict__ acc) {
+    static inline void compute(const BiasActParams& p, const BiasActScalars<S>& s, long long j0, long long cnt,
+                               S bscalar, const S* __restrict__ bv, T* __restrict__ dst, S* __restrict__ acc) {
         const T* __restrict__ in = static_cast<const T*>(p.x) + j0;
         const T* __restrict__ xr = kNeedsX ? static_cast<const T*>(p.xref) + j0 : nullptr;
         const T* __restrict__ yr = USE_Y ? static_cast<const T*>(p.yref) + j0 : nullptr;
         const T* __restrict__ dy = MODE == SG_MODE_GRAD2 ? static_cast<const T*>(p.dy) + j0 : nullptr;
+        // The stored (rounded) value: the bias gradient sums exactly what is written.
         auto elem = [&](long long k) -> T {
-            return bias_act_elem<MODE, ACT, T>(in[k], BVEC ? bv[k] : bscalar, kNeedsX ? xr[k] : T(0),
-                                               USE_Y ? yr[k] : T(0), MODE == SG_MODE_GRAD2 ? dy[k] : T(0), s);
+            return T(bias_act_elem<MODE, ACT, S>(S(in[k]), BVEC ? bv[k] : bscalar, kNeedsX ? S(xr[k]) : S(0),
+                                                 USE_Y ? S(yr[k]) : S(0), MODE == SG_MODE_GRAD2 ? S(dy[k]) : S(0),
+                                                 s));
         };
         long long k = 0;
         if (SUM) {  // kLanes independent accumulators: vectorises without reassociation flags
@@ -90,13 +108,13 @@ struct Span {
                 for (int l = 0; l < kLanes; ++l) {
                     T v = elem(k + l);
                     dst[k + l] = v;
-                    acc[l] += v;
+                    acc[l] += S(v);
                 }
             }
             for (; k < cnt; ++k) {
                 T v = elem(k);
                 dst[k] = v;
-                acc[0] += v;
+                acc[0] += S(v);
             }
         } else {
             for (; k < cnt; ++k) dst[k] = elem(k);
@@ -107,9 +125,9 @@ struct Span {
     // sum of the outputs when SUM (the fused bias gradient). With `stream`, whole tiles are computed into an
     // L1-resident buffer and written out with streaming stores.
     template <bool SUM, bool BVEC>
-    static inline double run(const BiasActParams& p, const BiasActScalars<T>& s, long long base, long long n,
-                             T bscalar, const T* bvec, bool stream) {
-        T acc[kLanes] = {};
+    static inline double run(const BiasActParams& p, const BiasActScalars<S>& s, long long base, long long n,
+                             S bscalar, const S* bvec, bool stream) {
+        S acc[kLanes] = {};
         T* out = static_cast<T*>(p.out) + base;
         if (!stream || n < 2 * kTile) {
             compute<SUM, BVEC>(p, s, base, n, bscalar, bvec, out, acc);
@@ -135,8 +153,9 @@ struct Span {
 
 template <int MODE, int ACT, bool USE_Y, typename T>
 bool cpu_kernel(const BiasActParams& p, double* bias_grad) {  // true when it filled bias_grad
-    using S = Span<MODE, ACT, USE_Y, T>;
-    const BiasActScalars<T> s = bias_act_scalars<T>(p);
+    using Sp = Span<MODE, ACT, USE_Y, T>;
+    using S = typename Sp::S;
+    const BiasActScalars<S> s = bias_act_scalars<S>(p);
     const T* b = static_cast<const T*>(p.b);
     const long long numel = p.numel;
     const long long inner = p.inner;
@@ -151,11 +170,11 @@ bool cpu_kernel(const BiasActParams& p, double* bias_grad) {  // true when it fi
         const long long grain = std::max<long long>(1, kGrainElems / inner);
         at::parallel_for(0, blocks, grain, [&](long long begin, long long end) {
             for (long long blk = begin; blk < end; ++blk) {
-                const T bias = b[blk % C];
+                const S bias = S(b[blk % C]);
                 if (bias_grad)
-                    block_sums[blk] = S::template run<true, false>(p, s, blk * inner, inner, bias, nullptr, stream);
+                    block_sums[blk] = Sp::template run<true, false>(p, s, blk * inner, inner, bias, nullptr, stream);
                 else
-                    S::template run<false, false>(p, s, blk * inner, inner, bias, nullptr, stream);
+                    Sp::template run<false, false>(p, s, blk * inner, inner, bias, nullptr, stream);
             }
             if (stream) stream_fence();
         });
@@ -171,8 +190,8 @@ bool cpu_kernel(const BiasActParams& p, double* bias_grad) {  // true when it fi
             long long pos = begin;
             while (pos < end) {
                 long long stop = b ? std::min(end, (pos / inner + 1) * inner) : end;
-                T bias = b ? b[(pos / inner) % C] : T(0);
-                S::template run<false, false>(p, s, pos, stop - pos, bias, nullptr, stream);
+                S bias = b ? S(b[(pos / inner) % C]) : S(0);
+                Sp::template run<false, false>(p, s, pos, stop - pos, bias, nullptr, stream);
                 pos = stop;
             }
             if (stream) stream_fence();
@@ -183,13 +202,13 @@ bool cpu_kernel(const BiasActParams& p, double* bias_grad) {  // true when it fi
     // length is a multiple of the period, then walk the flat array row by row (the last row may be partial).
     const long long period = inner * C;
     const long long row = period * std::max<long long>(1, (4096 + period - 1) / period);
-    std::vector<T> bexp(row);
-    for (long long j = 0; j < row; ++j) bexp[j] = b[(j / inner) % C];
+    std::vector<S> bexp(row);
+    for (long long j = 0; j < row; ++j) bexp[j] = S(b[(j / inner) % C]);
     const long long rows = (numel + row - 1) / row;
     at::parallel_for(0, rows, std::max<long long>(1, kGrainElems / row), [&](long long begin, long long end) {
         for (long long r = begin; r < end; ++r) {
             long long n = std::min(row, numel - r * row);
-            S::template run<false, true>(p, s, r * row, n, T(0), bexp.data(), stream);
+            Sp::template run<false, true>(p, s, r * row, n, S(0), bexp.data(), stream);
         }
         if (stream) stream_fence();
     });
@@ -400,8 +419,8 @@ std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor
                          "bias_act: CUDA kernel supports float16, bfloat16, float32 and float64, got dtype ", dtype);
     } else {
         TORCH_CHECK_VALUE(x.device().is_cpu(), "bias_act: x must be a CPU or CUDA tensor, got device ", x.device());
-        TORCH_CHECK_TYPE(dtype == torch::kFloat32 || dtype == torch::kFloat64,
-                         "bias_act: CPU kernel supports float32 and float64, got dtype ", dtype);
+        TORCH_CHECK_TYPE(dtype == torch::kFloat32 || dtype == torch::kFloat64 || dtype == torch::kBFloat16,
+                         "bias_act: CPU kernel supports float32, float64 and bfloat16, got dtype ", dtype);
     }
     const bool needs_x = mode == SG_MODE_GRAD2 || (mode == SG_MODE_GRAD && bias_act_grad_needs_x((int)act));
     const bool needs_y = mode == SG_MODE_GRAD && bias_act_grad_needs_y((int)act);
@@ -459,7 +478,12 @@ std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor
     p.act = (int)act;
     p.alpha = alpha;
     p.gain = gain;
-    p.clamp = clamp;
+    // A half type stores clamp rounded to itself (bfloat16(0.7) = 0.69921875): clamp to that stored value, so the
+    // backward's mask (|y| >= clamp where the forward clamped) sees exactly the values the forward wrote.
+    p.clamp = clamp < 0 ? clamp
+              : dtype == torch::kBFloat16 ? (double)(float)c10::BFloat16((float)clamp)
+              : dtype == torch::kFloat16  ? (double)(float)c10::Half((float)clamp)
+                                          : clamp;
 
     if (is_cuda) {
 #if defined(STYLEGAN_WITH_CUDA)
@@ -479,8 +503,9 @@ std::vector<torch::Tensor> bias_act(torch::Tensor x, c10::optional<torch::Tensor
     std::vector<double> sums(want_bias_grad ? p.bias_size : 0);
     double* sums_ptr = want_bias_grad ? sums.data() : nullptr;
     const bool use_y = yref.defined();
-    const bool fused = dtype == torch::kFloat32 ? cpu_dispatch<float>(p, use_y, sums_ptr)
-                                                : cpu_dispatch<double>(p, use_y, sums_ptr);
+    const bool fused = dtype == torch::kFloat32    ? cpu_dispatch<float>(p, use_y, sums_ptr)
+                       : dtype == torch::kBFloat16 ? cpu_dispatch<c10::BFloat16>(p, use_y, sums_ptr)
+                                                   : cpu_dispatch<double>(p, use_y, sums_ptr);
     if (want_bias_grad) {
         if (fused) {
             bias_grad = torch::empty({p.bias_size}, torch::TensorOptions().dtype(torch::kFloat64));

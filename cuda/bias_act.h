@@ -29,7 +29,7 @@
 #define SG_ACT_FIRST 1
 #define SG_ACT_LAST 9
 
-// Element types understood by the CUDA launcher (the CPU kernel takes float32 and float64).
+// Element types understood by the CUDA launcher (the CPU kernel takes float32, float64 and bfloat16).
 #define SG_DTYPE_F16 0
 #define SG_DTYPE_BF16 1
 #define SG_DTYPE_F32 2

@@ -15,14 +15,19 @@
 // - The output is contiguous NCHW. Channels-last inputs with >= 8 channels run a separate NHWC kernel (each output
 //   pixel a weighted sum of whole input pixels: vectorised over channels, no transposes); others are read through
 //   a contiguous copy. Either way the result is returned in the input's memory format.
+// - bfloat16 runs the float32 kernel: loads are widened where they are copied into the padded buffers, outputs are
+//   rounded to nearest even when stored (float32 accumulation; the filter taps are first rounded to bfloat16, as
+//   the reference casts f to x's dtype).
 #include <torch/extension.h>
 
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include "upfirdn2d.h"
@@ -149,9 +154,12 @@ struct Scratch {
     std::vector<const T*> src;   // tap sources of the current (row, phase)
     std::vector<const T*> rows;  // padded input rows of the current output row
     std::vector<int64_t> ky;     // their filter rows
+    std::vector<T> out;          // one output plane in T, when the stored type E differs (rounded when stored)
 };
 
-template <typename T>
+// T: the type the kernel computes in; E: the stored element type of x and y (bfloat16 is computed in float32:
+// loads widened into the padded buffers, outputs rounded to nearest even when stored).
+template <typename T, typename E = T>
 class CpuKernel {
    public:
     CpuKernel(const Params& p, const T* g) : p_(p), g_(g) {
@@ -185,8 +193,10 @@ class CpuKernel {
         }
     }
 
-    void run(const T* x, T* y, int64_t plane_begin, int64_t plane_end) const {
+    void run(const E* x, E* y, int64_t plane_begin, int64_t plane_end) const {
+        constexpr bool kSame = std::is_same<T, E>::value;
         Scratch<T> s;
+        if (!kSame) s.out.resize(p_.out_h * p_.out_w);
         s.pad.assign(std::max<int64_t>(p_.separable ? row_len_ : row_len_ * pad_h_, 1), T(0));
         if (p_.separable) s.tmp.assign(std::max<int64_t>(pad_h_ * p_.out_w, 1), T(0));
         if (xplan_.out_step > 1) s.phase.assign(xplan_.out_step * phase_len_, T(0));
@@ -195,22 +205,30 @@ class CpuKernel {
         s.rows.resize(p_.f_h + 1);
         s.ky.resize(p_.f_h + 1);
         for (int64_t plane = plane_begin; plane < plane_end; ++plane) {
-            const T* xp = x + (plane / p_.c) * p_.in_sn + (plane % p_.c) * p_.in_sc;
-            T* yp = y + plane * p_.out_h * p_.out_w;  // the CPU output is contiguous NCHW
+            const E* xp = x + (plane / p_.c) * p_.in_sn + (plane % p_.c) * p_.in_sc;
+            E* ye = y + plane * p_.out_h * p_.out_w;  // the CPU output is contiguous NCHW
+            T* yp = kSame ? reinterpret_cast<T*>(ye) : s.out.data();
             if (p_.separable)
                 plane_separable(xp, yp, s);
             else
                 plane_2d(xp, yp, s);
+            if (!kSame)
+                for (int64_t i = 0; i < p_.out_h * p_.out_w; ++i) ye[i] = E(yp[i]);
         }
     }
 
    private:
     // Copies the real part of input row iy into a padded row (de-interleaved by the input step).
-    void copy_row(const T* xp, int64_t iy, T* dst) const {
-        const T* src = xp + iy * p_.in_sy;
+    void copy_row(const E* xp, int64_t iy, T* dst) const {
+        const E* src = xp + iy * p_.in_sy;
         if (step_ == 1 && p_.in_sx == 1) {
-            if (copy_x1_ > copy_x0_)
+            if (copy_x1_ <= copy_x0_) return;
+            if (std::is_same<T, E>::value) {
                 std::memcpy(dst + (copy_x0_ - xplan_.lo), src + copy_x0_, (copy_x1_ - copy_x0_) * sizeof(T));
+            } else {
+                T* d = dst + (copy_x0_ - xplan_.lo);
+                for (int64_t k = 0; k < copy_x1_ - copy_x0_; ++k) d[k] = T(src[copy_x0_ + k]);
+            }
             return;
         }
         // Sub-row r holds the padded columns c = r (mod step): a strided read and a contiguous write each.
@@ -219,13 +237,13 @@ class CpuKernel {
             const int64_t first = c0 + floor_mod(r - c0, step_);  // first column >= c0 in sub-row r
             if (first >= c1) continue;
             const int64_t count = (c1 - first + step_ - 1) / step_;
-            const T* s = src + (first + xplan_.lo) * sx;
+            const E* s = src + (first + xplan_.lo) * sx;
             T* d = dst + r * sub_len_ + first / step_;
             const int64_t stride = step_ * sx;
             if (stride == 2) {  // downsampling by 2: a constant stride lets the compiler vectorise the gather
-                for (int64_t k = 0; k < count; ++k) d[k] = s[2 * k];
+                for (int64_t k = 0; k < count; ++k) d[k] = T(s[2 * k]);
             } else {
-                for (int64_t k = 0; k < count; ++k) d[k] = s[k * stride];
+                for (int64_t k = 0; k < count; ++k) d[k] = T(s[k * stride]);
             }
         }
     }
@@ -268,7 +286,7 @@ class CpuKernel {
         }
     }
 
-    void plane_2d(const T* xp, T* yp, Scratch<T>& s) const {
+    void plane_2d(const E* xp, T* yp, Scratch<T>& s) const {
         T* pad = s.pad.data();
         for (int64_t iy = copy_y0_; iy < copy_y1_; ++iy) copy_row(xp, iy, pad + (iy - row_lo_) * row_len_);
         for (int64_t oy = 0; oy < p_.out_h; ++oy) {
@@ -286,7 +304,7 @@ class CpuKernel {
         }
     }
 
-    void plane_separable(const T* xp, T* yp, Scratch<T>& s) const {
+    void plane_separable(const E* xp, T* yp, Scratch<T>& s) const {
         // Width pass: every real input row the height pass reads -> tmp (rows outside the input stay zero).
         const int64_t zero_ky = 0;
         for (int64_t iy = copy_y0_; iy < copy_y1_; ++iy) {
@@ -350,8 +368,8 @@ at::Tensor split_rank1(const at::Tensor& g) {
 // runs of C values, so the inner loop is a plain vectorisable axpy over channels and no transpose is needed.
 // g: the effective 2-D correlation filter [f_h, f_w] (a separable filter arrives expanded to its outer product).
 // Parallel over output rows; each task keeps one C-float accumulator.
-template <typename T>
-void nhwc_kernel(const T* x, T* y, const T* g, const Params& p, int64_t row_begin, int64_t row_end) {
+template <typename T, typename E = T>
+void nhwc_kernel(const E* x, E* y, const T* g, const Params& p, int64_t row_begin, int64_t row_end) {
     const int64_t C = p.c;
     std::vector<AxisTaps> xt(p.out_w);
     for (int64_t ox = 0; ox < p.out_w; ++ox) xt[ox] = axis_taps(ox, p.up_x, p.down_x, p.pad_x0, p.in_w, p.f_w);
@@ -360,31 +378,34 @@ void nhwc_kernel(const T* x, T* y, const T* g, const Params& p, int64_t row_begi
     for (int64_t row = row_begin; row < row_end; ++row) {
         const int64_t n = row / p.out_h, oy = row % p.out_h;
         const AxisTaps ty = axis_taps(oy, p.up_y, p.down_y, p.pad_y0, p.in_h, p.f_h);
-        const T* xn = x + n * p.in_sn;
-        T* yrow = y + n * p.out_sn + oy * p.out_sy;
+        const E* xn = x + n * p.in_sn;
+        E* yrow = y + n * p.out_sn + oy * p.out_sy;
         for (int64_t ox = 0; ox < p.out_w; ++ox) {
             const AxisTaps& tx = xt[ox];
-            T* __restrict out = yrow + ox * p.out_sx;
+            E* __restrict out = yrow + ox * p.out_sx;
             if (ty.count == 0 || tx.count == 0) {
-                std::fill(out, out + C, T(0));
+                std::fill(out, out + C, E(0));
                 continue;
             }
             bool first = true;
             for (int64_t j = 0; j < ty.count; ++j) {
                 const T* g_row = g + (ty.tap0 + j * p.up_y) * p.f_w;
-                const T* src_row = xn + (ty.in0 + j) * p.in_sy;
+                const E* src_row = xn + (ty.in0 + j) * p.in_sy;
                 for (int64_t i = 0; i < tx.count; ++i) {
                     const T w = g_row[tx.tap0 + i * p.up_x];
-                    const T* __restrict src = src_row + (tx.in0 + i) * p.in_sx;
+                    const E* __restrict src = src_row + (tx.in0 + i) * p.in_sx;
                     if (first) {
-                        for (int64_t c = 0; c < C; ++c) acc[c] = w * src[c];
+                        for (int64_t c = 0; c < C; ++c) acc[c] = w * T(src[c]);
                         first = false;
                     } else {
-                        for (int64_t c = 0; c < C; ++c) acc[c] += w * src[c];
+                        for (int64_t c = 0; c < C; ++c) acc[c] += w * T(src[c]);
                     }
                 }
             }
-            std::memcpy(out, acc, C * sizeof(T));
+            if (std::is_same<T, E>::value)
+                std::memcpy(out, acc, C * sizeof(T));
+            else
+                for (int64_t c = 0; c < C; ++c) out[c] = E(acc[c]);
         }
     }
 }
@@ -417,12 +438,14 @@ at::Tensor forward_cpu_nhwc(const at::Tensor& x, const at::Tensor& g_in, Params 
     set_strides(p, x, y);
     const int64_t rows = p.n * p.out_h;
     if (rows > 0 && p.out_w > 0 && p.c > 0) {
-        AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu_nhwc", [&] {
-            const scalar_t* gd = g.data_ptr<scalar_t>();
+        AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "upfirdn2d_cpu_nhwc", [&] {
+            using acc_t = at::opmath_type<scalar_t>;  // float32 for bfloat16
+            const acc_t* gd = g.data_ptr<acc_t>();
             const scalar_t* xd = x.data_ptr<scalar_t>();
             scalar_t* yd = y.data_ptr<scalar_t>();
             const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, p.out_w * p.c));
-            at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) { nhwc_kernel<scalar_t>(xd, yd, gd, p, b, e); });
+            at::parallel_for(0, rows, grain,
+                             [&](int64_t b, int64_t e) { nhwc_kernel<acc_t, scalar_t>(xd, yd, gd, p, b, e); });
         });
     }
     return y;
@@ -437,8 +460,9 @@ at::Tensor forward_cpu(const at::Tensor& x_in, const at::Tensor& g, Params p) {
     set_strides(p, x, y);
     const int64_t planes = p.n * p.c;
     if (planes > 0) {
-        AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu", [&] {
-            const CpuKernel<scalar_t> kernel(p, g.data_ptr<scalar_t>());
+        AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "upfirdn2d_cpu", [&] {
+            using acc_t = at::opmath_type<scalar_t>;  // float32 for bfloat16
+            const CpuKernel<acc_t, scalar_t> kernel(p, g.data_ptr<acc_t>());
             const scalar_t* xd = x.data_ptr<scalar_t>();
             scalar_t* yd = y.data_ptr<scalar_t>();
             // Tasks of >= ~32k outputs: small calls stay on one thread (a parallel region costs more than the
@@ -491,8 +515,9 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, int64_t up_x, int
     const bool cuda = x.is_cuda();
     if (!cuda) {
         TORCH_CHECK_VALUE(x.device().is_cpu(), "upfirdn2d: no kernel for device ", x.device());
-        TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
-                         "upfirdn2d (CPU kernel): x must be float32 or float64, got ", x.scalar_type());
+        TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble ||
+                             x.scalar_type() == at::kBFloat16,
+                         "upfirdn2d (CPU kernel): x must be float32, float64 or bfloat16, got ", x.scalar_type());
     }
 #ifndef STYLEGAN_WITH_CUDA
     TORCH_CHECK(!cuda, "upfirdn2d: this extension was built without CUDA support");

@@ -122,7 +122,7 @@ def bias_act(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1, ac
 # it, its d_x is the whole derivative with respect to x.
 
 _KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64),
+    "cpu": (torch.float32, torch.float64, torch.bfloat16),  # bfloat16: float32 math, rounded stores
     "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
 }
 

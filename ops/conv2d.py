@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .args import IntOrPair, int_pair
+from .autocast import captured_dtype, compute_dtype, replay
 from .build import VALID_IMPLS, forced_reference
 
 Pair = Tuple[int, int]
@@ -190,6 +191,7 @@ def _functions(transposed: bool, stride: Pair, padding: Pair, output_padding: Pa
         def forward(ctx, x, w, b, pre=None):
             ctx.save_for_backward(x, w)
             ctx.has_bias, ctx.pre = b is not None, pre
+            ctx.amp = captured_dtype(x.device.type)  # the backward's convolutions run in the forward's dtype
             with torch.no_grad():
                 w_eff = _effective(w, transform)
                 xp = x if pre is None else pre(x)
@@ -198,6 +200,11 @@ def _functions(transposed: bool, stride: Pair, padding: Pair, output_padding: Pa
 
         @staticmethod
         def backward(ctx, gy):
+            with replay(gy.device.type, ctx.amp):
+                return Conv._backward(ctx, gy)
+
+        @staticmethod
+        def _backward(ctx, gy):
             x, w = ctx.saved_tensors
             pre = ctx.pre
             gx = gw = gb = None
@@ -221,6 +228,10 @@ def _functions(transposed: bool, stride: Pair, padding: Pair, output_padding: Pa
         @staticmethod
         def forward(ctx, gy, x, w_shape):
             ctx.save_for_backward(gy, x)
+            ctx.amp = captured_dtype(gy.device.type)
+            # convolution_backward is not an autocast op: its operands get one dtype here (a no-op in float32)
+            dtype = compute_dtype(gy.device.type, gy, x)
+            gy, x = gy.to(dtype), x.to(dtype)
             # Only the weight's shape matters for the weight gradient: an empty tensor (never written or read).
             w = gy.new_empty(w_shape)
             return torch.ops.aten.convolution_backward(gy, x, w, None, list(stride), list(padding), [1, 1],
@@ -229,6 +240,11 @@ def _functions(transposed: bool, stride: Pair, padding: Pair, output_padding: Pa
 
         @staticmethod
         def backward(ctx, ggw):
+            with replay(ggw.device.type, ctx.amp):
+                return WeightGrad._backward(ctx, ggw)
+
+        @staticmethod
+        def _backward(ctx, ggw):
             gy, x = ctx.saved_tensors
             d_gy = d_x = None
             plain = _functions(transposed, stride, padding, output_padding, None)[0]

@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .autocast import captured_dtype, replay
 from .build import VALID_IMPLS, forced_reference
 from .conv2d import _alias_leaf, _will_run
 
@@ -23,11 +24,17 @@ class _Linear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], gain: float) -> torch.Tensor:
         ctx.save_for_backward(x, w)
         ctx.gain, ctx.has_bias = gain, b is not None
+        ctx.amp = captured_dtype(x.device.type)  # the backward's matmuls run in the forward's dtype
         with torch.no_grad():
             return F.linear(x, w * gain, b)
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor):
+        with replay(gy.device.type, ctx.amp):
+            return _Linear._backward(ctx, gy)
+
+    @staticmethod
+    def _backward(ctx, gy: torch.Tensor):
         x, w = ctx.saved_tensors
         gx = gw = gb = None
         if _will_run(ctx, 0):

@@ -130,8 +130,9 @@ def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: Scaling = 1, down:
     x [N, C, H, W]; f 1-D (separable) or 2-D (see setup_filter), None = identity; up/down an int or (x, y);
     padding int, (x, y) or (x0, x1, y0, y1), negative crops. Output height =
     (H*up_y + pad_y0 + pad_y1 - f_h + down_y) // down_y (likewise width). Differentiable to any order in x; on
-    the kernel path f is a constant (no gradient flows to it, as in NVlabs). The kernels compute float32/float64
-    on CPU and also float16/bfloat16 on CUDA (TypeError otherwise; impl='ref' takes any float dtype).
+    the kernel path f is a constant (no gradient flows to it, as in NVlabs). The kernels take float32/float64 and
+    bfloat16 on CPU, also float16 on CUDA; half types accumulate in float32 (TypeError for other dtypes; impl='ref'
+    takes any float dtype).
     """
     _check_inputs(x, f)
     upx, upy = parse_scaling(up, "up")
@@ -150,9 +151,9 @@ def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: Scaling = 1, down:
                              chosen)
 
 
-# dtypes each kernel computes in (half types accumulate in float32 on CUDA).
+# dtypes each kernel takes (half types accumulate in float32).
 KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64),
+    "cpu": (torch.float32, torch.float64, torch.bfloat16),
     "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
 }
 

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .images import tile, to_uint8
+from .precision import FP32, Precision
 from .synthesis import NOISE_MODES
 
 INTERPOLATION_SPACES = ("w", "z")
@@ -207,12 +208,13 @@ def ws_from_seeds(G: torch.nn.Module, seeds: Sequence[int], psi: Optional[float]
 @torch.no_grad()
 def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const", batch_size: Optional[int] = None,
                progress: Optional[bool] = None, lod: float = 0.0,
-               noise: Optional[Sequence[torch.Tensor]] = None) -> np.ndarray:
+               noise: Optional[Sequence[torch.Tensor]] = None, precision: Precision = FP32) -> np.ndarray:
     """uint8 images [N, H, W, C] of ws [N, num_layers, dlatent_size], batched so memory stays bounded.
 
     lod > 0 renders a progressive level (resolution_at(lod)), e.g. what a mid-training checkpoint has learnt.
     noise: explicit noise maps (one per layer or per block, each [N or 1, 1, H, W], e.g. a projection's), used
-    instead of noise_mode.
+    instead of noise_mode. precision (stylegan.precision): the synthesis network's arithmetic; fp32 (the default)
+    is the exact, official-equal path; the mapping network and truncation always run in float32.
     """
     _check_noise_mode(noise_mode)
     batch_size = _resolve_batch(G, batch_size)
@@ -224,7 +226,7 @@ def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const", 
             maps = None if noise is None else [
                 n.to(device=ws.device, dtype=ws.dtype)[chunk if n.shape[0] == ws.shape[0] else slice(None)]
                 for n in noise]
-            out.append(to_uint8(G.synthesis(ws[chunk], lod=lod, noise_mode=noise_mode, noise=maps)))
+            out.append(to_uint8(precision.run(G.synthesis, ws[chunk], lod=lod, noise_mode=noise_mode, noise=maps)))
             bar.update(1)
     if not out:
         res, ch = int(G.config.resolution_at(lod)), int(G.config.num_channels)
@@ -234,13 +236,13 @@ def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const", 
 
 def generate_images(G: torch.nn.Module, seeds: Sequence[int], psi: Optional[float] = 0.7, cutoff: Optional[int] = 8,
                     noise_mode: str = "const", class_idx: Optional[int] = None, batch_size: Optional[int] = None,
-                    progress: Optional[bool] = None, lod: float = 0.0) -> np.ndarray:
+                    progress: Optional[bool] = None, lod: float = 0.0, precision: Precision = FP32) -> np.ndarray:
     """uint8 images [len(seeds), H, W, C], one per seed; the same seeds and weights give NVlabs' images.
 
     psi/cutoff: truncation (psi=1 or None disables it). noise_mode: 'const' (the network's stored noise, so a seed
     always gives the same image), 'random' or 'none'. class_idx: required for, and only for, conditional networks.
     batch_size None picks one from the network's resolution (auto_batch_size). progress: see _progress_bar.
-    lod: progressive level to render (0 = full resolution).
+    lod: progressive level to render (0 = full resolution). precision: see synthesize.
     """
     _check_noise_mode(noise_mode)
     seeds = _check_seeds(seeds)
@@ -253,7 +255,7 @@ def generate_images(G: torch.nn.Module, seeds: Sequence[int], psi: Optional[floa
     with _progress_bar(len(chunks), "generating", progress) as bar:
         for chunk in chunks:
             ws = ws_from_seeds(G, seeds[chunk], psi, cutoff, class_idx)
-            images.append(synthesize(G, ws, noise_mode, batch_size, progress=False, lod=lod))
+            images.append(synthesize(G, ws, noise_mode, batch_size, progress=False, lod=lod, precision=precision))
             bar.update(1)
     return np.concatenate(images)
 
@@ -313,7 +315,7 @@ def mix_styles(row_ws: torch.Tensor, col_ws: torch.Tensor, layers: Iterable[int]
 def style_mixing_grid(G: torch.nn.Module, row_seeds: Sequence[int], col_seeds: Sequence[int], layers: Iterable[int],
                       psi: Optional[float] = 0.7, cutoff: Optional[int] = 8, noise_mode: str = "const",
                       class_idx: Optional[int] = None, batch_size: Optional[int] = None,
-                      progress: Optional[bool] = None
+                      progress: Optional[bool] = None, precision: Precision = FP32
                       ) -> Tuple[np.ndarray, Dict[Tuple[int, int], np.ndarray]]:
     """(grid [H*(rows+1), W*(cols+1), C] uint8, {(row_seed, col_seed): image}): the paper's Figure 3.
 
@@ -330,7 +332,7 @@ def style_mixing_grid(G: torch.nn.Module, row_seeds: Sequence[int], col_seeds: S
     ws = ws_from_seeds(G, row_seeds + col_seeds, psi, cutoff, class_idx)
     row_ws, col_ws = ws[:len(row_seeds)], ws[len(row_seeds):]
     all_ws = torch.cat([row_ws, col_ws, mix_styles(row_ws, col_ws, layers)])
-    images = synthesize(G, all_ws, noise_mode, batch_size, progress)
+    images = synthesize(G, all_ws, noise_mode, batch_size, progress, precision=precision)
     row_imgs, col_imgs = images[:len(row_seeds)], images[len(row_seeds):len(row_seeds) + len(col_seeds)]
     mixed = images[len(row_seeds) + len(col_seeds):]
 
@@ -368,7 +370,8 @@ def interpolation_positions(num_keys: int, frames: int, which: Optional[range] =
 
 def interpolate(G: torch.nn.Module, seeds: Sequence[int], frames: int, space: str = "w", psi: Optional[float] = 0.7,
                 cutoff: Optional[int] = 8, noise_mode: str = "const", class_idx: Optional[int] = None,
-                batch_size: Optional[int] = None, progress: Optional[bool] = None) -> np.ndarray:
+                batch_size: Optional[int] = None, progress: Optional[bool] = None,
+                precision: Precision = FP32) -> np.ndarray:
     """uint8 frames [frames, H, W, C] of a looping walk through the seeds' latents (slerp in z, lerp in w).
 
     The walk returns from the last seed to the first, so an animation loops without a jump; frame k sits at
@@ -404,6 +407,6 @@ def interpolate(G: torch.nn.Module, seeds: Sequence[int], frames: int, space: st
             else:
                 ws = torch.stack([keys_w[seg] if t == 0 else torch.lerp(keys_w[seg], keys_w[(seg + 1) % n], t)
                                   for seg, t in positions])
-            out[chunk] = synthesize(G, ws, noise_mode, batch_size, progress=False)
+            out[chunk] = synthesize(G, ws, noise_mode, batch_size, progress=False, precision=precision)
             bar.update(1)
     return out

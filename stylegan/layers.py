@@ -72,7 +72,10 @@ def activation_gain(nonlinearity: str) -> float:
 
 
 def bias_act(x: torch.Tensor, b: Optional[torch.Tensor], act: str, ctx: OpContext) -> torch.Tensor:
-    """x + b followed by the official activation (gain 1: official lrelu has no sqrt(2) output gain), fused."""
+    """x + b followed by the official activation (gain 1: official lrelu has no sqrt(2) output gain), fused.
+    Under autocast x may be bfloat16 while the bias parameter is float32: the bias is cast to x's dtype."""
+    if b is not None and b.dtype != x.dtype:
+        b = b.to(x.dtype)
     if act == "linear":
         return ops.bias_act(x, b, act="linear", gain=1.0, impl=ctx.impl)
     return ops.bias_act(x, b, act=act, alpha=LRELU_ALPHA if act == "lrelu" else None, gain=1.0, impl=ctx.impl)

@@ -30,3 +30,13 @@ def small_io() -> Dict[str, torch.Tensor]:
 def small_io_meta() -> dict:
     """tests/data/small_io.json: what each array is, the seeds and the suggested tolerances."""
     return json.loads((DATA / "small_io.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny tensors: torch's thread pool only adds synchronisation (much slower on a busy 2-core machine:
+    docs/PERFORMANCE.md §5). Modules opt in with `pytestmark = pytest.mark.usefixtures("single_thread")`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

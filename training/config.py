@@ -22,6 +22,7 @@ from ..config import GeneratorConfig, JsonConfig
 from ..devices import DEVICE_NAME
 from ..generate import MAX_SEED
 from ..metrics.protocols import PROTOCOLS, parse_metric_names, protocol_for
+from ..precision import PRECISIONS
 from .losses import LOSS_PRESETS, LOSSES, R1_GAMMA, WGAN_CLIP, WGAN_LAMBDA
 
 # Official 1-GPU minibatch sizes (NVlabs stylegan train.py: `desc += '-1gpu'; sched.minibatch_base = 4;
@@ -159,6 +160,12 @@ class TrainConfig(JsonConfig):
     seed: int = _opt(0, cli=CliOption("--seed", "Random seed."))
     device: str = _opt("auto", cli=CliOption("--device", "cpu, cuda, cuda:N or auto (CUDA when available)."))
     cond: bool = _opt(False, cli=CliOption("--cond", "Condition G and D on the dataset's class labels."))
+    # stylegan/precision.py: the run's config (and config.json) holds what `auto` chose
+    precision: str = _opt("fp32", cli=CliOption(
+        "--precision", "Arithmetic of G's and D's convolutions and dense layers: fp32 (exact), bf16 (autocast; "
+                       "fast on CPUs with amx_bf16/avx512_bf16 and CUDA sm80+), auto (bf16 where native, else "
+                       "fp32). Weights, optimiser state and losses stay fp32.",
+        choices={n: n for n in PRECISIONS}))
     workers: int = _opt(2, cli=CliOption("--workers", "DataLoader worker processes."))
     tick_kimg: float = _opt(4.0, cli=CliOption("--tick", "kimg between status lines / log records."))
     snapshot_ticks: int = _opt(5, cli=CliOption(
@@ -312,6 +319,7 @@ class TrainConfig(JsonConfig):
               "auto, cpu, cuda or cuda:N")
         check(isinstance(self.fused_scale, bool) or self.fused_scale == "auto", "fused_scale",
               "True, False or 'auto'")
+        check(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
 
     # ------------------------------------------------------------------------------------------------------------
     @property

@@ -20,6 +20,7 @@ each rank keeps its rows; G's and D's losses each run as one DistributedDataPara
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import signal
 import threading
@@ -35,6 +36,7 @@ from ..devices import resolve_device
 from ..generator import random_crossover_point
 from ..images import box_downsample
 from ..loading import nonfinite_tensors
+from ..precision import FP32, Precision, resolve_precision
 from .checkpoint import (Checkpoint, TrainState, atomic_torch_save, checkpoint_name, open_checkpoint,
                          prune_checkpoints, set_rng_states)
 from .config import TrainConfig, mbstd_batch_problem
@@ -110,36 +112,39 @@ class GeneratorLoss(torch.nn.Module):
     """G's forward and loss as ONE module call, so DistributedDataParallel sees one forward and one backward.
 
     D is held outside the module tree (a tuple), so the DDP wrapper of this module tracks only G's parameters.
+    G and D run in `precision`'s autocast region; their images and scores come back float32 for the loss.
     """
 
     def __init__(self, G: torch.nn.Module, D: torch.nn.Module, loss_fn: Callable[..., Any],
-                 w_avg_update: Callable[[torch.Tensor], None]) -> None:
+                 w_avg_update: Callable[[torch.Tensor], None], precision: Precision = FP32) -> None:
         super().__init__()
         self.G = G
         self._D = (D,)
         self.loss_fn = loss_fn
         self.w_avg_update = w_avg_update
+        self.precision = precision
 
     def forward(self, z: torch.Tensor, c: Optional[torch.Tensor], z2: Optional[torch.Tensor], cut: int,
                 noise: Noise, lod: float) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        fakes = synthesize(self.G, z, c, z2, cut, noise, lod, self.w_avg_update)
+        fakes = self.precision.run(synthesize, self.G, z, c, z2, cut, noise, lod, self.w_avg_update)
         D = self._D[0]
-        return self.loss_fn(lambda img: D(img, c, lod), fakes)
+        return self.loss_fn(lambda img: self.precision.run(D, img, c, lod), fakes)
 
 
 class DiscriminatorLoss(torch.nn.Module):
     """D's loss on reals and fakes, penalty included, as ONE module call (one DDP forward and backward; the
     penalty's double backward runs inside it)."""
 
-    def __init__(self, D: torch.nn.Module, loss_fn: Callable[..., Any]) -> None:
+    def __init__(self, D: torch.nn.Module, loss_fn: Callable[..., Any], precision: Precision = FP32) -> None:
         super().__init__()
         self.D = D
         self.loss_fn = loss_fn
+        self.precision = precision
 
     def forward(self, reals: torch.Tensor, fakes: torch.Tensor, c: Optional[torch.Tensor], lod: float,
                 u: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         extra = {} if u is None else {"u": u}
-        return self.loss_fn(lambda img: self.D(img, c, lod), reals, fakes, **extra)
+        return self.loss_fn(lambda img: self.precision.run(self.D, img, c, lod), reals, fakes, **extra)
 
 
 @contextlib.contextmanager
@@ -237,6 +242,10 @@ class Trainer:
         self.label_size = self.dataset.num_classes if cfg.cond else 0
 
         build_ops_first(self.dist, impl, self.device)  # several ranks: rank 0 compiles, the others load the cache
+        self.precision = resolve_precision(cfg.precision, self.device, warn=False)  # the line below says it
+        if cfg.precision != self.precision.name:  # config.json and checkpoints hold what `auto` chose
+            cfg = self.cfg = dataclasses.replace(cfg, precision=self.precision.name)
+        self.log(self.precision.describe())
         self.G, self.D, self.G_ema = build_networks(cfg, self.dataset.num_channels, self.label_size, impl)
         for net in (self.G, self.D, self.G_ema):
             net.to(self.device)
@@ -244,8 +253,9 @@ class Trainer:
         self.opt_D = make_optimizer(cfg, self.D, cfg.D_lrate_base, (cfg.D_beta1, cfg.D_beta2))
         g_loss_fn, d_loss_fn = get_loss(cfg.loss, cfg.wgan_lambda, cfg.r1_gamma)
         # One module per optimisation step, DDP-wrapped with several ranks (the plain module with one).
-        self.G_loss = self.dist.wrap(GeneratorLoss(self.G, self.D, g_loss_fn, self._update_w_avg), self.device)
-        self.D_loss = self.dist.wrap(DiscriminatorLoss(self.D, d_loss_fn), self.device)
+        self.G_loss = self.dist.wrap(GeneratorLoss(self.G, self.D, g_loss_fn, self._update_w_avg, self.precision),
+                                     self.device)
+        self.D_loss = self.dist.wrap(DiscriminatorLoss(self.D, d_loss_fn, self.precision), self.device)
 
         self.state = TrainState()
         self.snapshots = Snapshots(cfg, self.outdir, self.dataset, self.label_size, self.device)
@@ -284,6 +294,9 @@ class Trainer:
                              f"earlier checkpoint (--resume FILE) or pass --allow-nonfinite to continue anyway")
         if t["dataset_fingerprint"] != self.dataset.fingerprint:
             self.log(f"warning: resuming {path.name} on different data than it was trained on")
+        if checkpoint.train_config.precision != self.cfg.precision:  # weights are float32 either way
+            self.log(f"warning: resuming {path.name}, trained in {checkpoint.train_config.precision}, in "
+                     f"{self.cfg.precision}")
         try:
             self.G.load_state_dict(payload["G"])
             self.D.load_state_dict(payload["D"])
@@ -411,7 +424,7 @@ class Trainer:
             c_real = one_hot(labels, self.label_size).to(dev) if self.label_size else None
             z, z2, cut, noise = self._latents(B, phase)
             with torch.no_grad():
-                fakes = synthesize(self.G, z, c_real, z2, cut, noise, phase.lod)
+                fakes = self.precision.run(synthesize, self.G, z, c_real, z2, cut, noise, phase.lod)
             u = rows(torch.rand(B, device=dev)) if cfg.loss == "wgan-gp" else None  # gradient-penalty mixing
             loss_D, terms = self.D_loss(reals, fakes, c_real, phase.lod, u)
             self.opt_D.zero_grad(set_to_none=True)

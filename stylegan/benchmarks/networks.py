@@ -1,6 +1,6 @@
-"""`stylegan bench networks` / `bench train`: G forward and the real training step, impl 'auto' vs 'ref'.
+"""`stylegan bench networks` / `bench train`: G forward and the real training step, impl 'auto' vs 'ref', per precision.
 
-Why this shape: each (resolution, impl) point runs in a fresh subprocess (`python -m stylegan.benchmarks.networks`),
+Why this shape: each (resolution, impl, precision) point runs in a fresh subprocess (`python -m stylegan.benchmarks.networks`),
 so its peak RSS is its own, the allocator state of one point cannot help or hurt the next, and the allocator
 setting (default / tuned glibc malloc, see timing.py) can be chosen per run. Only ratios from one run compare.
 
@@ -9,7 +9,8 @@ TrainConfig (so `build_networks`, the loss functions, fused_scale and every othe
 uses): a D step (reals from a data loader, faded at the lod; fakes from G without grad; WGAN-GP loss with its
 double backward; Adam), the G_ema update, and a G step (mapping, style-mixing regularisation, w_avg update,
 synthesis, D forward, Adam). The data are a small folder of random RGB images written to a temporary directory
-(3 channels, as the published baselines). Images/s = batch / step time.
+(3 channels, as the published baselines). Images/s = batch / step time. A precision (stylegan/precision.py:
+fp32, bf16, auto) is the run's TrainConfig.precision; G forward runs under the same autocast region.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
+from ..precision import PRECISIONS
 from ..training.config import FUSED_SCALE_CHOICES, TrainConfig
 from .timing import describe_machine, env_for_malloc, format_table, machine_info, measure, run_with_env
 
@@ -54,7 +56,8 @@ def _start_resolution(resolution: int, lod: float) -> int:
 
 
 def build_trainer(workdir: str, resolution: int, impl: str, batch: int, fmap_base: int, fmap_max: int,
-                  latent_size: int, lod: float, fused_scale: Optional[Union[bool, str]] = None):
+                  latent_size: int, lod: float, fused_scale: Optional[Union[bool, str]] = None,
+                  precision: str = "fp32"):
     """(Trainer, Phase, loader) for one benchmark point: the real training objects, a Phase at `lod`."""
     from ..training.config import TrainConfig
     from ..training.dataset import make_loader
@@ -67,7 +70,7 @@ def build_trainer(workdir: str, resolution: int, impl: str, batch: int, fmap_bas
                   cache_dir=os.path.join(workdir, "cache"), batch=batch, fmap_base=fmap_base, fmap_max=fmap_max,
                   latent_size=latent_size, dlatent_size=latent_size, mapping_fmaps=latent_size, workers=0,
                   lod_initial_resolution=_start_resolution(resolution, lod), lod_training_kimg=_PHASE_KIMG,
-                  lod_transition_kimg=_PHASE_KIMG, total_kimg=1000.0)
+                  lod_transition_kimg=_PHASE_KIMG, total_kimg=1000.0, precision=precision)
     if fused_scale is not None:
         fields["fused_scale"] = fused_scale
     cfg = TrainConfig(**fields)
@@ -81,8 +84,9 @@ def build_trainer(workdir: str, resolution: int, impl: str, batch: int, fmap_bas
 
 def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, fmap_base: int = FMAP_BASE,
                   fmap_max: int = FMAP_MAX, latent_size: int = LATENT_SIZE, train: bool = True, lod: float = 0.0,
-                  fused_scale: Optional[Union[bool, str]] = None) -> Dict[str, float]:
-    """Measures one (resolution, impl) point in THIS process: G forward and training-step images/s, peak RSS.
+                  fused_scale: Optional[Union[bool, str]] = None, precision: str = "fp32") -> Dict[str, float]:
+    """Measures one (resolution, impl, precision) point in THIS process: G forward and training-step images/s,
+    peak RSS.
 
     lod > 0 measures mid-fade (e.g. 0.5: the newest level at alpha 0.5, images at resolution_at(lod)).
     fused_scale None = TrainConfig's default (what `stylegan train` uses).
@@ -91,16 +95,17 @@ def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, f
         from ..training.loop import deterministic_algorithms
 
         trainer, phase, loader = build_trainer(workdir, resolution, impl, batch, fmap_base, fmap_max, latent_size,
-                                               lod, fused_scale)
+                                               lod, fused_scale, precision)
         G = trainer.G
         z = torch.randn(batch, latent_size)
 
         def g_forward() -> None:
             with torch.no_grad():
-                G(z, lod=phase.lod)
+                trainer.precision.run(G, z, lod=phase.lod)
 
         fwd = measure(g_forward, repeat=repeat, warmup=1)
-        out = {"resolution": resolution, "impl": impl, "batch": batch, "lod": phase.lod,
+        out = {"resolution": resolution, "impl": impl, "precision": trainer.precision.name, "batch": batch,
+               "lod": phase.lod,
                "fused_scale": trainer.cfg.fused_scale, "g_forward_img_s": batch / fwd.median_s,
                "g_forward_ms": fwd.median_ms}
         if train:
@@ -115,9 +120,10 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
                        impls: Sequence[str] = IMPLS, malloc: str = "default", fmap_base: int = FMAP_BASE,
                        fmap_max: int = FMAP_MAX, latent_size: int = LATENT_SIZE, train: bool = True,
                        isolate: bool = True,
-                       echo: bool = True, lod: float = 0.0, fused_scale: Optional[Union[bool, str]] = None
-                       ) -> Dict[str, object]:
-    """Returns {'machine', 'rows', 'table'} for G forward and WGAN-GP step images/s, auto vs ref (and prints it).
+                       echo: bool = True, lod: float = 0.0, fused_scale: Optional[Union[bool, str]] = None,
+                       precisions: Sequence[str] = ("fp32",)) -> Dict[str, object]:
+    """Returns {'machine', 'rows', 'table'} for G forward and WGAN-GP step images/s, auto vs ref, per precision
+    (and prints it); the ratio columns compare with impl 'ref' and with fp32 of the same resolution and impl.
 
     Defaults are the official architecture (TrainConfig's network-size defaults) at each resolution, batch
     8, on CPU; lower fmap_max for a quick run. isolate=True measures every point in its own subprocess under the
@@ -128,31 +134,40 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
     info: Optional[Dict[str, object]] = None
     for res in resolutions:
         for impl in impls:
-            if isolate:
-                args = ["--resolution", str(res), "--impl", impl, "--batch", str(batch), "--repeat", str(repeat),
-                        "--fmap-base", str(fmap_base), "--fmap-max", str(fmap_max), "--latent-size",
-                        str(latent_size), "--lod", str(lod)] + ([] if train else ["--no-train"])
-                if fused_scale is not None:
-                    args += ["--fused-scale", str(fused_scale).lower()]
-                result = run_with_env(__name__, args, env_for_malloc(malloc))
-                info = info or result.pop("machine")
-                result.pop("machine", None)
-            else:
-                result = measure_point(res, impl, batch, repeat, fmap_base, fmap_max, latent_size, train, lod,
-                                       fused_scale)
-            rows.append(result)
-            if echo:
-                print(f"  measured {res} px impl={impl}", file=sys.stderr, flush=True)
+            for precision in precisions:
+                if isolate:
+                    args = ["--resolution", str(res), "--impl", impl, "--batch", str(batch), "--repeat",
+                            str(repeat), "--fmap-base", str(fmap_base), "--fmap-max", str(fmap_max),
+                            "--latent-size", str(latent_size), "--lod", str(lod), "--precision", precision
+                            ] + ([] if train else ["--no-train"])
+                    if fused_scale is not None:
+                        args += ["--fused-scale", str(fused_scale).lower()]
+                    result = run_with_env(__name__, args, env_for_malloc(malloc))
+                    info = info or result.pop("machine")
+                    result.pop("machine", None)
+                else:
+                    result = measure_point(res, impl, batch, repeat, fmap_base, fmap_max, latent_size, train, lod,
+                                           fused_scale, precision)
+                rows.append(result)
+                if echo:
+                    print(f"  measured {res} px impl={impl} precision={result['precision']}", file=sys.stderr,
+                          flush=True)
     info = info or machine_info()
-    headers = ["res", "impl", "G fwd img/s", "train img/s", "train step s", "auto/ref train", "peak RSS MiB"]
+    headers = ["res", "impl", "precision", "G fwd img/s", "train img/s", "train step s", "auto/ref train",
+               "vs fp32 G fwd", "vs fp32 train", "peak RSS MiB"]
     table_rows = []
-    by_key = {(r["resolution"], r["impl"]): r for r in rows}
+    nan = float("nan")
+    by_key = {(r["resolution"], r["impl"], r["precision"]): r for r in rows}
     for r in rows:
-        ref = by_key.get((r["resolution"], "ref"))
-        ratio = (r.get("train_img_s", float("nan")) / ref["train_img_s"]
-                 if ref and train and r["impl"] != "ref" else float("nan"))
-        table_rows.append([r["resolution"], r["impl"], r["g_forward_img_s"], r.get("train_img_s", float("nan")),
-                           r.get("train_step_s", float("nan")), ratio, r["peak_rss_mib"]])
+        ref = by_key.get((r["resolution"], "ref", r["precision"]))
+        ratio = (r.get("train_img_s", nan) / ref["train_img_s"] if ref and train and r["impl"] != "ref" else nan)
+        fp32 = by_key.get((r["resolution"], r["impl"], "fp32"))
+        mixed = fp32 is not None and r["precision"] != "fp32"
+        table_rows.append([r["resolution"], r["impl"], r["precision"], r["g_forward_img_s"],
+                           r.get("train_img_s", nan), r.get("train_step_s", nan), ratio,
+                           r["g_forward_img_s"] / fp32["g_forward_img_s"] if mixed else nan,
+                           r.get("train_img_s", nan) / fp32["train_img_s"] if mixed and train else nan,
+                           r["peak_rss_mib"]])
     used_fused = rows[0].get("fused_scale", fused_scale) if rows else fused_scale
     table = (f"{describe_machine(info)}\nbatch {batch}, fmap_base {fmap_base}, fmap_max {fmap_max}, "
              f"latent {latent_size}, lod {lod:g}, fused_scale {used_fused}, malloc {malloc}, median of {repeat}; "
@@ -175,12 +190,13 @@ def _main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--lod", type=float, default=0.0)
     p.add_argument("--fused-scale", choices=sorted(FUSED_SCALE_CHOICES), default=None)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--json-out", required=True)
     a = p.parse_args(argv)
     fused = None if a.fused_scale is None else FUSED_SCALE_CHOICES[a.fused_scale]
     try:
         result = measure_point(a.resolution, a.impl, a.batch, a.repeat, a.fmap_base, a.fmap_max, a.latent_size,
-                               not a.no_train, a.lod, fused)
+                               not a.no_train, a.lod, fused, a.precision)
     except ValueError as exc:  # a bad option: one line for the parent to relay, not a traceback
         sys.exit(f"error: {exc}")
     result["machine"] = machine_info()

@@ -82,15 +82,37 @@ def _network_options(fn):
         click.option("--fused-scale", type=click.Choice(list(FUSED_SCALE_CHOICES)), default=None,
                      help="fused_scale of the networks (stylegan train --fused-scale) [default: the training "
                           "default]."),
+        click.option("--precision", "precisions", default="fp32", show_default=True,
+                     help="Comma-separated precisions, one row each (e.g. fp32,bf16; stylegan train --precision)."),
+        click.option("--impls", default="auto,ref", show_default=True,
+                     help="Comma-separated op implementations, one row each (auto: the kernels, ref: pure torch)."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
+def _comma_list(text: str, allowed, param_hint: str) -> List[str]:
+    items = [t.strip().lower() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if not items or bad:
+        raise click.BadParameter(f"{text!r}: expected a comma-separated list of {', '.join(allowed)}",
+                                 param_hint=param_hint)
+    return list(dict.fromkeys(items))
+
+
 def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_base, fmap_max, latent_size,
-                        json_path, fused_scale=None) -> None:
-    from stylegan.benchmarks.networks import run_networks_bench
+                        json_path, fused_scale=None, precisions="fp32", impls="auto,ref") -> None:
+    from stylegan.benchmarks.networks import IMPLS, run_networks_bench
+    from stylegan.precision import PRECISIONS, resolve_precision
+
+    precision_list = _comma_list(precisions, PRECISIONS, "--precision")
+    for name in precision_list:  # a precision this machine cannot run fails here, not in a subprocess
+        try:
+            click.echo(resolve_precision(name, torch.device("cpu"), warn=False).describe(), err=True)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--precision") from None
+    impl_list = _comma_list(impls, IMPLS, "--impls")
 
     problem = mbstd_batch_problem(batch)  # the training step's own rule, checked before any subprocess starts
     if problem is not None:
@@ -102,7 +124,8 @@ def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_bas
         try:
             results[setting] = run_networks_bench(resolutions, batch=batch, repeat=repeat, malloc=setting,
                                                   fmap_base=fmap_base, fmap_max=fmap_max, latent_size=latent_size,
-                                                  train=train, lod=lod, fused_scale=fused)
+                                                  train=train, lod=lod, fused_scale=fused,
+                                                  precisions=precision_list, impls=impl_list)
         except timing.SubprocessError as exc:
             raise click.ClickException(f"a measurement with malloc={setting} failed: {exc}") from None
     if json_path:
@@ -116,23 +139,25 @@ def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_bas
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Minibatch.")
 @_network_options
 def networks_command(resolutions: str, batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max: int,
-                     latent_size: int, json_path: str, fused_scale: str) -> None:
-    """G forward images/s and a full G+D WGAN-GP step images/s per resolution, impl auto vs ref, peak memory."""
+                     latent_size: int, json_path: str, fused_scale: str, precisions: str, impls: str) -> None:
+    """G forward images/s and a full G+D WGAN-GP step images/s per resolution, impl auto vs ref, per precision,
+    peak memory."""
     try:
         res = [int(r) for r in resolutions.split(",")]
     except ValueError:
         raise click.BadParameter(f"{resolutions!r} is not a comma-separated list of ints", param_hint="--resolutions")
     _run_network_points(res, batch, 0.0, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
-                        fused_scale)
+                        fused_scale, precisions, impls)
 
 
 @bench.command("train")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Minibatch.")
 @_network_options
 def train_command(batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max: int, latent_size: int,
-                  json_path: str, fused_scale: str) -> None:
-    """WGAN-GP training images/s and peak memory at 32 and 64 px mid-fade (alpha 0.5), impl auto vs ref.
+                  json_path: str, fused_scale: str, precisions: str, impls: str) -> None:
+    """WGAN-GP training images/s and peak memory at 32 and 64 px mid-fade (alpha 0.5), impl auto vs ref, per
+    precision (--precision fp32,bf16: side by side in one run).
 
     Times the real training step (Trainer.step of `stylegan train`) with the training defaults."""
     _run_network_points([32, 64], batch, 0.5, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
-                        fused_scale)
+                        fused_scale, precisions, impls)

@@ -16,8 +16,8 @@ import torch
 from .. import generate as api
 from ..images import image_grid
 from .options import (GridShape, SeedList, batch_option, class_option, device_option, generator_of, network_option,
-                      load_for_network, noise_mode_option, open_network, prepare_outdir, prepare_outfile,
-                      truncation_options)
+                      load_for_network, noise_mode_option, open_network, precision_option, prepare_outdir,
+                      prepare_outfile, resolve_precision_option, truncation_options)
 
 PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 ANIMATION_FORMATS = {".gif": "GIF", ".png": "PNG"}  # --out extension -> Pillow writer (PNG: an animated PNG)
@@ -103,17 +103,22 @@ def _open(network: str, device: torch.device, psi: float, class_idx: Optional[in
                    "lod, else 0], so a mid-training checkpoint shows what it has learnt.")
 @device_option
 @batch_option
+@precision_option
 def generate(network: str, seeds: Optional[List[int]], ws_path: Optional[Path], noise_path: Optional[Path],
              psi: float, cutoff: int, noise_mode: str, classes: Optional[List[int]], outdir: Path,
              grid: Optional[Tuple[int, int]], lod: Optional[float], device: torch.device,
-             batch_size: Optional[int]) -> None:
+             batch_size: Optional[int], precision: str) -> None:
     """Generate one image per seed (and class), or one grid.png with --grid; or render a --ws latent file."""
     if (seeds is None) == (ws_path is None):
         raise click.UsageError("pass either --seeds or --ws (not both)")
+    resolved = resolve_precision_option(precision, device)
     if ws_path is not None:
         if classes or lod or psi != 1.0:
             raise click.UsageError("--ws renders the file's latents as they are: leave out --class, --lod and "
                                    "--trunc")
+        if resolved.mixed:
+            raise click.UsageError("--ws renders the latents exactly (the projection's own bytes), in fp32: leave "
+                                   "out --precision")
         return _generate_from_ws(network, ws_path, noise_path, noise_mode, outdir, grid, device)
     if noise_path is not None:
         raise click.UsageError("--noise-from goes with --ws")
@@ -148,7 +153,8 @@ def generate(network: str, seeds: Optional[List[int]], ws_path: Optional[Path], 
             click.echo(f"warning: {warning}", err=True)
     outdir = prepare_outdir(outdir)  # after opening the network: a bad --network leaves no empty folder behind
     images = np.concatenate([api.generate_images(G, seeds, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
-                                                 class_idx=class_idx, batch_size=batch_size, lod=lod)
+                                                 class_idx=class_idx, batch_size=batch_size, lod=lod,
+                                                 precision=resolved)
                              for class_idx in class_list])
     if grid is not None:
         path = outdir / "grid.png"
@@ -219,10 +225,12 @@ def _generate_from_ws(network: str, ws_path: Path, noise_path: Optional[Path], n
               help="Folder for grid.png and each cell ROW-COL.png.")
 @device_option
 @batch_option
+@precision_option
 def style_mixing(network: str, row_seeds: List[int], col_seeds: List[int], styles: str, psi: float, cutoff: int,
                  noise_mode: str, class_idx: Optional[int], outdir: Path, device: torch.device,
-                 batch_size: Optional[int]) -> None:
+                 batch_size: Optional[int], precision: str) -> None:
     """Style-mixing grid (the paper's Figure 3): grid.png and each mixed cell as ROW-COL.png."""
+    resolved = resolve_precision_option(precision, device)
     G = _open_generator(network, device, psi, class_idx)
     try:
         layers = api.layer_range(styles, int(G.num_layers))
@@ -234,7 +242,8 @@ def style_mixing(network: str, row_seeds: List[int], col_seeds: List[int], style
         raise click.BadParameter(str(exc), param_hint="--rows/--cols") from None
     outdir = prepare_outdir(outdir)
     grid, cells = api.style_mixing_grid(G, row_seeds, col_seeds, layers, psi=psi, cutoff=cutoff,
-                                        noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size)
+                                        noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size,
+                                        precision=resolved)
     _save_png(grid, outdir / "grid.png")
     for (row_seed, col_seed), image in cells.items():
         _save_png(image, outdir / f"{row_seed}-{col_seed}.png")
@@ -257,10 +266,12 @@ def style_mixing(network: str, row_seeds: List[int], col_seeds: List[int], style
               help="Frames per second of the animation.")
 @device_option
 @batch_option
+@precision_option
 def interpolate(network: str, seeds: List[int], frames: int, space: str, psi: float, cutoff: int, noise_mode: str,
                 class_idx: Optional[int], out: Path, fps: float, device: torch.device,
-                batch_size: Optional[int]) -> None:
+                batch_size: Optional[int], precision: str) -> None:
     """Looping latent walk through the seeds, saved as an animated GIF or PNG (from --out's extension)."""
+    resolved = resolve_precision_option(precision, device)
     if len(seeds) < 2:
         raise click.BadParameter(f"got {len(seeds)} seed; interpolation needs at least 2", param_hint="--seeds")
     image_format = ANIMATION_FORMATS.get(out.suffix.lower())
@@ -274,7 +285,7 @@ def interpolate(network: str, seeds: List[int], frames: int, space: str, psi: fl
         raise click.BadParameter(str(exc), param_hint="--frames") from None
     out = prepare_outfile(out)
     video = api.interpolate(G, seeds, frames, space=space, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
-                            class_idx=class_idx, batch_size=batch_size)
+                            class_idx=class_idx, batch_size=batch_size, precision=resolved)
     try:
         _pil_image(video[0]).save(out, format=image_format, save_all=True, append_images=_PilFrames(video[1:]),
                                   loop=0, duration=max(1, round(1000.0 / fps)))

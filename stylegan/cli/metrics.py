@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import click
 import torch
 
-from .options import device_option, generator_of, network_option, open_network, prepare_outfile
+from .options import (device_option, generator_of, network_option, open_network, precision_option, prepare_outfile,
+                      resolve_precision_option)
 
 
 def format_swd_table(result: Dict[str, float]) -> List[str]:
@@ -149,11 +150,12 @@ def _feature_net_options(fn):
               help="Folders of different sizes: centre-crop and resize both to this power-of-two size.")
 @click.option("--no-stats-cache", is_flag=True, help="Recompute the reals' feature statistics (not read or "
                                                      "written in $STYLEGAN_CACHE_DIR/metrics).")
+@precision_option
 def metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], metric_names: str, num: Optional[int],
             inception: Optional[str], vgg16: Optional[str], seed: int, psi: float, lod: Optional[float], batch: int,
             device: torch.device, json_out: Optional[str], cache_dir: Optional[str], glyphs: int,
             min_resolution: int, allow_fewer: bool, ppl_crop: bool, resize: Optional[int],
-            no_stats_cache: bool) -> None:
+            no_stats_cache: bool, precision: str) -> None:
     """Score a network against real images (or two folders of images) by the official protocols."""
     from ..training import distributed
 
@@ -163,9 +165,10 @@ def metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], m
         raise click.UsageError(str(exc)) from None
     if dist_ctx.enabled:
         device = torch.device(rank_device)
+    resolved = resolve_precision_option(precision, device)
     try:
         _metrics(network, data, fakes, metric_names, num, inception, vgg16, seed, psi, lod, batch, device, json_out,
-                 cache_dir, glyphs, min_resolution, allow_fewer, ppl_crop, resize, no_stats_cache, dist_ctx)
+                 cache_dir, glyphs, min_resolution, allow_fewer, ppl_crop, resize, no_stats_cache, dist_ctx, resolved)
         dist_ctx.barrier()
     finally:
         distributed.shutdown()
@@ -175,7 +178,7 @@ def _metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], 
              num: Optional[int], inception: Optional[str], vgg16: Optional[str], seed: int, psi: float,
              lod: Optional[float], batch: int, device: torch.device, json_out: Optional[str],
              cache_dir: Optional[str], glyphs: int, min_resolution: int, allow_fewer: bool, ppl_crop: bool,
-             resize: Optional[int], no_stats_cache: bool, dist_ctx: Any) -> None:
+             resize: Optional[int], no_stats_cache: bool, dist_ctx: Any, precision: Any) -> None:
     from ..metrics import MetricOptions, parse_metric_names, protocol_for
 
     echo = click.echo if dist_ctx.is_main else (lambda *_a, **_k: None)
@@ -190,6 +193,7 @@ def _metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], 
         raise click.BadParameter(f"{resize} is not a power of two >= 4", param_hint="--resize")
     out_path = prepare_outfile(Path(json_out), param_hint="--json") if json_out and dist_ctx.is_main else None
     opts = MetricOptions(inception=inception, vgg16=vgg16, seed=seed, psi=psi, batch=batch, device=device,
+                         precision=precision,
                          allow_fewer=allow_fewer, ppl_crop=ppl_crop, use_cache=not no_stats_cache,
                          progress=sys.stderr.isatty() and dist_ctx.is_main)
     if folders:

@@ -15,6 +15,7 @@ import torch
 
 from ..devices import default_device, resolve_device
 from ..generate import MAX_SEED
+from ..precision import PRECISIONS, Precision, resolve_precision
 from ..synthesis import NOISE_MODES
 
 MAX_SEEDS = 1_000_000  # a typo like 0-99999999 should fail fast, not allocate forever
@@ -152,6 +153,26 @@ def class_option(fn: Callable) -> Callable:
     """--class N for label-conditional networks."""
     return click.option("--class", "class_idx", type=click.IntRange(min=0), default=None,
                         help="Class index (required for, and only for, label-conditional networks).")(fn)
+
+
+def precision_option(fn: Callable) -> Callable:
+    """--precision auto|fp32|bf16|fp16 (default fp32, the exact path); resolve with `resolve_precision_option`."""
+    return click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+                        help="Arithmetic of the synthesis network: fp32 (exact, official-equal), bf16 (autocast; "
+                             "fast on CPUs with amx_bf16/avx512_bf16 and CUDA sm80+), auto (bf16 where native, "
+                             "else fp32).")(fn)
+
+
+def resolve_precision_option(precision: str, device: torch.device, param_hint: str = "--precision") -> Precision:
+    """The Precision --precision means on `device` (stylegan.precision); one line on stderr says what runs and why
+    unless it is plain fp32; a precision the device cannot run is a click.BadParameter."""
+    try:
+        resolved = resolve_precision(precision, device, warn=False)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
+    if precision != "fp32":
+        click.echo(resolved.describe(), err=True)
+    return resolved
 
 
 def batch_option(fn: Callable) -> Callable:

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from ..feature_nets import FeatureNet, load_feature_net
+from ..precision import FP32, Precision
 from .feature_stats import (FeatureStats, Processes, as_rgb_u8, cached_stats, collect_features, metrics_cache_dir,
                             stats_cache_key)
 from .frechet import frechet_distance
@@ -79,6 +80,7 @@ class MetricOptions:
     use_cache: bool = True
     progress: bool = False
     processes: Optional[Processes] = None
+    precision: Precision = FP32         # the fakes' synthesis (FID/KID/PR/IS/SWD); PPL always runs in float32
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,8 @@ def compute_metric(protocol: Protocol, G: Optional[torch.nn.Module] = None, real
         raise ValueError(f"{protocol.name}: give a generator or a folder of fakes")
     label_pool = None if reals is None else reals.labels
     if kind in ("fid", "kid", "pr", "is"):
-        gen = GeneratedImages(G, int(protocol.num_gen), opts.batch, opts.seed, opts.psi, opts.lod, label_pool)
+        gen = GeneratedImages(G, int(protocol.num_gen), opts.batch, opts.seed, opts.psi, opts.lod, label_pool,
+                              opts.precision)
         return _feature_metric(protocol, gen, reals, opts)
     if kind == "ppl":
         return _path_length(protocol, G, label_pool, opts)
@@ -267,7 +270,7 @@ def _swd(protocol: Protocol, G: torch.nn.Module, reals: RealImages, opts: Metric
     num = min(int(protocol.num_gen), len(reals))
     result = swd_for_generator(G, _LabelledArray(reals), num, psi=opts.psi,
                                lod=opts.lod, seed=opts.seed, device=opts.device, progress=opts.progress,
-                               min_resolution=opts.min_resolution)
+                               min_resolution=opts.min_resolution, precision=opts.precision)
     result.pop("swd_time_s", None)
     return MetricResult(protocol, result, num, num, time.perf_counter() - start)
 

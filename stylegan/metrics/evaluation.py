@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..images import box_downsample
+from ..precision import FP32, Precision
 from .swd import (DIR_REPEATS, DIRS_PER_REPEAT, MIN_RESOLUTION, NHOODS_PER_IMAGE, DescriptorBuilder, DescriptorSet,
                   check_images, derive_seed, swd_from_descriptors, swd_resolutions, to_uint8_pggan)
 
@@ -125,7 +126,8 @@ def swd_for_generator(G: torch.nn.Module, reals: Any, num: int, psi: float = 1.0
                       batch: int = 32, seed: int = 0, device: Optional[Union[str, torch.device]] = None,
                       noise_mode: str = "random", nhoods_per_image: int = NHOODS_PER_IMAGE,
                       dir_repeats: int = DIR_REPEATS, dirs_per_repeat: int = DIRS_PER_REPEAT,
-                      min_resolution: int = MIN_RESOLUTION, progress: bool = False) -> Dict[str, float]:
+                      min_resolution: int = MIN_RESOLUTION, progress: bool = False,
+                      precision: Precision = FP32) -> Dict[str, float]:
     """SWD x 10^3 between `num` images of G (at `lod`, truncation `psi`) and `num` reals; the snapshot metric.
 
     Why: one call for the training loop and `stylegan metrics`. Fakes are generated `batch` at a time under
@@ -176,7 +178,7 @@ def swd_for_generator(G: torch.nn.Module, reals: Any, num: int, psi: float = 1.0
         for i in range(0, num, batch):
             z = z_all[i:i + batch].to(dev)
             c = c_all[i:i + batch].to(dev) if c_all is not None else None
-            img = G(z, c, psi=psi, lod=lod, noise_mode=noise_mode)
+            img = precision.run(G, z, c, psi=psi, lod=lod, noise_mode=noise_mode)  # fp32 by default
             if builder is None:
                 _, ch, s = check_images(img, "generator output")
                 if s != resolution:

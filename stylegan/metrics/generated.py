@@ -16,6 +16,7 @@ import torch
 
 from ..generate import model_device
 from ..images import to_uint8_nchw
+from ..precision import FP32, Precision
 
 STREAM_LATENTS, STREAM_LABELS, STREAM_NOISE, STREAM_PATH = 11, 12, 13, 14
 
@@ -65,6 +66,7 @@ class GeneratedImages:
     psi: float = 1.0
     lod: float = 0.0
     label_pool: Optional[np.ndarray] = None
+    precision: Precision = FP32  # the synthesis network's arithmetic (stylegan.precision)
 
     def batch_size(self, b: int) -> int:
         return min(self.batch, self.num - b * self.batch)
@@ -81,7 +83,7 @@ class GeneratedImages:
     def images(self, b: int) -> torch.Tensor:
         device = model_device(self.G)
         z, c, noise = self.inputs(b)
-        img = self.G(z.to(device), None if c is None else c.to(device), psi=self.psi,
+        img = self.precision.run(self.G, z.to(device), None if c is None else c.to(device), psi=self.psi,
                      cutoff=None if self.psi == 1.0 else self.G.config.truncation_cutoff, lod=self.lod,
                      noise_mode="none" if noise is None else "random",
                      noise=None if noise is None else [t.to(device) for t in noise])

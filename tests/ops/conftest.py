@@ -1,4 +1,5 @@
-"""Shared fixtures for the op tests: the `device` parameter (CUDA skipped with a visible reason when absent)."""
+"""Shared fixtures for the op tests: the `device` parameter (CUDA skipped with a visible reason when absent).
+`single_thread` comes from tests/conftest.py."""
 from __future__ import annotations
 
 import pytest
@@ -28,13 +29,3 @@ def device(request) -> torch.device:
 def no_forced_reference(monkeypatch):
     """Tests of the kernel path must not be silently turned into reference runs by STYLEGAN_OPS=ref."""
     monkeypatch.delenv(build.OPS_ENV, raising=False)
-
-
-@pytest.fixture(scope="module")
-def single_thread():
-    """Tiny tensors: torch's thread pool only adds synchronisation (much slower on a busy 2-core machine:
-    docs/PERFORMANCE.md §5). Modules opt in with `pytestmark = pytest.mark.usefixtures("single_thread")`."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

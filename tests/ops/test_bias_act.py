@@ -19,6 +19,7 @@ import torch
 from stylegan import ops
 from stylegan.ops import build
 from stylegan.ops.bias_act import ACTIVATIONS
+from stylegan.ops.selfcheck import away_from_the_clamp
 
 # the module, not the function `stylegan.ops.bias_act` that shadows its name in the package
 bias_act_module = importlib.import_module("stylegan.ops.bias_act")
@@ -97,7 +98,7 @@ CASES = sample_inputs()
 IDS = [c.name for c in CASES]
 TOL = {torch.float64: dict(atol=1e-10, rtol=1e-10), torch.float32: dict(atol=2e-5, rtol=2e-5),
        torch.float16: dict(atol=2e-2, rtol=2e-2), torch.bfloat16: dict(atol=1e-1, rtol=5e-2)}
-DTYPES = {"cpu": [torch.float32, torch.float64], "cuda": [torch.float16, torch.bfloat16, torch.float32, torch.float64]}
+DTYPES = {"cpu": [torch.float32, torch.float64, torch.bfloat16], "cuda": [torch.float16, torch.bfloat16, torch.float32, torch.float64]}
 
 
 def kernel_impl(device: torch.device) -> str:
@@ -140,6 +141,9 @@ def test_kernel_matches_reference(case, device):
     impl = kernel_impl(device)
     for dtype in DTYPES[device.type]:
         x, b = case.make(device, dtype)
+        if dtype in (torch.float16, torch.bfloat16):
+            kw = case.kwargs
+            x = away_from_the_clamp(x, b, case.dim, case.act, kw.get("alpha"), kw.get("gain"), kw.get("clamp"))
         gen = torch.Generator().manual_seed(1)
         dy = torch.randn(case.shape, generator=gen, dtype=torch.float64).to(device, dtype)
         w_dx = torch.randn(case.shape, generator=gen, dtype=torch.float64).to(device, dtype)
@@ -285,10 +289,53 @@ def test_bad_inputs_raise_clear_errors(impl):
         ops.bias_act(x, torch.zeros(3, device="meta"), impl=impl)
 
 
-def test_cpu_kernel_rejects_half_types_naming_the_dtype():
-    for dtype in (torch.float16, torch.bfloat16):
-        with pytest.raises(TypeError, match=str(dtype)):
-            ops.bias_act(torch.randn(2, 3, 4, 4).to(dtype), act="lrelu", impl="cpu")
+def test_cpu_kernel_rejects_float16_naming_the_dtype():
+    with pytest.raises(TypeError, match="torch.float16"):
+        ops.bias_act(torch.randn(2, 3, 4, 4).half(), act="lrelu", impl="cpu")
+
+
+# bfloat16 has 8 significant bits: a value computed in float32 and rounded once is within half a unit in the last
+# place (2**-9 relative) of the exact result; 2**-8 allows for the float32 math before the rounding.
+BF16_ULP = dict(rtol=2 ** -8, atol=1e-30)
+
+
+@pytest.mark.parametrize("act", ["lrelu", "swish", "linear"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_cpu_bfloat16_is_the_float64_result_rounded_once(act, layout):
+    """The bfloat16 CPU kernel widens its loads to float32 and rounds each stored value once: forward, dx and the
+    fused db (the sum of the stored dx) are within one bfloat16 ulp of float64 math on the same inputs.
+    (Activations whose derivative is read from the stored y, like tanh's 1 - y^2, inherit y's rounding, so their
+    dx is checked with the looser half-type tolerance of test_kernel_matches_reference.)"""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(4, 24, 9, 7, generator=gen, dtype=torch.float64).bfloat16()
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    b = torch.randn(24, generator=gen, dtype=torch.float64).bfloat16()
+    dy = torch.randn(x.shape, generator=gen, dtype=torch.float64).bfloat16()
+    xk, bk = x.clone().requires_grad_(), b.clone().requires_grad_()
+    y = ops.bias_act(xk, bk, act=act, clamp=1.5, impl="cpu")
+    dx, db = torch.autograd.grad(y, [xk, bk], dy)
+    x64, b64 = x.double().requires_grad_(), b.double().requires_grad_()
+    y64 = ops.bias_act_ref(x64, b64, act=act, clamp=1.5)
+    dx64, _ = torch.autograd.grad(y64, [x64, b64], dy.double())
+    assert y.dtype == dx.dtype == db.dtype == torch.bfloat16
+    assert type(y.grad_fn).__name__ == "BiasActKernelBackward"
+    torch.testing.assert_close(y.double(), y64.detach(), **BF16_ULP)
+    # within an ulp of the clamp the stored y may round onto it (masked) or not: compare elsewhere
+    inside = (y64.detach().abs() - 1.5).abs() > 2 * 2 ** -7 * 1.5
+    torch.testing.assert_close(dx.double()[inside], dx64[inside], **BF16_ULP)
+    # db sums the stored (rounded) dx in float; its own rounding is one more bfloat16 ulp
+    torch.testing.assert_close(db.double(), dx.double().sum(dim=(0, 2, 3)), rtol=2 ** -8, atol=1e-6)
+
+
+def test_cpu_bfloat16_large_outputs_take_the_streaming_path():
+    """A bfloat16 output of >= 16 MiB is written with streaming stores (odd size: unaligned start, partial tile)."""
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 53, 281, 283, generator=gen).bfloat16()  # 16.9 MB of bfloat16
+    b = torch.randn(53, generator=gen).bfloat16()
+    got = ops.bias_act(x, b, act="lrelu", impl="cpu")
+    want = ops.bias_act_ref(x.double(), b.double(), act="lrelu")
+    torch.testing.assert_close(got.double(), want, **BF16_ULP)
 
 
 def test_extension_validates_its_own_inputs():

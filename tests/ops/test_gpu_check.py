@@ -38,7 +38,7 @@ def test_doctor_prints_the_full_self_check_and_runs_the_gpu_check(tmp_path, no_f
     result = CliRunner().invoke(main, ["doctor", "--gpu", str(path)])
     assert result.exit_code == 0, result.output
     assert "full self-check against the reference" in result.output
-    assert result.output.count("OK (") == 4  # bias_act and upfirdn2d on the CPU, float32 and float64
+    assert result.output.count("OK (") == 6  # bias_act and upfirdn2d on the CPU, float32, float64 and bfloat16
     assert "impl='auto' uses the kernel" in result.output
     assert path.exists() and "skipped: no CUDA device" in path.read_text()
 
@@ -47,7 +47,7 @@ def test_the_steps_themselves_run_on_the_cpu(tmp_path, no_forced_reference):
     report = gpu_check.Report(str(tmp_path / "r.md"), echo=lambda line: None)
     assert gpu_check.build_and_selfcheck(report, "cpu") is True
     text = "\n".join(report.lines)
-    assert text.count("OK (") == 4 and "built and loaded" in text
+    assert text.count("OK (") == 6 and "built and loaded" in text  # 2 ops x float32, float64, bfloat16
 
     gpu_check.run_command(report, "echo", [sys.executable, "-c", "print('hello from the step')"], 30)
     tail = "\n".join(report.lines[-5:])

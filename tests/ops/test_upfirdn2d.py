@@ -451,13 +451,59 @@ def test_empty_batch(device):
     assert dx.shape == x.shape
 
 
+# ---------------------------------------------------------------------------------------------------- half types
+# bfloat16 has 8 significant bits: a float32 sum rounded once to bfloat16 is within 2**-9 relative of the exact
+# value (rtol 2**-8 leaves room for the float32 accumulation; atol covers sums that cancel to ~0).
+BF16_ONE_ROUNDING = dict(rtol=2 ** -8, atol=1e-4)
+
+
+def _bf16_and_float64(s: Sample, seed: int):
+    """(dx, d(dx)/d(dy) . w) of the bfloat16 CPU kernel and of the float64 reference on the same values: the same
+    bfloat16 x, dy and w, and the filter x gain rounded to bfloat16 as both the kernel and the reference do."""
+    gen = torch.Generator().manual_seed(seed)
+    gain = s.kwargs["gain"]
+    f64 = None if s.f is None else (s.f * gain ** (s.f.ndim / 2)).bfloat16().double()
+    kw64 = dict(s.kwargs, gain=1.0)
+    out = []
+    for x0, f, kw, impl in ((s.x, s.f, s.kwargs, "cpu"), (s.x.double(), f64, kw64, "ref")):
+        x = x0.detach().clone().requires_grad_(True)
+        y = U.upfirdn2d(x, f, **kw, impl=impl)
+        gen.manual_seed(seed)
+        dy = torch.randn(y.shape, generator=gen, dtype=torch.float64).bfloat16().to(y.dtype).requires_grad_(True)
+        (dx,) = torch.autograd.grad(y, x, dy, create_graph=True)
+        w = torch.randn(dx.shape, generator=gen, dtype=torch.float64).bfloat16().to(dx.dtype)
+        (ddy,) = torch.autograd.grad(dx, dy, w)
+        out.append((y.detach(), dx.detach(), ddy))
+    return out
+
+
+def test_cpu_bfloat16_forward_grad_and_grad_of_grad_are_rounded_float64_results():
+    """Every sample through the bfloat16 CPU kernel: forward, gradient and grad-of-grad (each one kernel pass)
+    are the float64 reference on the same inputs, rounded once, and stay bfloat16; the kernel ran at every order."""
+    failures: List[str] = []
+    for i, s in enumerate(sample_inputs("cpu", torch.bfloat16)):
+        if s.x.numel() == 0:
+            continue
+        (y, dx, ddy), (y64, dx64, ddy64) = _bf16_and_float64(s, seed=i)
+        for what, got, want in (("forward", y, y64), ("grad", dx, dx64), ("grad-of-grad", ddy, ddy64)):
+            if got.dtype != torch.bfloat16:
+                failures.append(f"{s.name} {what}: dtype {got.dtype}")
+            _collect(failures, f"{s.name} {what}", got, want, BF16_ONE_ROUNDING)
+    assert not failures, "bfloat16 kernel != rounded float64 reference:\n" + "\n".join(failures)
+    x = torch.randn(1, 2, 5, 5, dtype=torch.bfloat16, requires_grad=True)
+    y = U.upfirdn2d(x, torch.ones(2, 2), up=2, impl="cpu")
+    assert type(y.grad_fn).__name__ == "_Upfirdn2dBackward"
+
+
 # ---------------------------------------------------------------------------------------------------- CUDA only
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("device", DEVICES[1:])
+@pytest.mark.parametrize("device, dtype", [
+    pytest.param("cuda", torch.float16, marks=DEVICES[1].marks, id="cuda-f16"),
+    pytest.param("cuda", torch.bfloat16, marks=DEVICES[1].marks, id="cuda-bf16"),
+    pytest.param("cpu", torch.bfloat16, id="cpu-bf16")])
 def test_half_precision_matches_float32_reference(device, dtype):
     failures: List[str] = []
     for s in sample_inputs(device, dtype):
-        y = U.upfirdn2d(s.x, s.f, **s.kwargs, impl="cuda")
+        y = U.upfirdn2d(s.x, s.f, **s.kwargs, impl=_impl(device))
         ref = U.upfirdn2d_ref(s.x.float(), s.f, **s.kwargs)
         if y.dtype != dtype:
             failures.append(f"{s.name}: output dtype {y.dtype}")
@@ -481,7 +527,7 @@ F4 = torch.ones(4, 4)
     (lambda: U.upfirdn2d(torch.zeros(1, 1, 8, 8), F4.int()), TypeError, r"f must be a floating-point"),
     (lambda: U.upfirdn2d(torch.zeros(1, 1, 8, 8), F4, impl="gpu"), ValueError, r"impl must be one of.*'gpu'"),
     (lambda: U.upfirdn2d(torch.zeros(1, 1, 8, 8, dtype=torch.float16), F4, padding=2, impl="cpu"), TypeError,
-     r"cpu kernel supports x dtypes float32, float64; got torch.float16"),
+     r"cpu kernel supports x dtypes float32, float64, bfloat16; got torch.float16"),
 ], ids=["x-rank", "f-rank", "up-0", "down-0", "x-int", "crop-all", "padding-len", "f-list", "f-int", "impl",
         "cpu-half"])
 def test_bad_input_raises_naming_it(call, exc, match):
@@ -498,7 +544,7 @@ def _extension():
     (lambda x, f: (x, f[None], 1, 1, 1, 1, 0, 0, 0, 0, False, 1.0), ValueError, r"f must be 1-D or 2-D"),
     (lambda x, f: (x, f, 0, 1, 1, 1, 0, 0, 0, 0, False, 1.0), ValueError, r"up must be >= 1"),
     (lambda x, f: (x, f, 1, 1, 1, 1, -8, 0, 0, 0, False, 1.0), ValueError, r"crops the 8x8 input to nothing"),
-    (lambda x, f: (x.int(), f, 1, 1, 1, 1, 0, 0, 0, 0, False, 1.0), TypeError, r"float32 or float64"),
+    (lambda x, f: (x.int(), f, 1, 1, 1, 1, 0, 0, 0, 0, False, 1.0), TypeError, r"float32, float64 or bfloat16"),
 ], ids=["x-rank", "f-rank", "up", "crop", "dtype"])
 def test_extension_validates_its_arguments(args, exc, match):
     """The C++ entry point checks its own arguments (TORCH_CHECK_VALUE/TYPE -> ValueError/TypeError)."""
