@@ -7,7 +7,7 @@ per-sample losses that the optimizer averages; these functions return the batch 
 Interface: `D` is any callable img -> scores [N, 1] (the loop passes `lambda img: D(img, c, lod)`); fakes for the
 D loss should be detached by the caller. Each function returns (loss, terms) where terms holds detached 0-d tensors
 for logging (still on the device: reading them would synchronise with it, so the training loop does that once per
-tick), always including 'penalty' (0 when the loss has none). The penalties differentiate D's output with
+tick), always including 'penalty' (0 when the loss has none); D losses also give 'real_sign' (ADA's r_t). The penalties differentiate D's output with
 `torch.autograd.grad(create_graph=True)`, so the D update back-propagates through that gradient (double backward
 through D's ops).
 """
@@ -35,6 +35,11 @@ def _f(x: torch.Tensor) -> torch.Tensor:
 
 def _zero(like: torch.Tensor) -> torch.Tensor:
     return torch.zeros((), dtype=like.dtype, device=like.device)
+
+
+def _real_sign(real_scores: torch.Tensor) -> torch.Tensor:
+    """E[sign(D(reals))] of D's raw scores: ADA's overfitting heuristic r_t (training/ada.py), for every loss."""
+    return real_scores.detach().sign().mean()
 
 
 def g_wgan(D: DFn, fakes: torch.Tensor) -> Tuple[torch.Tensor, Terms]:
@@ -68,7 +73,7 @@ def d_wgan_gp(D: DFn, reals: torch.Tensor, fakes: torch.Tensor, gp_lambda: float
     drift = real_scores.square()
     loss = (fake_scores - real_scores).mean() + gp.mean() * (gp_lambda / target ** 2) + drift.mean() * eps_drift
     return loss, {"loss": _f(loss), "real_score": _f(real_scores), "fake_score": _f(fake_scores),
-                  "penalty": _f(gp), "grad_norm": _f(norms), "drift": _f(drift)}
+                  "penalty": _f(gp), "grad_norm": _f(norms), "drift": _f(drift), "real_sign": _real_sign(real_scores)}
 
 
 def g_logistic_ns(D: DFn, fakes: torch.Tensor) -> Tuple[torch.Tensor, Terms]:
@@ -91,7 +96,7 @@ def d_logistic_r1(D: DFn, reals: torch.Tensor, fakes: torch.Tensor,
         r1 = grad.flatten(1).square().sum(1)
         loss = loss + r1.mean() * (r1_gamma * 0.5)
     return loss, {"loss": _f(loss), "real_score": _f(real_scores), "fake_score": _f(fake_scores),
-                  "penalty": _f(r1)}
+                  "penalty": _f(r1), "real_sign": _real_sign(real_scores)}
 
 
 def d_hinge(D: DFn, reals: torch.Tensor, fakes: torch.Tensor) -> Tuple[torch.Tensor, Terms]:
@@ -100,7 +105,7 @@ def d_hinge(D: DFn, reals: torch.Tensor, fakes: torch.Tensor) -> Tuple[torch.Ten
     fake_scores = D(fakes)
     loss = F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
     return loss, {"loss": _f(loss), "real_score": _f(real_scores), "fake_score": _f(fake_scores),
-                  "penalty": _zero(loss)}
+                  "penalty": _zero(loss), "real_sign": _real_sign(real_scores)}
 
 
 # name -> (G loss, D loss)
