@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .atomic_write import atomic_write_bytes
 
-DEFAULT_KEYS = ("loss_G", "loss_D", "penalty", "swd_avg")
+DEFAULT_KEYS = ("loss_G", "loss_D", "penalty", "swd_avg", "augment_p", "ada_rt")
 COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
            (140, 86, 75), (227, 119, 194))
 BACKGROUND = (255, 255, 255)

@@ -23,6 +23,7 @@ from ..devices import DEVICE_NAME
 from ..generate import MAX_SEED
 from .ada import ADA_INTERVAL, ADA_KIMG, ADA_KIMG_RESUME, ADA_TARGET
 from .augment import AUGPIPES
+from .glyphs import GLYPH_STYLES
 from .losses import LOSSES, R1_GAMMA, WGAN_LAMBDA
 
 # Official 1-GPU minibatch sizes (NVlabs stylegan train.py: `desc += '-1gpu'; sched.minibatch_base = 4;
@@ -140,6 +141,9 @@ class TrainConfig(JsonConfig):
         "--cache-dir", "Dataset cache folder.", type=str,
         show_default="$STYLEGAN_CACHE/datasets or ~/.cache/stylegan/datasets"))
     glyphs_count: int = _opt(10000, cli=CliOption("--glyphs", "Number of images of builtin:glyphs."))
+    glyphs_style: str = _opt("solid", cli=CliOption(
+        "--glyphs-style", "Stroke style of builtin:glyphs: solid, or hollow outline glyphs (the same glyphs, colours "
+                          "and poses).", choices={s: s for s in GLYPH_STYLES}))
     strict_data: bool = _opt(False, cli=CliOption("--strict", "Fail on unreadable images instead of skipping them."))
     loss: str = _opt("wgan-gp", cli=CliOption("--loss", "GAN loss.", choices={n: n for n in LOSS_NAMES}))
     wgan_lambda: float = _opt(WGAN_LAMBDA, cli=CliOption(
@@ -306,6 +310,7 @@ class TrainConfig(JsonConfig):
         max_freezed = self.resolution_log2 - 2
         check(_is_int(self.freezed) and 0 <= self.freezed <= max_freezed, "freezed",
               f"an integer in [0, {max_freezed}] (D has {max_freezed} blocks at {self.resolution} px)")
+        check(self.glyphs_style in GLYPH_STYLES, "glyphs_style", f"one of {', '.join(GLYPH_STYLES)}")
         check(self.augment in AUGMENT_KINDS, "augment", f"one of {', '.join(AUGMENT_KINDS)}")
         check(self.augpipe in AUGPIPES, "augpipe", f"one of {', '.join(AUGPIPES)}")
         check(self.augment_p is None or (_is_number(self.augment_p) and 0.0 <= self.augment_p <= 1.0),

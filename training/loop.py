@@ -305,7 +305,7 @@ class Trainer:
 
         def open_it(verbose: bool) -> ImageDataset:
             return ImageDataset(cfg.data, cfg.resolution, cache_dir=cfg.cache_dir, strict=cfg.strict_data,
-                                glyphs_count=cfg.glyphs_count, verbose=verbose)
+                                glyphs_count=cfg.glyphs_count, verbose=verbose, glyphs_style=cfg.glyphs_style)
 
         dataset = open_it(self.progress) if self.dist.local_rank == 0 else None
         self.dist.barrier()

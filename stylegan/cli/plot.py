@@ -13,7 +13,8 @@ from .options import prepare_outfile
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=True), help="Output PNG file.")
 @click.option("--keys", default=None,
-              help="Comma-separated keys, one panel each [default: loss_G,loss_D,penalty,swd_avg, those present].")
+              help="Comma-separated keys, one panel each [default: loss_G,loss_D,penalty,swd_avg,augment_p,ada_rt, "
+                   "those present].")
 @click.option("--x", "x_key", default="kimg", show_default=True, help="Key of the x axis.")
 @click.option("--width", type=click.IntRange(min=200), default=800, show_default=True, help="Image width in px.")
 @click.option("--panel-height", type=click.IntRange(min=80), default=200, show_default=True,
