@@ -22,21 +22,17 @@ ADA_KIMG_RESUME = 100.0  # official train.py: "make ADA react faster at the begi
 
 
 class AdaController:
-    """Accumulates sign(D(reals)) per D step; every `interval` steps moves p (returned by `update`)."""
+    """Accumulates sign(D(reals)) per D step; every `interval` steps moves p (returned by `update`). The values are
+    validated once, as TrainConfig fields (ada_target, ada_kimg, ada_interval)."""
 
     def __init__(self, target: float = ADA_TARGET, ada_kimg: float = ADA_KIMG, interval: int = ADA_INTERVAL,
                  reduce_mean: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> None:
-        if not 0.0 < target < 1.0:
-            raise ValueError(f"ada target {target!r}: expected a number in (0, 1)")
-        if not ada_kimg > 0:
-            raise ValueError(f"ada_kimg {ada_kimg!r}: expected a number > 0")
         self.target = float(target)
         self.ada_kimg = float(ada_kimg)
         self.interval = int(interval)
         self.reduce_mean = reduce_mean
         self.sign_sum: Optional[torch.Tensor] = None   # sum over the interval's steps of this rank's mean sign
         self.steps = 0                                 # D steps since the last update
-        self.last_rt: Optional[float] = None
 
     def add(self, real_sign_mean: torch.Tensor) -> None:
         """One D step's mean sign of D's raw scores on (augmented) reals (a 0-d tensor; no host sync)."""
@@ -50,9 +46,7 @@ class AdaController:
     def update(self, p: float, batch: int) -> float:
         """The new p after an interval of minibatches of `batch` images (the global minibatch)."""
         assert self.sign_sum is not None
-        rt_tensor = self.reduce_mean((self.sign_sum / self.steps).reshape(1).clone())
-        rt = float(rt_tensor.item())
-        self.last_rt = rt
+        rt = float(self.reduce_mean((self.sign_sum / self.steps).reshape(1).clone()).item())
         step = batch * self.interval / (self.ada_kimg * 1000.0)
         sign = (rt > self.target) - (rt < self.target)
         self.sign_sum, self.steps = None, 0

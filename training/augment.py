@@ -337,6 +337,12 @@ class AdaPipeline:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.apply(images, self.draw(images))
 
+    def check_channels(self, num_channels: int) -> None:
+        """The colour ops work on RGB and grayscale images (official): ValueError for other channel counts."""
+        if num_channels not in (1, 3) and any(self.multipliers[op] > 0 for op in COLOR_OPS):
+            raise ValueError(f"--augpipe with colour ops needs RGB or grayscale data, but it has {num_channels} "
+                             f"channels; use --augpipe bg (or convert the images)")
+
     # -- checkpoints ----------------------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
         return {"p": self.p, "generator": self.generator.get_state()}

@@ -282,6 +282,8 @@ class Trainer:
         self.augment = make_pipeline(cfg.augment, cfg.augpipe, cfg.augment_p or 0.0, cfg.seed + AUGMENT_SEED_OFFSET,
                                      self.dist.rows, self.dist.world_size, impl)
         self.ada: Optional[AdaController] = None
+        if isinstance(self.augment, AdaPipeline):
+            self.augment.check_channels(self.dataset.num_channels)
         if isinstance(self.augment, AdaPipeline) and cfg.augment_p is None:
             self.ada = AdaController(cfg.ada_target, cfg.ada_kimg_used, cfg.ada_interval, self.dist.all_reduce_mean_)
         # One module per optimisation step, DDP-wrapped with several ranks (the plain module with one).

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 
@@ -67,8 +67,8 @@ def open_source(spec: str) -> Source:
         raise ValueError(f"cannot download {spec}: {e}") from None
     except (FileNotFoundError, UnsafePickleError, TypeError) as e:
         raise ValueError(str(e)) from None
-    except IsADirectoryError:
-        raise ValueError(f"{spec} is a directory; expected a network file") from None
+    except OSError as e:  # permission denied, I/O errors
+        raise ValueError(f"cannot read {spec}: {e}") from None
     if networks.G is None and networks.G_ema is None:
         raise ValueError(f"{spec} holds no generator (a {networks.source_format} file with only "
                          f"{'D' if networks.D is not None else 'no networks'}); --resume-from needs a file with G")
@@ -143,9 +143,8 @@ def frozen_parameters(D: torch.nn.Module, freezed: int) -> List[torch.nn.Paramet
     return params
 
 
-def source_summary(source: Optional[Source]) -> str:
-    if source is None:
-        return ""
+def source_summary(source: Source) -> str:
+    """One line about the file a run starts from (the Trainer logs it)."""
     n = source.networks
     have = "+".join(k for k in ("G", "D", "G_ema") if getattr(n, k) is not None)
     return f"{source.spec} ({n.source_format}, {have}, {n.generator.config.resolution} px, sha256 {source.sha256[:12]})"

@@ -266,5 +266,10 @@ def test_controller_rank_mean_and_state():
     b = AdaController(0.6, 0.1, 4)
     b.load_state_dict(a.state_dict(), torch.device("cpu"))
     assert b.steps == 1 and torch.equal(b.sign_sum, a.sign_sum)
-    with pytest.raises(ValueError, match="ada target 1.0"):
-        AdaController(1.0)
+
+
+def test_colour_ops_refuse_other_channel_counts():
+    with pytest.raises(ValueError, match="4 channels; use --augpipe bg"):
+        AdaPipeline(AUGPIPES["bgc"]).check_channels(4)
+    AdaPipeline(AUGPIPES["bg"]).check_channels(4)
+    AdaPipeline(AUGPIPES["color"]).check_channels(1)
