@@ -63,9 +63,7 @@ def open_source(spec: str) -> Source:
     try:
         path = download(spec) if is_url(spec) else Path(spec).expanduser()
         networks = load(path)
-    except DownloadError as e:
-        raise ValueError(f"cannot download {spec}: {e}") from None
-    except (FileNotFoundError, UnsafePickleError, TypeError) as e:
+    except (DownloadError, FileNotFoundError, UnsafePickleError, TypeError) as e:  # their messages name the file
         raise ValueError(str(e)) from None
     except OSError as e:  # permission denied, I/O errors
         raise ValueError(f"cannot read {spec}: {e}") from None
