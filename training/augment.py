@@ -162,10 +162,14 @@ def saturation3d(s: torch.Tensor) -> torch.Tensor:
 def blit(images: torch.Tensor, xflip: torch.Tensor, rot90: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Exact pixel permutations per sample: x-flip where xflip = 1, then rot90 quarter turns (torch.rot90 on
     (H, W)), then an integer translation by shift [N, 2] = (dx, dy) pixels, the uncovered border filled by
-    reflection (as official: it pads with reflect)."""
-    x = torch.where(xflip.view(-1, 1, 1, 1) > 0, images.flip(3), images)
+    reflection (as official: it pads with reflect). The parameters may live on the CPU (the pipeline keeps them
+    there, so deciding what runs reads no device tensor)."""
+    dev = images.device
+    x = images
+    if bool((xflip != 0).any()):
+        x = torch.where(xflip.to(dev).view(-1, 1, 1, 1) > 0, x.flip(3), x)
     if bool((rot90 != 0).any()):
-        k = rot90.view(-1, 1, 1, 1)
+        k = rot90.to(dev).view(-1, 1, 1, 1)
         x = sum(torch.where(k == q, torch.rot90(x, q, dims=(2, 3)), torch.zeros_like(x)) for q in range(4))
     if bool((shift != 0).any()):
         n, _, h, w = x.shape
@@ -173,7 +177,7 @@ def blit(images: torch.Tensor, xflip: torch.Tensor, rot90: torch.Tensor, shift: 
         if m >= min(h, w):
             raise ValueError(f"integer translation by {m} px does not fit a {h}x{w} image")
         padded = F.pad(x, [m, m, m, m], mode="reflect")
-        dx, dy = shift[:, 0].long(), shift[:, 1].long()
+        dx, dy = shift[:, 0].long().to(dev), shift[:, 1].long().to(dev)
         iy = torch.arange(h, device=x.device).view(1, h) - dy.view(n, 1) + m       # out(y, x) = in(y - dy, x - dx)
         ix = torch.arange(w, device=x.device).view(1, w) - dx.view(n, 1) + m
         b = torch.arange(n, device=x.device).view(n, 1, 1)
@@ -184,19 +188,22 @@ def blit(images: torch.Tensor, xflip: torch.Tensor, rot90: torch.Tensor, shift: 
 def geometric_warp(images: torch.Tensor, G_inv: torch.Tensor, impl: str = "auto") -> torch.Tensor:
     """out(p) = in(G_inv p) for pixel coordinates p relative to the image centre (x right, y down), with the
     official anti-aliased resampling: reflect-pad to cover where the output looks, 2x upsample with sym6,
-    bilinear sampling on the 2x grid, 2x downsample with the flipped filter and crop."""
+    bilinear sampling on the 2x grid, 2x downsample with the flipped filter and crop. The padding is computed from
+    G_inv on the CPU (the pipeline keeps its matrices there: no device read)."""
     n, c, h, w = images.shape
     dev, dt = images.device, images.dtype
     f = setup_filter(list(SYM6), device=dev).to(dt)
     fpad = f.shape[0] // 4                                   # filter margin in input pixels (official Hz_pad)
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    corners = torch.tensor([[-cx, -cy, 1], [cx, -cy, 1], [cx, cy, 1], [-cx, cy, 1]], dtype=dt, device=dev)
-    seen = G_inv @ corners.t()                                # [N, 3, 4]: where the output's corners look
+    G_cpu = G_inv.detach().cpu().double()
+    corners = torch.tensor([[-cx, -cy, 1], [cx, -cy, 1], [cx, cy, 1], [-cx, cy, 1]], dtype=torch.float64)
+    seen = G_cpu @ corners.t()                                # [N, 3, 4]: where the output's corners look
     reach = seen[:, :2, :].permute(1, 0, 2).flatten(1)        # [xy, N * 4]
     reach = torch.cat([-reach, reach]).max(dim=1).values      # [x0, y0, x1, y1] furthest reach from the centre
-    limit = torch.tensor([w - 1, h - 1] * 2, dtype=dt, device=dev)
-    margin = (reach + torch.tensor([2 * fpad - cx, 2 * fpad - cy] * 2, dtype=dt, device=dev)).clamp(min=0)
+    limit = torch.tensor([w - 1, h - 1] * 2, dtype=torch.float64)
+    margin = (reach + torch.tensor([2 * fpad - cx, 2 * fpad - cy] * 2, dtype=torch.float64)).clamp(min=0)
     mx0, my0, mx1, my1 = (int(v) for v in torch.minimum(margin, limit).ceil().tolist())
+    G_inv = G_inv.to(device=dev, dtype=dt)
     x = F.pad(images, [mx0, mx1, my0, my1], mode="reflect")
     one = torch.ones(n, dtype=dt, device=dev)
     G = translate2d(one * (mx0 - mx1) / 2, one * (my0 - my1) / 2) @ G_inv    # coordinates of the padded image
@@ -230,7 +237,8 @@ def apply_color(images: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class AdaParams:
-    """One call's drawn parameters (this rank's rows): the blit ops, the geometric and the colour matrix."""
+    """One call's drawn parameters (this rank's rows, on the CPU): the blit ops, the geometric and the colour
+    matrix."""
 
     xflip: torch.Tensor      # [N] 0/1
     rot90: torch.Tensor      # [N] quarter turns 0..3
@@ -271,11 +279,11 @@ class AdaPipeline:
     def draw(self, images: torch.Tensor) -> AdaParams:
         """Parameters for this rank's `images` (drawn for the global batch, in the official order)."""
         n, ch, h, w = images.shape
-        d = Draws(self.generator, n * self.world_size, self.rows, images)
+        cpu = torch.empty(0, dtype=images.dtype)  # parameters stay on the CPU: decisions read no device tensor
+        d = Draws(self.generator, n * self.world_size, self.rows, cpu)
         m = self.multipliers
-        one = torch.ones(n, dtype=images.dtype, device=images.device)
-        zeros = torch.zeros(n, dtype=images.dtype, device=images.device)
-        xflip, rot90, shift = zeros, zeros, torch.zeros(n, 2, dtype=images.dtype, device=images.device)
+        zeros = torch.zeros(n, dtype=images.dtype)
+        xflip, rot90, shift = zeros, zeros, torch.zeros(n, 2, dtype=images.dtype)
         if m["xflip"] > 0:
             xflip = self._gate(d, "xflip", torch.floor(d.uniform() * 2), 0.0)
         if m["rotate90"] > 0:
@@ -284,7 +292,7 @@ class AdaPipeline:
             t = self._gate(d, "xint", (d.uniform(2) * 2 - 1) * XINT_MAX, 0.0)
             shift = torch.stack([torch.round(t[:, 0] * w), torch.round(t[:, 1] * h)], dim=1)
 
-        G_inv = torch.eye(3, dtype=images.dtype, device=images.device).expand(n, 3, 3)
+        G_inv = torch.eye(3, dtype=images.dtype).expand(n, 3, 3)
         if m["scale"] > 0:
             s = self._gate(d, "scale", torch.exp2(d.normal() * SCALE_STD), 1.0)
             G_inv = G_inv @ scale2d(1 / s, 1 / s)
@@ -304,10 +312,10 @@ class AdaPipeline:
         if m["xfrac"] > 0:
             t = self._gate(d, "xfrac", d.normal(2) * XFRAC_STD, 0.0)
             G_inv = G_inv @ translate2d(-t[:, 0] * w, -t[:, 1] * h)
-        eye3 = torch.eye(3, dtype=images.dtype, device=images.device)
+        eye3 = torch.eye(3, dtype=images.dtype)
         geom_active = (G_inv != eye3).flatten(1).any(dim=1)
 
-        C = torch.eye(4, dtype=images.dtype, device=images.device).expand(n, 4, 4)
+        C = torch.eye(4, dtype=images.dtype).expand(n, 4, 4)
         if m["brightness"] > 0:
             C = translate3d(self._gate(d, "brightness", d.normal() * BRIGHTNESS_STD, 0.0)) @ C
         if m["contrast"] > 0:
@@ -318,7 +326,7 @@ class AdaPipeline:
             C = hue_rotate3d(self._gate(d, "hue", (d.uniform() * 2 - 1) * math.pi * HUE_MAX, 0.0)) @ C
         if m["saturation"] > 0 and ch > 1:
             C = saturation3d(self._gate(d, "saturation", torch.exp2(d.normal() * SATURATION_STD), 1.0)) @ C
-        eye4 = torch.eye(4, dtype=images.dtype, device=images.device)
+        eye4 = torch.eye(4, dtype=images.dtype)
         color_active = (C != eye4).flatten(1).any(dim=1)
         return AdaParams(xflip, rot90, shift, G_inv, C, geom_active, color_active)
 
@@ -326,12 +334,14 @@ class AdaPipeline:
     def apply(self, images: torch.Tensor, params: AdaParams) -> torch.Tensor:
         """The augmented images; samples without a drawn op come back bit-identical."""
         x = blit(images, params.xflip, params.rot90, params.shift)
-        idx = params.geom_active.nonzero().flatten()
+        idx = params.geom_active.nonzero().flatten()  # decided on the CPU
         if idx.numel() > 0:  # only the samples that drew a geometric op are resampled
-            x = x.index_copy(0, idx, geometric_warp(x.index_select(0, idx), params.G_inv.index_select(0, idx),
-                                                    self.impl))
+            on_dev = idx.to(x.device)
+            x = x.index_copy(0, on_dev, geometric_warp(x.index_select(0, on_dev), params.G_inv.index_select(0, idx),
+                                                       self.impl))
         if bool(params.color_active.any()):
-            x = torch.where(params.color_active.view(-1, 1, 1, 1), apply_color(x, params.C), x)
+            active = params.color_active.to(x.device).view(-1, 1, 1, 1)
+            x = torch.where(active, apply_color(x, params.C.to(device=x.device, dtype=x.dtype)), x)
         return x
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
