@@ -145,7 +145,8 @@ def test_a_training_step_never_reads_a_tensor_on_the_host(tiny_cfg, monkeypatch,
     terms = trainer.step(phase, loader)
     monkeypatch.undo()
     assert reads == []
-    assert set(terms) == {"loss_G", "loss_D", "penalty", "ada_rt"} and all(isinstance(t, torch.Tensor) for t in terms.values())
+    assert set(terms) == {"loss_G", "loss_D", "penalty", "ada_rt"}
+    assert all(isinstance(t, torch.Tensor) for t in terms.values())
     assert all(math.isfinite(float(t)) for t in terms.values())
 
 
