@@ -8,8 +8,8 @@ Interface: `D` is any callable img -> scores [N, 1] (the loop passes `lambda img
 D loss should be detached by the caller. Each function returns (loss, terms) where terms holds detached 0-d tensors
 for logging (still on the device: reading them would synchronise with it, so the training loop does that once per
 tick), always including 'penalty' (0 when the loss has none); D losses also give 'real_sign' (ADA's r_t). The
-penalties differentiate D's output with `torch.autograd.grad(create_graph=True)`, so the D update back-propagates through that gradient (double backward
-through D's ops).
+penalties differentiate D's output with `torch.autograd.grad(create_graph=True)`, so the D update back-propagates
+through that gradient (double backward through D's ops).
 """
 from __future__ import annotations
 
