@@ -4,6 +4,8 @@ Why: the README and a quick look at a run need a picture of the losses and SWD o
 that would add a heavy dependency to a package whose other needs are torch, numpy and Pillow.
 The picture is one panel per key, stacked vertically, each with its own y axis, "nice" 1-2-5 ticks, a grid, the
 key's name and last value as a legend. Size: width x (panel_height x number of panels) pixels, exactly.
+Several runs (`plot_runs`, `stylegan plot A/log.jsonl B/log.jsonl ...`) share the panels: one colour per run, the
+legend names each run and its last value.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .atomic_write import atomic_write_bytes
 
-DEFAULT_KEYS = ("loss_G", "loss_D", "penalty", "swd_avg")
+DEFAULT_KEYS = ("loss_G", "loss_D", "penalty", "swd_avg", "augment_p", "ada_rt")
 COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
            (140, 86, 75), (227, 119, 194))
 BACKGROUND = (255, 255, 255)
@@ -153,11 +155,14 @@ def _y_axis(points: List[Tuple[float, float]]) -> Tuple[float, float, List[float
     return y_lo, y_hi, nice_ticks(y_lo, y_hi, 4)
 
 
-def _draw_panel(draw: ImageDraw.ImageDraw, box: Tuple[int, int, int, int], key: str,
-                points: List[Tuple[float, float]], x_range: Tuple[float, float], colour: Tuple[int, int, int],
-                font: ImageFont.ImageFont, x_label: str, label_w: int, text_h: int) -> None:
+Curve = Tuple[str, List[Tuple[float, float]], Tuple[int, int, int]]  # (run label, points, colour)
+
+
+def _draw_panel(draw: ImageDraw.ImageDraw, box: Tuple[int, int, int, int], key: str, curves: List[Curve],
+                x_range: Tuple[float, float], font: ImageFont.ImageFont, x_label: str, label_w: int,
+                text_h: int) -> None:
     x, y, w, h = box
-    y_lo, y_hi, y_ticks = _y_axis(points)
+    y_lo, y_hi, y_ticks = _y_axis([p for _, points, _ in curves for p in points])
     x_ticks = nice_ticks(x_range[0], x_range[1], 6)
     frame = _Frame(left=x + label_w + 14, top=y + text_h + 12, right=x + w - 16,
                    bottom=y + h - (2 * text_h + 16), x0=x_range[0], x1=x_range[1], y0=y_lo, y1=y_hi)
@@ -179,18 +184,28 @@ def _draw_panel(draw: ImageDraw.ImageDraw, box: Tuple[int, int, int, int], key: 
     draw.rectangle([frame.left, frame.top, frame.right, frame.bottom], outline=AXIS)
     tw, _ = _text_size(draw, x_label, font)
     draw.text(((frame.left + frame.right) / 2 - tw / 2, frame.bottom + text_h + 9), x_label, fill=TEXT, font=font)
-    # The curve (a marker per point when there are few, e.g. SWD at snapshots).
-    xy = [frame.px(px, py) for px, py in points]
-    if len(xy) > 1:
-        draw.line(xy, fill=colour, width=2, joint="curve")
-    if len(xy) <= 40:
-        for cx, cy in xy:
-            draw.ellipse([cx - 2.5, cy - 2.5, cx + 2.5, cy + 2.5], fill=colour)
-    # Legend: a line sample, the key and its last value, top-left above the frame.
-    legend = f"{key}  (last {_fmt(points[-1][1])}, {len(points)} point{'s' if len(points) != 1 else ''})"
+    # The curves (a marker per point when there are few, e.g. SWD at snapshots).
+    for _, points, colour in curves:
+        xy = [frame.px(px, py) for px, py in points]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2, joint="curve")
+        if len(xy) <= 40:
+            for cx, cy in xy:
+                draw.ellipse([cx - 2.5, cy - 2.5, cx + 2.5, cy + 2.5], fill=colour)
+    # Legend, top-left above the frame: a line sample, the key (or each run) and its last value.
     lx, ly = frame.left, y + 5
-    draw.line([(lx, ly + text_h / 2 + 1), (lx + 18, ly + text_h / 2 + 1)], fill=colour, width=3)
-    draw.text((lx + 24, ly - 1), legend, fill=TEXT, font=font)
+    if len(curves) == 1 and not curves[0][0]:  # one unnamed run: the key is the legend
+        points = curves[0][1]
+        entries = [(f"{key}  (last {_fmt(points[-1][1])}, {len(points)} point{'s' if len(points) != 1 else ''})",
+                    curves[0][2])]
+    else:
+        draw.text((lx, ly - 1), key, fill=TEXT, font=font)
+        lx += _text_size(draw, key, font)[0] + 14
+        entries = [(f"{label} ({_fmt(points[-1][1])})", colour) for label, points, colour in curves]
+    for text, colour in entries:
+        draw.line([(lx, ly + text_h / 2 + 1), (lx + 18, ly + text_h / 2 + 1)], fill=colour, width=3)
+        draw.text((lx + 24, ly - 1), text, fill=TEXT, font=font)
+        lx += 24 + _text_size(draw, text, font)[0] + 14
 
 
 def plot_curves(records: Sequence[Dict[str, object]], keys: Iterable[str] = DEFAULT_KEYS,
@@ -201,27 +216,35 @@ def plot_curves(records: Sequence[Dict[str, object]], keys: Iterable[str] = DEFA
     Size: width x (panel_height x panels). ValueError when no requested key has data (naming the keys the log has)
     or, with require_all, naming the keys that are missing.
     """
+    return plot_runs([("", records)], keys, width, panel_height, x_key, require_all)
+
+
+def plot_runs(runs: Sequence[Tuple[str, Sequence[Dict[str, object]]]], keys: Iterable[str] = DEFAULT_KEYS,
+              width: int = 800, panel_height: int = 200, x_key: str = "kimg",
+              require_all: bool = False) -> Image.Image:
+    """plot_curves of several runs ((label, records) each) in the same panels, one colour per run; a key is drawn
+    when any run has it."""
     keys = list(dict.fromkeys(keys))
     if not keys:
         raise ValueError("no keys to plot")
     if width < 200 or panel_height < 80:
         raise ValueError(f"width={width}, panel_height={panel_height}: expected width >= 200 and "
                          f"panel_height >= 80 pixels")
-    available = sorted({k for r in records for k, v in r.items() if _number(v) is not None})
+    available = sorted({k for _, records in runs for r in records for k, v in r.items() if _number(v) is not None})
     if x_key not in available:  # else every panel would be empty, or silently drawn against something else
         raise MissingKeyError("x", f"x key {x_key!r} has no values in the log; keys with values: "
                                    f"{', '.join(available) or 'none'}")
     available.remove(x_key)
-    data = {k: series(records, k, x_key) for k in keys}
-    missing = [k for k in keys if not data[k]]
+    data = {k: [series(records, k, x_key) for _, records in runs] for k in keys}
+    missing = [k for k in keys if not any(data[k])]
     if missing and require_all:
         raise MissingKeyError("y", f"no values for {', '.join(missing)} in the log; keys with values: "
                                    f"{', '.join(available) or 'none'}")
-    keys = [k for k in keys if data[k]]
+    keys = [k for k in keys if any(data[k])]
     if not keys:
         raise MissingKeyError("y", f"none of the requested keys has values in the log; keys with values: "
                                    f"{', '.join(available) or 'none'}")
-    xs = [p[0] for k in keys for p in data[k]]
+    xs = [p[0] for k in keys for points in data[k] for p in points]
     x_range = (min(xs), max(xs))
     if x_range[0] == x_range[1]:
         x_range = (x_range[0] - 0.5, x_range[1] + 0.5)
@@ -229,13 +252,15 @@ def plot_curves(records: Sequence[Dict[str, object]], keys: Iterable[str] = DEFA
     draw = ImageDraw.Draw(image)
     font = _font(12)
     # One left margin for all panels, so their x axes line up.
-    labels = [label for k in keys for label in _tick_labels(_y_axis(data[k])[2])] or ["0"]
+    labels = [label for k in keys for label in _tick_labels(_y_axis([p for ps in data[k] for p in ps])[2])] or ["0"]
     label_w = max(_text_size(draw, label, font)[0] for label in labels)
     box = font.getbbox("Ag0")
     text_h = int(box[3] - box[1])
     for i, key in enumerate(keys):
-        _draw_panel(draw, (0, i * panel_height, width, panel_height), key, data[key], x_range,
-                    COLOURS[i % len(COLOURS)], font, x_key, max(label_w, 10), text_h)
+        curves = [(label, points, COLOURS[(i if len(runs) == 1 else j) % len(COLOURS)])
+                  for j, ((label, _), points) in enumerate(zip(runs, data[key])) if points]
+        _draw_panel(draw, (0, i * panel_height, width, panel_height), key, curves, x_range, font, x_key,
+                    max(label_w, 10), text_h)
     return image
 
 
@@ -247,15 +272,26 @@ def default_keys(records: Sequence[Dict[str, object]]) -> List[str]:
     return list(DEFAULT_KEYS) + [k for k in found if k not in DEFAULT_KEYS]
 
 
-def plot_log(log: Union[str, os.PathLike], out: Union[str, os.PathLike], keys: Optional[Iterable[str]] = None,
-             width: int = 800, panel_height: int = 200, x_key: str = "kimg", require_all: bool = False) -> Path:
-    """Reads a JSONL training log and writes its curves to a PNG (atomically); returns the output path.
-    keys=None: `default_keys` of the log."""
-    records = read_jsonl(log)
-    if not records:
-        raise ValueError(f"{log}: the log holds no records")
-    keys = default_keys(records) if keys is None else keys
-    image = plot_curves(records, keys, width, panel_height, x_key, require_all)
+def run_label(log: Union[str, os.PathLike]) -> str:
+    """A run's name in a legend: its folder's name (runs/glyphs/log.jsonl -> glyphs)."""
+    path = Path(log)
+    return path.parent.name or path.stem
+
+
+def plot_log(log: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], out: Union[str, os.PathLike],
+             keys: Optional[Iterable[str]] = None, width: int = 800, panel_height: int = 200, x_key: str = "kimg",
+             require_all: bool = False) -> Path:
+    """Reads a JSONL training log (or several: one curve per run) and writes its curves to a PNG (atomically);
+    returns the output path. keys=None: `default_keys` of the logs."""
+    logs = [log] if isinstance(log, (str, os.PathLike)) else list(log)
+    runs = []
+    for one in logs:
+        records = read_jsonl(one)
+        if not records:
+            raise ValueError(f"{one}: the log holds no records")
+        runs.append((run_label(one), records))
+    keys = default_keys([r for _, records in runs for r in records]) if keys is None else keys
+    image = plot_runs(runs, keys, width, panel_height, x_key, require_all)
     out = Path(out)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
@@ -263,4 +299,5 @@ def plot_log(log: Union[str, os.PathLike], out: Union[str, os.PathLike], keys: O
     return out
 
 
-__all__ = ["DEFAULT_KEYS", "MissingKeyError", "nice_ticks", "plot_curves", "plot_log", "read_jsonl", "series"]
+__all__ = ["DEFAULT_KEYS", "MissingKeyError", "nice_ticks", "plot_curves", "plot_log", "plot_runs", "read_jsonl",
+           "run_label", "series"]

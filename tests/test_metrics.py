@@ -438,6 +438,26 @@ def test_plot_cli_writes_png_of_expected_size(tmp_path):
         assert im.size == (800, 2 * 200)
 
 
+def test_plot_cli_draws_several_runs_in_the_same_panels(tmp_path):
+    from stylegan.cli.plot import plot
+
+    for name in ("none", "ada"):
+        (tmp_path / name).mkdir()
+        _write_log(tmp_path / name / "log.jsonl", truncated_tail=False)
+    with open(tmp_path / "ada" / "log.jsonl", "a") as f:  # a key only one run has still gets its panel
+        f.write(json.dumps({"kimg": 31.0, "loss_G": 1.0, "augment_p": 0.25}) + "\n")
+    out = tmp_path / "both.png"
+    res = CliRunner().invoke(plot, [str(tmp_path / "none" / "log.jsonl"), str(tmp_path / "ada" / "log.jsonl"),
+                                    "--out", str(out), "--keys", "loss_G,augment_p", "--panel-height", "150"])
+    assert res.exit_code == 0, res.output
+    with Image.open(out) as im:
+        assert im.size == (800, 2 * 150)
+        top = np.asarray(im.convert("RGB"))[:150]
+    # one colour per run in a panel: the first run blue, the second red
+    for colour in ((31, 119, 180), (214, 39, 40)):
+        assert (top == colour).all(axis=-1).sum() > 50, colour
+
+
 def test_plot_cli_errors(tmp_path):
     from stylegan.cli.plot import plot
 

@@ -21,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -139,6 +139,13 @@ class Checkpoint:
     def train_config(self) -> TrainConfig:
         """The config the checkpoint's run was trained with."""
         return TrainConfig.from_json(self.payload["training"]["train_config"])
+
+    def network_configs(self) -> Tuple[Any, Any]:
+        """(G's, D's) network config as saved (a --resume-from run's networks have the source file's configs)."""
+        from ..config import DiscriminatorConfig, GeneratorConfig
+
+        return (GeneratorConfig.from_json(self.payload["G_config"]),
+                DiscriminatorConfig.from_json(self.payload["D_config"]))
 
     def check_compatible(self, cfg: TrainConfig) -> None:
         """ValueError naming the first architecture field in which `cfg` differs from the checkpoint's config."""

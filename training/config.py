@@ -23,6 +23,9 @@ from ..devices import DEVICE_NAME
 from ..generate import MAX_SEED
 from ..metrics.protocols import PROTOCOLS, parse_metric_names, protocol_for
 from ..precision import PRECISIONS
+from .ada import ADA_INTERVAL, ADA_KIMG, ADA_KIMG_RESUME, ADA_TARGET
+from .augment import AUGPIPES
+from .glyphs import GLYPH_STYLES
 from .losses import LOSS_PRESETS, LOSSES, R1_GAMMA, WGAN_CLIP, WGAN_LAMBDA
 
 # Official 1-GPU minibatch sizes (NVlabs stylegan train.py: `desc += '-1gpu'; sched.minibatch_base = 4;
@@ -32,6 +35,7 @@ OFFICIAL_LRATE_DICT: Dict[int, float] = {128: 0.0015, 256: 0.002, 512: 0.003, 10
 
 LOSS_NAMES = tuple(LOSSES)
 OPTIMIZERS = ("adam", "rmsprop")
+AUGMENT_KINDS = ("none", "ada", "diffaug")
 FUSED_SCALE_CHOICES: Dict[str, Union[bool, str]] = {"true": True, "auto": "auto", "false": False}  # CLI text -> value
 MBSTD_GROUP_SIZE = 4  # D's minibatch-stddev group (official D_basic mbstd_group_size, training default)
 SAME = object()  # CliOption.sets value: "the same value as the option itself"
@@ -143,6 +147,9 @@ class TrainConfig(JsonConfig):
         "--cache-dir", "Dataset cache folder.", type=str,
         show_default="$STYLEGAN_CACHE/datasets or ~/.cache/stylegan/datasets"))
     glyphs_count: int = _opt(10000, cli=CliOption("--glyphs", "Number of images of builtin:glyphs."))
+    glyphs_style: str = _opt("solid", cli=CliOption(
+        "--glyphs-style", "Stroke style of builtin:glyphs: solid, or hollow outline glyphs (the same glyphs, colours "
+                          "and poses).", choices={s: s for s in GLYPH_STYLES}))
     strict_data: bool = _opt(False, cli=CliOption("--strict", "Fail on unreadable images instead of skipping them."))
     loss: str = _opt("wgan-gp", cli=CliOption(
         "--loss", "GAN loss (docs/LOSSES.md): wgan-gp, logistic (non-saturating), hinge; for comparison lsgan "
@@ -254,6 +261,32 @@ class TrainConfig(JsonConfig):
     D_lrate_dict: Dict[int, float] = _opt(factory=lambda: dict(OFFICIAL_LRATE_DICT))
     lrate_rampup_kimg: float = 0.0
 
+    # --- transfer learning and D augmentation (training/transfer.py, training/augment.py, training/ada.py;
+    # official stylegan2-ada names: resume_pkl, freezed, augpipe, augment_p, ada_target, ada_interval, ada_kimg) --
+    resume_pkl: Optional[str] = _opt(None, cli=CliOption(
+        "--resume-from", "Start a NEW run from the networks of a file (PATH or http(s) URL) that stylegan.load "
+                         "reads: ours, NVlabs .pkl, rosinality. The architecture comes from the file; training "
+                         "starts at its resolution unless --start-res is given; optimisers and kimg start fresh "
+                         "(--resume continues a run instead).", type=str))
+    resume_pkl_sha256: Optional[str] = None   # the source file's hash, recorded by the Trainer
+    freezed: int = _opt(0, cli=CliOption(
+        "--freeze-d", "Freeze-D: the K highest-resolution blocks of D (and their FromRGB) get no updates."))
+    augment: str = _opt("none", cli=CliOption(
+        "--augment", "D augmentation: ada (adaptive p, official pipeline), diffaug (DiffAugment color, translation, "
+                     "cutout) or none.", choices={n: n for n in AUGMENT_KINDS}))
+    augpipe: str = _opt("bgc", cli=CliOption(
+        "--augpipe", "ADA ops: blit (flip, rot90, int shift), geom (scale, rotation, aniso, frac shift), color, or "
+                     "the combinations bg, bgc (official).", choices={n: n for n in AUGPIPES}))
+    augment_p: Optional[float] = _opt(None, cli=CliOption(
+        "--aug-p", "With --augment ada: a fixed augmentation probability in [0, 1] instead of the ADA controller.",
+        type=float))
+    ada_target: float = _opt(ADA_TARGET, cli=CliOption(
+        "--ada-target", "ADA target of r_t = E[sign(D(reals))], in (0, 1) (official 0.6)."))
+    ada_interval: int = ADA_INTERVAL          # official: p is adjusted every 4 minibatches
+    ada_kimg: Optional[float] = _opt(None, cli=CliOption(
+        "--ada-kimg", "kimg for p to move from 0 to 1 (official).", type=float,
+        show_default=f"{ADA_KIMG:g}, {ADA_KIMG_RESUME:g} with --resume-from"))
+
     def __post_init__(self) -> None:
         # Accept dicts that came through JSON (string keys) and normalise them to int keys.
         for name in ("minibatch_dict", "G_lrate_dict", "D_lrate_dict"):
@@ -320,6 +353,22 @@ class TrainConfig(JsonConfig):
         check(isinstance(self.fused_scale, bool) or self.fused_scale == "auto", "fused_scale",
               "True, False or 'auto'")
         check(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
+        check(self.resume_pkl is None or (isinstance(self.resume_pkl, str) and bool(self.resume_pkl)),
+              "resume_pkl", "None or a network file (path or URL)")
+        max_freezed = self.resolution_log2 - 2
+        check(_is_int(self.freezed) and 0 <= self.freezed <= max_freezed, "freezed",
+              f"an integer in [0, {max_freezed}] (D has {max_freezed} blocks at {self.resolution} px)")
+        check(self.glyphs_style in GLYPH_STYLES, "glyphs_style", f"one of {', '.join(GLYPH_STYLES)}")
+        check(self.augment in AUGMENT_KINDS, "augment", f"one of {', '.join(AUGMENT_KINDS)}")
+        check(self.augpipe in AUGPIPES, "augpipe", f"one of {', '.join(AUGPIPES)}")
+        check(self.augment_p is None or (_is_number(self.augment_p) and 0.0 <= self.augment_p <= 1.0),
+              "augment_p", "a probability in [0, 1]")
+        check(self.augment_p is None or self.augment == "ada", "augment_p",
+              "no value unless {augment} is ada (DiffAugment has no p)")
+        check(_is_number(self.ada_target) and 0.0 < self.ada_target < 1.0, "ada_target", "a number in (0, 1)")
+        check(_is_int(self.ada_interval) and self.ada_interval >= 1, "ada_interval", "an integer >= 1")
+        check(self.ada_kimg is None or (_is_number(self.ada_kimg) and self.ada_kimg > 0), "ada_kimg",
+              "a finite number > 0")
 
     # ------------------------------------------------------------------------------------------------------------
     @property
@@ -335,6 +384,13 @@ class TrainConfig(JsonConfig):
             return tuple(parse_metric_names(self.metrics))
         except ValueError:
             raise ConfigError("metrics", self.metrics, f"comma-separated names from {', '.join(PROTOCOLS)}") from None
+
+    @property
+    def ada_kimg_used(self) -> float:
+        """ada_kimg, or its default: 500, and 100 when fine-tuning (official train.py with --resume)."""
+        if self.ada_kimg is not None:
+            return self.ada_kimg
+        return ADA_KIMG_RESUME if self.resume_pkl is not None else ADA_KIMG
 
     @property
     def total_images(self) -> int:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from ..atomic_write import atomic_write_bytes
-from .glyphs import MAX_GLYPH_RESOLUTION, MAX_GLYPHS, GlyphParams, drawing_bytes, render_glyph
+from .glyphs import GLYPH_STYLES, MAX_GLYPH_RESOLUTION, MAX_GLYPHS, GlyphParams, drawing_bytes, render_glyph
 from .image_reader import IMAGE_EXTENSIONS, Fit, ImageSource, SkippedImage, probe, read_pixels
 
 BUILTIN_GLYPHS = "builtin:glyphs"
@@ -115,6 +115,8 @@ def check_cache_fits(count: int, resolution: int, channels: int, cache: Path, wh
 
 def _check_glyphs(params: GlyphParams, resolution: int) -> None:
     """The limits of builtin:glyphs (glyphs.py says why), checked before anything is drawn."""
+    if params.style not in GLYPH_STYLES:
+        raise ValueError(f"glyph style {params.style!r}: expected one of {', '.join(GLYPH_STYLES)}")
     if params.count > MAX_GLYPHS:
         raise ValueError(f"--glyphs {params.count} is above the limit of {MAX_GLYPHS} images of {BUILTIN_GLYPHS} "
                          f"(the cache would need {_size(cache_bytes(params.count, resolution, 3))} at {resolution} "
@@ -278,14 +280,15 @@ class ImageDataset(torch.utils.data.Dataset):
     """The prepared dataset: item i -> (uint8 tensor [C, H, W], int label or -1). Opens/creates the cache."""
 
     def __init__(self, data: str, resolution: int, cache_dir: Optional[os.PathLike] = None, strict: bool = False,
-                 glyphs_count: int = 10000, glyphs_seed: int = 0, verbose: bool = False) -> None:
+                 glyphs_count: int = 10000, glyphs_seed: int = 0, verbose: bool = False,
+                 glyphs_style: str = "solid") -> None:
         if resolution < 1 or resolution & (resolution - 1):
             raise ValueError(f"dataset resolution must be a power of two, got {resolution}")
         self.data = data
         self.resolution = resolution
         cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         if data == BUILTIN_GLYPHS:
-            params = GlyphParams(count=glyphs_count, seed=glyphs_seed)
+            params = GlyphParams(count=glyphs_count, seed=glyphs_seed, style=glyphs_style)
             _check_glyphs(params, resolution)
             key = _cache_key("glyphs", params.to_dict(), resolution)
             source: Optional[ImageSource] = None

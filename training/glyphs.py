@@ -13,7 +13,7 @@ import functools
 import math
 import string
 from dataclasses import asdict, dataclass
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -25,6 +25,10 @@ CLASSES = string.digits + string.ascii_uppercase  # 36 classes: label k draws CL
 MAX_GLYPHS = 1_000_000
 MAX_GLYPH_RESOLUTION = 1024
 SUPERSAMPLE = 4
+# Stroke styles: 'solid' glyphs (the default set) or hollow 'outline' ones (the same glyphs, colours and poses, drawn as
+# a ring along the contour): a differently styled set for fine-tuning experiments (docs/TRANSFER.md).
+GLYPH_STYLES = ("solid", "outline")
+OUTLINE_WIDTH = 0.06  # the outline's stroke width on each side of the contour, relative to the font size
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,14 @@ class GlyphParams:
     seed: int = 0
     num_classes: int = 36
     version: int = 2  # bump when the drawing code changes, so old caches are not reused
+    style: str = "solid"  # one of GLYPH_STYLES
 
-    def to_dict(self) -> Dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> Dict[str, Any]:
+        """The cache key's content; the default style is left out so caches made before it existed stay valid."""
+        d = asdict(self)
+        if d["style"] == "solid":
+            del d["style"]
+        return d
 
 
 @functools.lru_cache(maxsize=8)
@@ -114,8 +123,12 @@ def render_glyph(index: int, resolution: int, params: GlyphParams = GlyphParams(
     cy = S / 2 + rng.uniform(-0.08, 0.08) * S
 
     mask = Image.new("L", (S, S), 0)
-    ImageDraw.Draw(mask).text((cx, cy), CLASSES[label], font=_font(font_size), fill=255, anchor="mm",
-                              stroke_width=bold, stroke_fill=255)
+    if params.style == "outline":  # a hollow glyph: only the stroke along the contour
+        ImageDraw.Draw(mask).text((cx, cy), CLASSES[label], font=_font(font_size), fill=0, anchor="mm",
+                                  stroke_width=max(bold, int(round(font_size * OUTLINE_WIDTH))), stroke_fill=255)
+    else:
+        ImageDraw.Draw(mask).text((cx, cy), CLASSES[label], font=_font(font_size), fill=255, anchor="mm",
+                                  stroke_width=bold, stroke_fill=255)
     mask = mask.rotate(angle, resample=Image.BICUBIC, center=(cx, cy))
     alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
 

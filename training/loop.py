@@ -39,6 +39,8 @@ from ..loading import nonfinite_tensors
 from ..precision import FP32, Precision, resolve_precision
 from .checkpoint import (Checkpoint, TrainState, atomic_torch_save, checkpoint_name, open_checkpoint,
                          prune_checkpoints, set_rng_states)
+from .ada import AdaController
+from .augment import AdaPipeline, make_pipeline
 from .config import TrainConfig, mbstd_batch_problem
 from .dataset import ImageDataset, check_enough_images, make_loader, random_mirror, to_float
 from .distributed import DistContext, build_ops_first
@@ -47,8 +49,11 @@ from .losses import clip_weights_, get_loss
 from .schedule import Phase, ema_beta, fade_reals, is_level_change, level_starts, phase_at
 from .snapshots import Snapshots, one_hot
 from .tick_logger import TickLogger, finite_losses
+from .transfer import (ARCHITECTURE_FROM_G, Source, check_data, check_given, frozen_parameters,
+                       load_source_weights, networks_from_configs, open_source, source_summary)
 
 Noise = Optional[List[Optional[torch.Tensor]]]
+AUGMENT_SEED_OFFSET = 54321  # the augmentation's generator is seeded from the run's seed + this
 
 
 @dataclass
@@ -68,7 +73,7 @@ class TrainResult:
 
 def build_networks(cfg: TrainConfig, num_channels: int, label_size: int, impl: str = "auto"):
     """(G, D, G_ema) for a config and the dataset's channels/labels; G_ema starts as a copy of G."""
-    from ..config import DiscriminatorConfig, GeneratorConfig
+    from ..config import GeneratorConfig
     from ..discriminator import Discriminator
     from ..generator import Generator
 
@@ -78,8 +83,7 @@ def build_networks(cfg: TrainConfig, num_channels: int, label_size: int, impl: s
                            fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max,
                            dlatent_avg_beta=cfg.dlatent_avg_beta, style_mixing_prob=cfg.style_mixing_prob,
                            fused_scale=cfg.fused_scale)
-    dcfg = DiscriminatorConfig(resolution=cfg.resolution, num_channels=num_channels, label_size=label_size,
-                               fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max, fused_scale=cfg.fused_scale)
+    dcfg = fresh_discriminator_config(cfg, num_channels, label_size)
     G = Generator(gcfg, impl=impl)
     D = Discriminator(dcfg, impl=impl)
     G_ema = Generator(gcfg, impl=impl)
@@ -95,6 +99,14 @@ def make_optimizer(cfg: TrainConfig, net: torch.nn.Module, lr: float, betas: Tup
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(net.parameters(), lr=lr)
     return torch.optim.Adam(net.parameters(), lr=lr, betas=betas, eps=cfg.adam_epsilon)
+
+
+def fresh_discriminator_config(cfg: TrainConfig, num_channels: int, label_size: int):
+    """The D of a config (also the fresh D of a --resume-from file that has none)."""
+    from ..config import DiscriminatorConfig
+
+    return DiscriminatorConfig(resolution=cfg.resolution, num_channels=num_channels, label_size=label_size,
+                               fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max, fused_scale=cfg.fused_scale)
 
 
 def synthesize(G: torch.nn.Module, z: torch.Tensor, c: Optional[torch.Tensor], z2: Optional[torch.Tensor], cut: int,
@@ -116,34 +128,43 @@ class GeneratorLoss(torch.nn.Module):
     """
 
     def __init__(self, G: torch.nn.Module, D: torch.nn.Module, loss_fn: Callable[..., Any],
-                 w_avg_update: Callable[[torch.Tensor], None], precision: Precision = FP32) -> None:
+                 w_avg_update: Callable[[torch.Tensor], None], precision: Precision = FP32,
+                 augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> None:
         super().__init__()
         self.G = G
         self._D = (D,)
         self.loss_fn = loss_fn
         self.w_avg_update = w_avg_update
         self.precision = precision
+        self.augment = augment  # D sees augmented images (training/augment.py), fakes of the G step included
 
     def forward(self, z: torch.Tensor, c: Optional[torch.Tensor], z2: Optional[torch.Tensor], cut: int,
                 noise: Noise, lod: float) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         fakes = self.precision.run(synthesize, self.G, z, c, z2, cut, noise, lod, self.w_avg_update)
-        D = self._D[0]
-        return self.loss_fn(lambda img: self.precision.run(D, img, c, lod), fakes)
+        D, augment, precision = self._D[0], self.augment, self.precision
+        if augment is not None:  # the augmentation runs in float32, outside the autocast region
+            return self.loss_fn(lambda img: precision.run(D, augment(img), c, lod), fakes)
+        return self.loss_fn(lambda img: precision.run(D, img, c, lod), fakes)
 
 
 class DiscriminatorLoss(torch.nn.Module):
     """D's loss on reals and fakes, penalty included, as ONE module call (one DDP forward and backward; the
     penalty's double backward runs inside it)."""
 
-    def __init__(self, D: torch.nn.Module, loss_fn: Callable[..., Any], precision: Precision = FP32) -> None:
+    def __init__(self, D: torch.nn.Module, loss_fn: Callable[..., Any], precision: Precision = FP32,
+                 augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> None:
         super().__init__()
         self.D = D
         self.loss_fn = loss_fn
         self.precision = precision
+        self.augment = augment  # applied inside D's callable: reals, fakes and the penalty's inputs
 
     def forward(self, reals: torch.Tensor, fakes: torch.Tensor, c: Optional[torch.Tensor], lod: float,
                 u: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         extra = {} if u is None else {"u": u}
+        if self.augment is not None:  # the augmentation runs in float32, outside the autocast region
+            augment = self.augment
+            return self.loss_fn(lambda img: self.precision.run(self.D, augment(img), c, lod), reals, fakes, **extra)
         return self.loss_fn(lambda img: self.precision.run(self.D, img, c, lod), reals, fakes, **extra)
 
 
@@ -192,9 +213,10 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume: Union[str, Checkpoint, None] = None, impl: str = "auto",
                  progress: bool = True, log: Callable[[str], None] = print, dist: Optional[DistContext] = None,
-                 device: Optional[str] = None, allow_nonfinite: bool = False) -> None:
+                 device: Optional[str] = None, allow_nonfinite: bool = False, source: Optional[Source] = None) -> None:
         """`resume`: `--resume FILE|DIR|latest` or a checkpoint already read (the CLI reads it once); one whose
         weights hold NaN/Inf is refused unless `allow_nonfinite`.
+        `source`: `cfg.resume_pkl` already read (training/transfer.py; read here when None); unused with `resume`.
         `dist`/`device`: this process's rank and device under torchrun (training/distributed.py `init_from_env`);
         by default one process on `cfg.device`. Only rank 0 logs and writes files."""
         self.cfg = cfg
@@ -212,7 +234,7 @@ class Trainer:
         try:
             if self.is_main and resume is None:
                 check_fresh(self.outdir)
-            self._build(impl, resume)
+            self._build(impl, resume, source)
         except BaseException:
             self.close()
             raise
@@ -222,8 +244,9 @@ class Trainer:
         if self._lock is not None:
             self._lock.release()
 
-    def _build(self, impl: str, resume: Union[str, Checkpoint, None]) -> None:
-        """Data, networks, optimisers, losses and state (from `resume` when given); the config file last."""
+    def _build(self, impl: str, resume: Union[str, Checkpoint, None], source: Optional[Source]) -> None:
+        """Data, networks, optimisers, losses and state (from `resume` when given, else from `cfg.resume_pkl`
+        when set); the config file last."""
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2 ** 32)
@@ -246,23 +269,50 @@ class Trainer:
         if cfg.precision != self.precision.name:  # config.json and checkpoints hold what `auto` chose
             cfg = self.cfg = dataclasses.replace(cfg, precision=self.precision.name)
         self.log(self.precision.describe())
-        self.G, self.D, self.G_ema = build_networks(cfg, self.dataset.num_channels, self.label_size, impl)
+        if resume is not None and not isinstance(resume, Checkpoint):
+            resume = open_checkpoint(resume, self.outdir)
+        self.source: Optional[Source] = None
+        if cfg.resume_pkl is not None and resume is None:  # a new run from a network file (training/transfer.py)
+            self.source = source if source is not None else open_source(cfg.resume_pkl)
+            nets = self.source.networks
+            check_given({name: getattr(cfg, name) for name in ARCHITECTURE_FROM_G}, nets, lambda n: n)
+            check_data(nets, self.dataset.num_channels, self.label_size, cfg.data)
+            d_config = nets.D.config if nets.D is not None else fresh_discriminator_config(
+                cfg, self.dataset.num_channels, self.label_size)
+            self.G, self.D, self.G_ema = networks_from_configs(nets.generator.config, d_config, impl)
+            load_source_weights(self.source, self.G, self.D, self.G_ema, self.log)
+            self.cfg = cfg = cfg.replace(resume_pkl_sha256=self.source.sha256)
+            self.log(f"Fine-tuning from {source_summary(self.source)}")
+        elif cfg.resume_pkl is not None:  # continuing a fine-tuning run: its networks have the file's configs
+            self.G, self.D, self.G_ema = networks_from_configs(*resume.network_configs(), impl)
+        else:
+            self.G, self.D, self.G_ema = build_networks(cfg, self.dataset.num_channels, self.label_size, impl)
         for net in (self.G, self.D, self.G_ema):
             net.to(self.device)
+        self.D_frozen = {id(p) for p in frozen_parameters(self.D, cfg.freezed)}  # Freeze-D: never trained
+        self._set_D_trainable(True)
         self.opt_G = make_optimizer(cfg, self.G, cfg.G_lrate_base, (cfg.G_beta1, cfg.G_beta2))
         self.opt_D = make_optimizer(cfg, self.D, cfg.D_lrate_base, (cfg.D_beta1, cfg.D_beta2))
         g_loss_fn, d_loss_fn = get_loss(cfg.loss, cfg.wgan_lambda, cfg.r1_gamma)
+        # D augmentation (training/augment.py) and the ADA controller of its p (training/ada.py).
+        self.augment = make_pipeline(cfg.augment, cfg.augpipe, cfg.augment_p or 0.0, cfg.seed + AUGMENT_SEED_OFFSET,
+                                     self.dist.rows, self.dist.world_size, impl)
+        self.ada: Optional[AdaController] = None
+        if isinstance(self.augment, AdaPipeline):
+            self.augment.check_channels(self.dataset.num_channels)
+        if isinstance(self.augment, AdaPipeline) and cfg.augment_p is None:
+            self.ada = AdaController(cfg.ada_target, cfg.ada_kimg_used, cfg.ada_interval, self.dist.all_reduce_mean_)
         # One module per optimisation step, DDP-wrapped with several ranks (the plain module with one).
-        self.G_loss = self.dist.wrap(GeneratorLoss(self.G, self.D, g_loss_fn, self._update_w_avg, self.precision),
-                                     self.device)
-        self.D_loss = self.dist.wrap(DiscriminatorLoss(self.D, d_loss_fn, self.precision), self.device)
+        self.G_loss = self.dist.wrap(GeneratorLoss(self.G, self.D, g_loss_fn, self._update_w_avg, self.precision,
+                                                   self.augment), self.device)
+        self.D_loss = self.dist.wrap(DiscriminatorLoss(self.D, d_loss_fn, self.precision, self.augment), self.device)
 
         self.state = TrainState()
         self.snapshots = Snapshots(cfg, self.outdir, self.dataset, self.label_size, self.device)
         self.last_checkpoint: Optional[Path] = None
         self.resumed_from: Optional[Path] = None
         if resume is not None:
-            self._load(resume if isinstance(resume, Checkpoint) else open_checkpoint(resume, self.outdir))
+            self._load(resume)
         if self.is_main:
             atomic_write_bytes(self.outdir / "config.json", cfg.to_json().encode("utf-8"))
 
@@ -273,7 +323,7 @@ class Trainer:
 
         def open_it(verbose: bool) -> ImageDataset:
             return ImageDataset(cfg.data, cfg.resolution, cache_dir=cfg.cache_dir, strict=cfg.strict_data,
-                                glyphs_count=cfg.glyphs_count, verbose=verbose)
+                                glyphs_count=cfg.glyphs_count, verbose=verbose, glyphs_style=cfg.glyphs_style)
 
         dataset = open_it(self.progress) if self.dist.local_rank == 0 else None
         self.dist.barrier()
@@ -307,6 +357,7 @@ class Trainer:
             raise ValueError(f"cannot resume from {path}: {str(e).splitlines()[0]}") from None
         self.state = TrainState.from_payload(payload)
         set_rng_states(t["rng"], self.device)
+        self._load_augment_state(t.get("augment"))
         self.resumed_from = path
         self.log(f"Resumed from {path} at kimg {self.state.images_shown / 1000:.1f}, lod {t['lod']:.3f}")
 
@@ -375,6 +426,8 @@ class Trainer:
         tick_images = state.images_shown - state.tick_start_nimg
         state.tick_start_nimg = state.images_shown
         record = logger.end_tick(state.cur_tick, state.images_shown, tick_images, phase)
+        if isinstance(self.augment, AdaPipeline):
+            record["augment_p"] = self.augment.p
         snapshot = state.cur_tick % cfg.snapshot_ticks == 0 or done
         metric_keys: Tuple[str, ...] = ()
         if snapshot and self.is_main:
@@ -412,7 +465,7 @@ class Trainer:
 
         # D steps: fakes conditioned on the reals' labels (official D losses).
         self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
+        self._set_D_trainable(True)
         d_terms: Dict[str, torch.Tensor] = {}
         for _ in range(cfg.D_repeats):
             reals_u8, labels = next(loader)
@@ -434,7 +487,9 @@ class Trainer:
                 clip_weights_(self.D, cfg.wgan_clip)
             self._update_ema(ema_beta(B, cfg.G_smoothing_kimg))  # official: Gs update runs with each D step
             self.state.images_shown += B                        # official: cur_nimg += minibatch per D step
-            for k in ("loss", "penalty"):
+            if self.ada is not None:
+                self.ada.add(terms["real_sign"])
+            for k in ("loss", "penalty", "real_sign"):
                 d_terms[k] = d_terms.get(k, 0.0) + terms[k] / cfg.D_repeats
 
         # G step.
@@ -446,8 +501,30 @@ class Trainer:
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self.opt_G.step()
-        self.D.requires_grad_(True)
-        return {"loss_G": g_terms["loss"], "loss_D": d_terms["loss"], "penalty": d_terms["penalty"]}
+        self._set_D_trainable(True)
+        if self.ada is not None and self.ada.due():  # official: after the iteration, every ada_interval minibatches
+            self.augment.p = self.ada.update(self.augment.p, B)
+        return {"loss_G": g_terms["loss"], "loss_D": d_terms["loss"], "penalty": d_terms["penalty"],
+                "ada_rt": d_terms["real_sign"]}
+
+    def _set_D_trainable(self, trainable: bool) -> None:
+        """requires_grad of D's parameters, except the Freeze-D ones, which never train."""
+        for p in self.D.parameters():
+            p.requires_grad_(trainable and id(p) not in self.D_frozen)
+
+    def _load_augment_state(self, saved: Optional[Dict[str, Any]]) -> None:
+        """The augmentation's p, generator and the controller's accumulated signs from a checkpoint (a checkpoint
+        of a run without augmentation: this run's pipeline starts afresh)."""
+        if self.augment is None:
+            return
+        if not saved:
+            self.log("note: the checkpoint has no augmentation state; the augmentation starts afresh")
+            return
+        self.augment.load_state_dict(saved["pipeline"])
+        if self.cfg.augment_p is not None and isinstance(self.augment, AdaPipeline):
+            self.augment.p = self.cfg.augment_p  # --aug-p given on resume wins over the saved p
+        if self.ada is not None and saved.get("ada") is not None:
+            self.ada.load_state_dict(saved["ada"], self.device)
 
     # -- random inputs and running averages ------------------------------------------------------------------------
     def _random_labels(self, n: int) -> Optional[torch.Tensor]:
@@ -495,10 +572,14 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------------------------------------------
     def checkpoint_payload(self, lod: float) -> Dict[str, Any]:
         """Everything a resume needs, as a weights_only-loadable payload (training/checkpoint.py)."""
-        return self.state.to_payload({"G": self.G, "D": self.D, "G_ema": self.G_ema},
-                                     {"G": self.opt_G, "D": self.opt_D}, self.cfg, lod, self.device,
-                                     self.dist.world_size, self.dataset.fingerprint, self.dataset.num_channels,
-                                     self.label_size)
+        payload = self.state.to_payload({"G": self.G, "D": self.D, "G_ema": self.G_ema},
+                                        {"G": self.opt_G, "D": self.opt_D}, self.cfg, lod, self.device,
+                                        self.dist.world_size, self.dataset.fingerprint, self.dataset.num_channels,
+                                        self.label_size)
+        if self.augment is not None:
+            payload["training"]["augment"] = {"pipeline": self.augment.state_dict(),
+                                              "ada": None if self.ada is None else self.ada.state_dict()}
+        return payload
 
     def save_checkpoint(self, lod: float) -> Path:
         """Every rank calls this (it first checks that all ranks hold the same weights); rank 0 writes."""

@@ -10,9 +10,9 @@ et al. 2017 (Algorithm 1: critic clipped to [-c, c] after every update, RMSprop,
 Interface: `D` is any callable img -> scores [N, 1] (the loop passes `lambda img: D(img, c, lod)`); fakes for the
 D loss should be detached by the caller. Each function returns (loss, terms) where terms holds detached 0-d tensors
 for logging (still on the device: reading them would synchronise with it, so the training loop does that once per
-tick), always including 'penalty' (0 when the loss has none). The penalties differentiate D's output with
-`torch.autograd.grad(create_graph=True)`, so the D update back-propagates through that gradient (double backward
-through D's ops).
+tick), always including 'penalty' (0 when the loss has none); D losses also give 'real_sign' (ADA's r_t). The
+penalties differentiate D's output with `torch.autograd.grad(create_graph=True)`, so the D update back-propagates
+through that gradient (double backward through D's ops).
 """
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ def _f(x: torch.Tensor) -> torch.Tensor:
 
 def _zero(like: torch.Tensor) -> torch.Tensor:
     return torch.zeros((), dtype=like.dtype, device=like.device)
+
+
+def _real_sign(real_scores: torch.Tensor) -> torch.Tensor:
+    """E[sign(D(reals))] of D's raw scores: ADA's overfitting heuristic r_t (training/ada.py), for every loss."""
+    return real_scores.detach().sign().mean()
 
 
 def g_wgan(D: DFn, fakes: torch.Tensor) -> Tuple[torch.Tensor, Terms]:
@@ -74,7 +79,7 @@ def d_wgan_gp(D: DFn, reals: torch.Tensor, fakes: torch.Tensor, gp_lambda: float
     drift = real_scores.square()
     loss = (fake_scores - real_scores).mean() + gp.mean() * (gp_lambda / target ** 2) + drift.mean() * eps_drift
     return loss, {"loss": _f(loss), "real_score": _f(real_scores), "fake_score": _f(fake_scores),
-                  "penalty": _f(gp), "grad_norm": _f(norms), "drift": _f(drift)}
+                  "penalty": _f(gp), "grad_norm": _f(norms), "drift": _f(drift), "real_sign": _real_sign(real_scores)}
 
 
 def g_logistic_ns(D: DFn, fakes: torch.Tensor) -> Tuple[torch.Tensor, Terms]:
@@ -97,7 +102,7 @@ def _with_r1(D: DFn, reals: torch.Tensor, fakes: torch.Tensor, r1_gamma: float,
         r1 = grad.flatten(1).square().sum(1)
         loss = loss + r1.mean() * (r1_gamma * 0.5)
     return loss, {"loss": _f(loss), "real_score": _f(real_scores), "fake_score": _f(fake_scores),
-                  "penalty": _f(r1)}
+                  "penalty": _f(r1), "real_sign": _real_sign(real_scores)}
 
 
 def d_logistic_r1(D: DFn, reals: torch.Tensor, fakes: torch.Tensor,
@@ -127,15 +132,17 @@ def d_wgan(D: DFn, reals: torch.Tensor, fakes: torch.Tensor) -> Tuple[torch.Tens
     fake_scores = D(fakes)
     loss = fake_scores.mean() - real_scores.mean()
     return loss, {"loss": _f(loss), "real_score": _f(real_scores), "fake_score": _f(fake_scores),
-                  "penalty": _zero(loss)}
+                  "penalty": _zero(loss), "real_sign": _real_sign(real_scores)}
 
 
 @torch.no_grad()
 def clip_weights_(module: torch.nn.Module, clip: float) -> None:
     """Clamps every parameter of `module` to [-clip, clip] in place (WGAN, Algorithm 1 line 7: all of the critic's
-    parameters). With equalized learning rate these are the stored weights, before the runtime He gain."""
+    parameters). With equalized learning rate these are the stored weights, before the runtime He gain. Frozen
+    parameters (Freeze-D: requires_grad off) are left exactly as they are."""
     for p in module.parameters():
-        p.clamp_(-clip, clip)
+        if p.requires_grad:
+            p.clamp_(-clip, clip)
 
 
 def d_hinge(D: DFn, reals: torch.Tensor, fakes: torch.Tensor) -> Tuple[torch.Tensor, Terms]:
@@ -144,7 +151,7 @@ def d_hinge(D: DFn, reals: torch.Tensor, fakes: torch.Tensor) -> Tuple[torch.Ten
     fake_scores = D(fakes)
     loss = F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
     return loss, {"loss": _f(loss), "real_score": _f(real_scores), "fake_score": _f(fake_scores),
-                  "penalty": _zero(loss)}
+                  "penalty": _zero(loss), "real_sign": _real_sign(real_scores)}
 
 
 # name -> (G loss, D loss)

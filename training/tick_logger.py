@@ -22,7 +22,8 @@ from .schedule import Phase
 
 Scalar = Union[float, torch.Tensor]
 LOGGED_TERMS = ("loss_G", "loss_D", "penalty")   # what a training step reports
-TENSORBOARD_KEYS = LOGGED_TERMS + ("lod", "sec_per_kimg", "img_per_s", "rss_MiB", "peak_MiB", "swd_avg")
+TENSORBOARD_KEYS = LOGGED_TERMS + ("lod", "sec_per_kimg", "img_per_s", "rss_MiB", "peak_MiB", "swd_avg",
+                                   "augment_p", "ada_rt")
 
 
 def rss_mib() -> float:
@@ -74,7 +75,8 @@ class TickLogger:
         """Tick means of every term: one host copy for all steps, then the average over ranks."""
         n = max(len(self.steps), 1)
         sums: Dict[str, float] = {}
-        for k in LOGGED_TERMS:
+        extra = [k for k in (self.steps[0] if self.steps else {}) if k not in LOGGED_TERMS]  # e.g. ada_rt
+        for k in (*LOGGED_TERMS, *extra):
             values = [s[k] for s in self.steps]
             tensors = [torch.as_tensor(v, dtype=torch.float64, device=self.device).reshape(()) for v in values]
             sums[k] = sum(torch.stack(tensors).tolist()) if tensors else 0.0
@@ -117,6 +119,8 @@ class TickLogger:
         line = (f"kimg {r['kimg']:8.1f}  res {r['resolution']:4d}  lod {r['lod']:5.2f}  batch {r['batch']:3d}  "
                 f"loss_G {r['loss_G']:8.3f}  loss_D {r['loss_D']:8.3f}  penalty {r['penalty']:7.3f}  "
                 f"sec/kimg {r['sec_per_kimg']:7.1f}  img/s {r['img_per_s']:6.1f}  peak {r['peak_MiB']:.0f} MiB")
+        if "augment_p" in r:
+            line += f"  p {r['augment_p']:.3f}  r_t {r['ada_rt']:.2f}"
         if "swd_avg" in r:
             line += f"  swd {r['swd_avg']:.2f}"
         for k in metric_keys:

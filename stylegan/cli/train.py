@@ -126,7 +126,10 @@ def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, qu
           dry_run: bool, **config_values: Any) -> None:
     """Train a StyleGAN with progressive growing (official schedule; resumable; Ctrl-C saves a checkpoint)."""
     given = _given_options(ctx, config_values)
-    checkpoint = None
+    checkpoint = source = None
+    if resume is not None and given.get("resume_pkl") is not None:
+        raise click.UsageError("--resume continues a run and --resume-from starts a new one from a network file: "
+                               "give one of them")
     if resume is not None:
         from ..training.checkpoint import open_checkpoint
         try:
@@ -136,6 +139,8 @@ def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, qu
             raise click.BadParameter(str(e), param_hint="--resume") from None
     else:
         base = TrainConfig(outdir=given["outdir"]).to_dict()
+        if given.get("resume_pkl") is not None:
+            source = _open_source(given, base)
     cfg = _build_config(base, given)
     if dry_run:
         _print_dry_run(cfg)
@@ -144,13 +149,30 @@ def train(ctx: click.Context, resume: Optional[str], impl: str, threads: int, qu
     created = not outdir.exists()
     prepare_outdir(outdir)
     try:
-        result = _train(cfg, checkpoint, impl, threads, quiet, allow_nonfinite)
+        result = _train(cfg, checkpoint, impl, threads, quiet, allow_nonfinite, source)
     except click.ClickException:
         if created:  # a run refused before it wrote anything leaves no empty folder behind
             _remove_if_empty(outdir)
         raise
     if result.status == "interrupted":
         ctx.exit(128 + (result.signal or signal.SIGTERM))  # 130 after Ctrl-C, 143 after SIGTERM
+
+
+def _open_source(given: Dict[str, Any], base: Dict[str, Any]) -> Any:
+    """--resume-from: read the file once; its architecture replaces the defaults in `base` (options that would
+    change it are refused, naming both values)."""
+    from ..training.transfer import architecture_of, check_given, open_source
+
+    try:
+        source = open_source(given["resume_pkl"])
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--resume-from") from None
+    try:
+        check_given(given, source.networks, lambda name: option_of(name) or name)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    base.update(architecture_of(source.networks))
+    return source
 
 
 def _remove_if_empty(outdir: Path) -> None:
@@ -160,7 +182,8 @@ def _remove_if_empty(outdir: Path) -> None:
         outdir.rmdir()
 
 
-def _train(cfg: TrainConfig, checkpoint: Any, impl: str, threads: int, quiet: bool, allow_nonfinite: bool) -> Any:
+def _train(cfg: TrainConfig, checkpoint: Any, impl: str, threads: int, quiet: bool, allow_nonfinite: bool,
+           source: Any = None) -> Any:
     """Build the Trainer and run it; every user-facing failure becomes a one-line click error."""
     from ..training import distributed
     from ..training.loop import Trainer
@@ -179,7 +202,7 @@ def _train(cfg: TrainConfig, checkpoint: Any, impl: str, threads: int, quiet: bo
     try:
         try:
             trainer = Trainer(cfg, resume=checkpoint, impl=impl, progress=not quiet, log=click.echo,
-                              dist=dist_ctx, device=device, allow_nonfinite=allow_nonfinite)
+                              dist=dist_ctx, device=device, allow_nonfinite=allow_nonfinite, source=source)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
         except OpBuildError as e:

@@ -1,7 +1,8 @@
 """A tiny training run for tests/training/test_distributed.py, launched under torchrun (several ranks) or alone.
 
 argv[1] is a JSON spec: {"config": TrainConfig fields, "dump": folder, "resume": optional, "stop_at": optional
-images, "float64": bool}. Every rank writes rank<R>.pt to "dump" with its final weights, optimizer states and
+images, "float64": bool, "ada_target": optional ADA controller target (outside the config's (0, 1), so that p
+moves in a tiny run)}. Every rank writes rank<R>.pt to "dump" with its final weights, optimizer states and
 trajectory, so the test can compare ranks with each other and with a single-process run.
 """
 import json
@@ -24,12 +25,15 @@ def main() -> None:
     try:
         trainer = Trainer(TrainConfig(**spec["config"]), resume=spec.get("resume"), impl="ref", progress=False,
                           dist=ctx, device=device)
+        if spec.get("ada_target") is not None:
+            trainer.ada.target = spec["ada_target"]
         result = trainer.run(stop_at_images=spec.get("stop_at"))
         Path(spec["dump"]).mkdir(parents=True, exist_ok=True)
         torch.save({"G": trainer.G.state_dict(), "D": trainer.D.state_dict(), "G_ema": trainer.G_ema.state_dict(),
                     "opt_G": trainer.opt_G.state_dict(), "opt_D": trainer.opt_D.state_dict(),
                     "trajectory": result.trajectory, "images_shown": result.images_shown, "lod": result.lod,
-                    "world_size": ctx.world_size, "last_log": result.last_log},
+                    "world_size": ctx.world_size, "last_log": result.last_log,
+                    "augment_p": getattr(trainer.augment, "p", None)},
                    Path(spec["dump"]) / f"rank{ctx.rank}.pt")
         ctx.barrier()  # as the CLI does: no rank tears down its process group while another still communicates
     finally:

@@ -119,6 +119,20 @@ def test_two_ranks_match_one_process(tmp_path):
 
 
 @needs_gloo
+def test_two_ranks_match_one_process_with_ada(tmp_path):
+    """ADA on (WGAN-GP: the penalty's double backward through the augmentation): the augmentation's draws for the
+    global batch, r_t as the mean over ranks, so p and the weights follow one process."""
+    extra = dict(config=dict(augment="ada", ada_kimg=0.1), ada_target=-1.0)
+    two = _run(tmp_path, "two", 2, **extra)
+    one = _run(tmp_path, "one", 1, **extra)[0]
+    assert two[0]["augment_p"] == two[1]["augment_p"] == one["augment_p"] == pytest.approx(2 * 8 * 4 / 100)  # 8 steps
+    for net in ("G", "D", "G_ema"):
+        assert _max_diff(two[0][net], two[1][net]) == 0.0, net
+    _assert_same_weights(two[0], one, tol=1e-10)
+    assert two[0]["last_log"]["ada_rt"] == pytest.approx(one["last_log"]["ada_rt"], abs=1e-12)
+
+
+@needs_gloo
 def test_resume_with_a_different_number_of_ranks(tmp_path):
     """logistic + R1: 2 ranks stop at 24 images, 1 process resumes to the end == one uninterrupted process."""
     extra = dict(config=dict(loss="logistic", r1_gamma=1.0))

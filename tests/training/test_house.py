@@ -110,24 +110,27 @@ def test_log_records_current_and_peak_memory_by_their_names(tiny_cfg):
     assert [r["peak_MiB"] for r in recs] == sorted(r["peak_MiB"] for r in recs)  # a peak never goes down
 
 
-def test_a_training_step_never_reads_a_tensor_on_the_host(tiny_cfg, monkeypatch):
+@pytest.mark.parametrize("augment", [{}, {"augment": "ada", "augment_p": 0.5}, {"augment": "diffaug"}])
+def test_a_training_step_never_reads_a_tensor_on_the_host(tiny_cfg, monkeypatch, augment):
     """Between ticks no device tensor becomes a Python number (on a GPU each such read is a host sync): the step's
     loss terms stay tensors until TickLogger reads them once per tick.
 
     On this CPU-only machine every tensor is a CPU tensor, so the test records where each read happens and allows
     only reads of tensors that live on the CPU on a GPU too: Adam's step counters (torch keeps them on the CPU
     unless capturable/fused) and the loop's coin flips drawn from the CPU generator (style-mixing crossover,
-    mirror flips)."""
+    mirror flips; the augmentation's parameters, which it keeps on the CPU). The ADA controller's update, every 4th
+    step, reads r_t once (as official); these two steps do not reach it."""
     import traceback
 
-    trainer = Trainer(tiny_cfg(total_kimg=1.0, mirror_augment=True), impl="ref", progress=False,
+    trainer = Trainer(tiny_cfg(total_kimg=1.0, mirror_augment=True, **augment), impl="ref", progress=False,
                       log=lambda s: None)
     from stylegan.training.dataset import make_loader
     phase = trainer.phase(40)   # mid-fade: both resolutions' layers and the fade-in run
     loader = make_loader(trainer.dataset, phase.batch, start=0, seed=0, workers=0)
     trainer.step(phase, loader)  # warm-up: builds lazily initialised state
     allowed = {("optimizer.py", "_get_value"), ("generator.py", "random_crossover_point"),
-               ("dataset.py", "random_mirror")}
+               ("dataset.py", "random_mirror"), ("augment.py", "blit"), ("augment.py", "geometric_warp"),
+               ("augment.py", "apply")}  # augment.py reads only its parameters, drawn and kept on the CPU
     reads = []
     for name in ("item", "tolist", "__float__", "__int__", "__bool__", "__index__"):
         original = getattr(torch.Tensor, name)
@@ -142,7 +145,8 @@ def test_a_training_step_never_reads_a_tensor_on_the_host(tiny_cfg, monkeypatch)
     terms = trainer.step(phase, loader)
     monkeypatch.undo()
     assert reads == []
-    assert set(terms) == {"loss_G", "loss_D", "penalty"} and all(isinstance(t, torch.Tensor) for t in terms.values())
+    assert set(terms) == {"loss_G", "loss_D", "penalty", "ada_rt"}
+    assert all(isinstance(t, torch.Tensor) for t in terms.values())
     assert all(math.isfinite(float(t)) for t in terms.values())
 
 
