@@ -38,10 +38,15 @@ def box_downsample(x: torch.Tensor, resolution: int) -> torch.Tensor:
     return x
 
 
+def to_uint8_tensor(img: torch.Tensor) -> torch.Tensor:
+    """NCHW float images in [-1, 1] -> NCHW uint8 on the same device, with the official rounding (x*127.5 + 128,
+    clamp, truncate): how the official metrics hand generated images to their detectors."""
+    return (img.detach().to(torch.float32) * 127.5 + 128.0).clamp(0, 255).to(torch.uint8)
+
+
 def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """NCHW float images in [-1, 1] -> NHWC uint8 with the official rounding (x*127.5 + 128, clamp, truncate)."""
-    x = img.detach().to(torch.float32) * 127.5 + 128.0
-    return x.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    """NCHW float images in [-1, 1] -> NHWC uint8 numpy (`to_uint8_tensor`'s pixels), for PNGs and grids."""
+    return to_uint8_tensor(img).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def tile(rows_of_images: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
