@@ -59,7 +59,8 @@ class Kind:
 KINDS: Dict[str, Kind] = {
     "digits": Kind("digits", 1, 10, "glyph_digits.pt",
                   "61f8124b9863c6bb07c977a0fd6c1e22edcf515027d18a5e1c772b86dd382fca", train_images=3000, steps=600),
-    "glyphs": Kind("glyphs", 3, 36, "glyph_classes.pt", "", train_images=10000, steps=1500),
+    "glyphs": Kind("glyphs", 3, 36, "glyph_classes.pt",
+                  "c30da2694013c8cdd9db9e000cdae1c4bbc91d8e812cf41073f6622cf514531d", train_images=10000, steps=1500),
 }
 
 
