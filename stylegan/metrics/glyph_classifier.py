@@ -313,6 +313,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (part of what makes a run reproducible)")
     parser.add_argument("--heldout", type=int, default=3000, help="held-out images of seed HELDOUT_SEED to score")
     args = parser.parse_args(argv)
+    out_dir = Path(args.out).expanduser().resolve().parent
+    if not out_dir.is_dir():
+        parser.error(f"--out {args.out}: folder {out_dir} does not exist")
     try:
         t0 = time.perf_counter()
         model = train_classifier(args.kind, args.train_images, args.steps, seed=args.seed, threads=args.threads)
@@ -325,7 +328,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     info = {"train_images": args.train_images or spec.train_images, "steps": args.steps or spec.steps,
             "seed": args.seed, "threads": args.threads, "heldout_images": int(test_y.numel()),
             "heldout_accuracy": acc, "torch": str(torch.__version__)}
-    digest = save_weights(model, args.kind, args.out, info)
+    try:
+        digest = save_weights(model, args.kind, args.out, info)
+    except OSError as exc:
+        parser.error(f"cannot write --out {args.out}: {exc}")
     print(f"{args.kind}: held-out accuracy {acc:.5f} on {test_y.numel()} images of seed {HELDOUT_SEED}; trained "
           f"in {train_s:.0f} s; wrote {args.out} (sha256 {digest})")
     return 0

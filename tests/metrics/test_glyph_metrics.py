@@ -179,6 +179,16 @@ def test_retraining_learns_and_is_deterministic():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("args, message", [(["--out", "{tmp}/none/w.pt"], "does not exist"),
+                                           (["--out", "{tmp}/w.pt", "--steps", "0"], "steps=0 is invalid"),
+                                           (["--out", "{tmp}/w.pt", "--train-images", "-3"], "train_images=-3")])
+def test_retrain_command_bad_input(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        gc.main(["--kind", "digits"] + [a.format(tmp=tmp_path) for a in args])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "w.pt").exists()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The metrics
 
