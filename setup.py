@@ -24,7 +24,7 @@ setup(
         "stylegan.training": "training",
         "stylegan.cuda": "cuda",
     },
-    package_data={"stylegan.cuda": ["*.h", "*.cuh", "*.cpp", "*.cu"]},
+    package_data={"stylegan.cuda": ["*.h", "*.cuh", "*.cpp", "*.cu"], "stylegan.metrics": ["weights/*.pt"]},
     install_requires=["torch>=2.1", "ninja", "numpy", "pillow", "click>=8", "tqdm"],
     extras_require={"test": ["pytest", "scipy"], "tensorboard": ["tensorboard"]},
     entry_points={"console_scripts": ["stylegan = stylegan.cli:main"]},

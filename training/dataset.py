@@ -1,4 +1,5 @@
-"""Training data: a folder or .zip of images, or `builtin:glyphs`, prepared once into a uint8 cache.
+"""Training data: a folder or .zip of images, or `builtin:glyphs` / `builtin:stacked-glyphs`, prepared once into a
+uint8 cache.
 
 Why a cache: decoding, cropping and Lanczos-resizing thousands of JPEGs every epoch would dominate a CPU run, and
 progressive growing only ever needs the full-resolution pixels (lower resolutions are 2x2 box averages of them,
@@ -18,10 +19,11 @@ Rules (documented for users):
 - Unreadable files are skipped and counted (warning); with strict=True the first ones are named in a ValueError.
 - Labels: unlabelled unless the folder/zip root has a `dataset.json` of the form
   {"labels": [["relative/path.png", 3], ...]} (paths relative to the root, '/' separators). Every image must have
-  a label then. builtin:glyphs is labelled (36 classes, 0-9 then A-Z).
+  a label then. builtin:glyphs is labelled (36 classes, 0-9 then A-Z), builtin:stacked-glyphs by its mode (1000
+  classes, 100 * d_R + 10 * d_G + d_B; usually trained unconditional).
 - An empty dataset is a ValueError; so is one with fewer images than one minibatch (checked by the loop with
   `check_enough_images`).
-- Before any work: labels must be class indices below MAX_CLASSES, builtin:glyphs stays within MAX_GLYPHS and
+- Before any work: labels must be class indices below MAX_CLASSES, the built-in sets stay within MAX_GLYPHS and
   MAX_GLYPH_RESOLUTION, and the cache (`cache_bytes`) must fit the free space of the cache folder. A failed
   preparation leaves no temp file; an unwritable cache folder is a ValueError naming --cache-dir.
 - meta.json records how the cache was built (strict, the unreadable images), so a strict open of a cache that a
@@ -48,8 +50,15 @@ import torch
 from ..atomic_write import atomic_write_bytes
 from .glyphs import GLYPH_STYLES, MAX_GLYPH_RESOLUTION, MAX_GLYPHS, GlyphParams, drawing_bytes, render_glyph
 from .image_reader import IMAGE_EXTENSIONS, Fit, ImageSource, SkippedImage, probe, read_pixels
+from .stacked_glyphs import StackedGlyphParams, render_stacked_glyph
 
 BUILTIN_GLYPHS = "builtin:glyphs"
+BUILTIN_STACKED_GLYPHS = "builtin:stacked-glyphs"
+# Each built-in set: (cache kind, its params class, its renderer (index, resolution, params) -> (image, label)).
+BUILTIN_DATASETS = {
+    BUILTIN_GLYPHS: ("glyphs", GlyphParams, render_glyph),
+    BUILTIN_STACKED_GLYPHS: ("stacked-glyphs", StackedGlyphParams, render_stacked_glyph),
+}
 CACHE_ENV = "STYLEGAN_CACHE"
 CACHE_VERSION = 3  # 2: meta.json records how the cache was built; 3: EXIF orientation, alpha over white
 NPY_HEADER_BYTES = 128
@@ -113,17 +122,16 @@ def check_cache_fits(count: int, resolution: int, channels: int, cache: Path, wh
                          f"or pass another --cache-dir")
 
 
-def _check_glyphs(params: GlyphParams, resolution: int) -> None:
-    """The limits of builtin:glyphs (glyphs.py says why), checked before anything is drawn."""
-    if params.style not in GLYPH_STYLES:
-        raise ValueError(f"glyph style {params.style!r}: expected one of {', '.join(GLYPH_STYLES)}")
-    if params.count > MAX_GLYPHS:
-        raise ValueError(f"--glyphs {params.count} is above the limit of {MAX_GLYPHS} images of {BUILTIN_GLYPHS} "
-                         f"(the cache would need {_size(cache_bytes(params.count, resolution, 3))} at {resolution} "
-                         f"px)")
+def _check_glyphs(data: str, count: int, resolution: int, style: str = "solid") -> None:
+    """The limits of the built-in sets (glyphs.py says why), checked before anything is drawn."""
+    if style not in GLYPH_STYLES:
+        raise ValueError(f"glyph style {style!r}: expected one of {', '.join(GLYPH_STYLES)}")
+    if count > MAX_GLYPHS:
+        raise ValueError(f"--glyphs {count} is above the limit of {MAX_GLYPHS} images of {data} "
+                         f"(the cache would need {_size(cache_bytes(count, resolution, 3))} at {resolution} px)")
     if resolution > MAX_GLYPH_RESOLUTION:
         raise ValueError(f"--resolution {resolution} is above the limit of {MAX_GLYPH_RESOLUTION} px of "
-                         f"{BUILTIN_GLYPHS} (drawing one glyph would need {_size(drawing_bytes(resolution))})")
+                         f"{data} (drawing one glyph would need {_size(drawing_bytes(resolution))})")
 
 
 def _check_labels(source: ImageSource, labels: Dict[str, int]) -> None:
@@ -229,15 +237,17 @@ def _prepare_folder(source: ImageSource, resolution: int, strict: bool, out_imag
             "channels": channels}
 
 
-def _prepare_glyphs(params: GlyphParams, resolution: int, out_images: Path, cache: Path) -> Dict[str, Any]:
-    check_cache_fits(params.count, resolution, 3, cache, f"{BUILTIN_GLYPHS} with --glyphs {params.count} at "
+def _prepare_glyphs(data: str, params: Any, resolution: int, out_images: Path, cache: Path) -> Dict[str, Any]:
+    """Draws a built-in set (`data`, one of BUILTIN_DATASETS) with its `params` into the cache."""
+    render = BUILTIN_DATASETS[data][2]
+    check_cache_fits(params.count, resolution, 3, cache, f"{data} with --glyphs {params.count} at "
                      f"{resolution} px", "--glyphs or --resolution")
     with _temp_npy(out_images) as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(params.count, resolution, resolution, 3))
         labels = []
         for i in range(params.count):
-            arr[i], label = render_glyph(i, resolution, params)
+            arr[i], label = render(i, resolution, params)
             labels.append(label)
         arr.flush()
         del arr
@@ -287,13 +297,17 @@ class ImageDataset(torch.utils.data.Dataset):
         self.data = data
         self.resolution = resolution
         cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        if data == BUILTIN_GLYPHS:
-            params = GlyphParams(count=glyphs_count, seed=glyphs_seed, style=glyphs_style)
-            _check_glyphs(params, resolution)
-            key = _cache_key("glyphs", params.to_dict(), resolution)
+        if data in BUILTIN_DATASETS:
+            kind, params_class, _ = BUILTIN_DATASETS[data]
+            style = {"style": glyphs_style} if data == BUILTIN_GLYPHS else {}
+            if data != BUILTIN_GLYPHS and glyphs_style != "solid":
+                raise ValueError(f"--glyphs-style {glyphs_style} applies to {BUILTIN_GLYPHS} only, not {data}")
+            params = params_class(count=glyphs_count, seed=glyphs_seed, **style)
+            _check_glyphs(data, params.count, resolution, glyphs_style)
+            key = _cache_key(kind, params.to_dict(), resolution)
             source: Optional[ImageSource] = None
         elif data.startswith("builtin:"):
-            raise ValueError(f"unknown built-in dataset {data!r}; available: {BUILTIN_GLYPHS}")
+            raise ValueError(f"unknown built-in dataset {data!r}; available: {', '.join(BUILTIN_DATASETS)}")
         else:
             source = ImageSource(data)
             key = _cache_key("zip" if source.is_zip else "folder", source.fingerprint_items, resolution)
@@ -304,7 +318,7 @@ class ImageDataset(torch.utils.data.Dataset):
             if verbose:
                 print(f"Preparing dataset {data} at {resolution}px into {folder} ...", flush=True)
             if source is None:
-                prepare = functools.partial(_prepare_glyphs, params, resolution)
+                prepare = functools.partial(_prepare_glyphs, data, params, resolution)
             else:
                 prepare = functools.partial(_prepare_folder, source, resolution, strict)
             try:

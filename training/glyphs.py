@@ -83,13 +83,57 @@ def _gradient(size: int, c0: np.ndarray, c1: np.ndarray, angle: float) -> np.nda
     return c0[None, None, :] * (1 - p[..., None]) + c1[None, None, :] * p[..., None]
 
 
-def _canvas_size(resolution: int) -> int:
+def canvas_size(resolution: int) -> int:
+    """Side of the supersampled canvas a glyph of `resolution` px is drawn on (4x, at least 128 px)."""
     return max(SUPERSAMPLE * resolution, 128)
+
+
+@dataclass(frozen=True)
+class GlyphShape:
+    """Where and how big one glyph is drawn on a canvas: the coarse attributes of builtin:glyphs."""
+
+    font_size: int
+    stroke: int    # extra stroke width that thickens the glyph: readable at 16-32 px
+    angle: float   # degrees, counter-clockwise
+    cx: float
+    cy: float
+
+
+def random_shape(rng: np.random.Generator, canvas: int) -> GlyphShape:
+    """Size, stroke, rotation and position of a glyph on a `canvas` px square (five draws from `rng`, in order)."""
+    font_size = int(canvas * rng.uniform(0.7, 0.95))
+    stroke = int(round(font_size * rng.uniform(0.02, 0.05)))
+    angle = rng.uniform(-15, 15)
+    cx = canvas / 2 + rng.uniform(-0.08, 0.08) * canvas
+    cy = canvas / 2 + rng.uniform(-0.08, 0.08) * canvas
+    return GlyphShape(font_size, stroke, angle, cx, cy)
+
+
+def glyph_alpha(char: str, canvas: int, shape: GlyphShape, style: str = "solid") -> np.ndarray:
+    """float32 [canvas, canvas] coverage in [0, 1] of `char` drawn with `shape` (anti-aliased, rotated); style
+    'outline' draws only a ring along the contour (GLYPH_STYLES)."""
+    mask = Image.new("L", (canvas, canvas), 0)
+    if style == "outline":  # a hollow glyph: only the stroke along the contour
+        ImageDraw.Draw(mask).text((shape.cx, shape.cy), char, font=_font(shape.font_size), fill=0, anchor="mm",
+                                  stroke_width=max(shape.stroke, int(round(shape.font_size * OUTLINE_WIDTH))),
+                                  stroke_fill=255)
+    else:
+        ImageDraw.Draw(mask).text((shape.cx, shape.cy), char, font=_font(shape.font_size), fill=255, anchor="mm",
+                                  stroke_width=shape.stroke, stroke_fill=255)
+    mask = mask.rotate(shape.angle, resample=Image.BICUBIC, center=(shape.cx, shape.cy))
+    return np.asarray(mask, dtype=np.float32) / 255.0
+
+
+def downscale(img: np.ndarray, resolution: int) -> np.ndarray:
+    """A float drawing [S, S] (gray) or [S, S, 3] (RGB) in [0, 255] -> uint8 at `resolution`: rounded once, then
+    Lanczos-resized, for clean anti-aliased edges."""
+    big = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "L" if img.ndim == 2 else "RGB")
+    return np.array(big.resize((resolution, resolution), Image.LANCZOS), dtype=np.uint8)
 
 
 def drawing_bytes(resolution: int) -> int:
     """Bytes of one float64 RGB canvas of the supersampled drawing; render_glyph holds a few at once."""
-    return _canvas_size(resolution) ** 2 * 3 * 8
+    return canvas_size(resolution) ** 2 * 3 * 8
 
 
 def render_glyph(index: int, resolution: int, params: GlyphParams = GlyphParams()) -> Tuple[np.ndarray, int]:
@@ -105,7 +149,7 @@ def render_glyph(index: int, resolution: int, params: GlyphParams = GlyphParams(
         raise IndexError(f"glyph index {index} out of range [0, {params.count})")
     rng = np.random.default_rng([params.seed, index, 0x61797068])
     label = int(rng.integers(params.num_classes))
-    S = _canvas_size(resolution)
+    S = canvas_size(resolution)
 
     # Colours: a light background with a dark glyph, or the reverse.
     if rng.uniform() < 0.5:
@@ -115,24 +159,6 @@ def render_glyph(index: int, resolution: int, params: GlyphParams = GlyphParams(
     bg1 = np.clip(bg0 + rng.uniform(-50, 50, size=3), 0, 255)   # a nearby second colour: a soft gradient
     bg = _gradient(S, bg0, bg1, rng.uniform(0, 2 * math.pi))
 
-    # Shape: size, stroke, rotation and position.
-    font_size = int(S * rng.uniform(0.7, 0.95))
-    bold = int(round(font_size * rng.uniform(0.02, 0.05)))        # thickens the strokes: readable at 16-32 px
-    angle = rng.uniform(-15, 15)
-    cx = S / 2 + rng.uniform(-0.08, 0.08) * S
-    cy = S / 2 + rng.uniform(-0.08, 0.08) * S
-
-    mask = Image.new("L", (S, S), 0)
-    if params.style == "outline":  # a hollow glyph: only the stroke along the contour
-        ImageDraw.Draw(mask).text((cx, cy), CLASSES[label], font=_font(font_size), fill=0, anchor="mm",
-                                  stroke_width=max(bold, int(round(font_size * OUTLINE_WIDTH))), stroke_fill=255)
-    else:
-        ImageDraw.Draw(mask).text((cx, cy), CLASSES[label], font=_font(font_size), fill=255, anchor="mm",
-                                  stroke_width=bold, stroke_fill=255)
-    mask = mask.rotate(angle, resample=Image.BICUBIC, center=(cx, cy))
-    alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
-
+    alpha = glyph_alpha(CLASSES[label], S, random_shape(rng, S), params.style)[..., None]
     img = bg * (1 - alpha) + fill[None, None, :] * alpha
-    big = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")
-    small = big.resize((resolution, resolution), Image.LANCZOS)
-    return np.array(small, dtype=np.uint8), label
+    return downscale(img, resolution), label

@@ -260,7 +260,30 @@ def compute_metric(protocol: Protocol, G: Optional[torch.nn.Module] = None, real
         return _path_length(protocol, G, label_pool, opts)
     if kind == "swd":
         return _swd(protocol, G, reals, opts)
+    if kind in ("modes", "glyph_acc"):
+        return _glyph_metric(protocol, G, opts)
     raise ValueError(f"{protocol.name}: metric kind {kind!r} is not available in this build")
+
+
+def _glyph_metric(protocol: Protocol, G: torch.nn.Module, opts: MetricOptions) -> MetricResult:
+    """modes / glyph_acc: the package's own classifiers (glyph_metrics.py); every rank computes all of it."""
+    from .glyph_metrics import glyph_accuracy, mode_coverage
+
+    start = time.perf_counter()
+    num = int(protocol.num_gen)
+    if protocol.kind == "modes":
+        r = mode_coverage(G, num, seed=opts.seed, batch=opts.batch, device=opts.device, psi=opts.psi, lod=opts.lod,
+                          progress=opts.progress)
+        results = {protocol.name: float(r["modes"]), f"{protocol.name}_kl": r["modes_kl"]}
+        details = {f"{protocol.name}_resize": r["modes_resize"]}
+    else:
+        r = glyph_accuracy(G, num, seed=opts.seed, batch=opts.batch, device=opts.device, psi=opts.psi, lod=opts.lod,
+                           progress=opts.progress)
+        results = {protocol.name: r["glyph_acc"]}
+        details = {f"{protocol.name}_per_class": {k: round(v, 4) for k, v in r["glyph_acc_per_class"].items()},
+                   f"{protocol.name}_worst": [[k, round(v, 4)] for k, v in r["glyph_acc_worst"]],
+                   f"{protocol.name}_resize": r["glyph_acc_resize"]}
+    return MetricResult(protocol, results, num, 0, time.perf_counter() - start, details=details)
 
 
 def _swd(protocol: Protocol, G: torch.nn.Module, reals: RealImages, opts: MetricOptions) -> MetricResult:

@@ -67,6 +67,8 @@ class GeneratedImages:
     lod: float = 0.0
     label_pool: Optional[np.ndarray] = None
     precision: Precision = FP32  # the synthesis network's arithmetic (stylegan.precision)
+    classes: Optional[torch.Tensor] = None  # int64 [num]: the class of each image (glyph_acc), instead of the pool
+    noise_mode: str = "random"   # 'random': seeded per batch; 'const' / 'none' as G defines them
 
     def batch_size(self, b: int) -> int:
         return min(self.batch, self.num - b * self.batch)
@@ -75,8 +77,14 @@ class GeneratedImages:
         """(z, c, noise) of batch b, on the CPU."""
         n = self.batch_size(b)
         z = torch.randn(n, int(self.G.config.latent_size), generator=batch_generator(self.seed, STREAM_LATENTS, b))
-        c = draw_labels(self.G, n, self.label_pool, batch_generator(self.seed, STREAM_LABELS, b))
-        noise = draw_noise(self.G, n, batch_generator(self.seed, STREAM_NOISE, b))
+        if self.classes is not None:
+            c = torch.nn.functional.one_hot(self.classes[b * self.batch:b * self.batch + n].long(),
+                                            int(self.G.config.label_size)).float()
+        else:
+            c = draw_labels(self.G, n, self.label_pool, batch_generator(self.seed, STREAM_LABELS, b))
+        noise = None
+        if self.noise_mode == "random":
+            noise = draw_noise(self.G, n, batch_generator(self.seed, STREAM_NOISE, b))
         return z, c, noise
 
     @torch.no_grad()
@@ -85,6 +93,6 @@ class GeneratedImages:
         z, c, noise = self.inputs(b)
         img = self.precision.run(self.G, z.to(device), None if c is None else c.to(device), psi=self.psi,
                      cutoff=None if self.psi == 1.0 else self.G.config.truncation_cutoff, lod=self.lod,
-                     noise_mode="none" if noise is None else "random",
+                     noise_mode=self.noise_mode if noise is None else "random",
                      noise=None if noise is None else [t.to(device) for t in noise])
         return to_uint8_nchw(img)

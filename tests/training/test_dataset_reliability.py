@@ -133,17 +133,18 @@ def _no_leftovers(cache: Path) -> None:
     assert not any(p.is_dir() for p in cache.glob("*")), list(cache.glob("*"))  # no half-made cache entry
 
 
-def test_failed_glyph_preparation_removes_its_temp_file(tmp_path, monkeypatch):
-    real = dataset_module.render_glyph
+@pytest.mark.parametrize("data", sorted(dataset_module.BUILTIN_DATASETS))
+def test_failed_glyph_preparation_removes_its_temp_file(tmp_path, monkeypatch, data):
+    kind, params_class, real = dataset_module.BUILTIN_DATASETS[data]
 
     def crash_at_three(i, resolution, params):
         if i == 3:
             raise KeyboardInterrupt
         return real(i, resolution, params)
 
-    monkeypatch.setattr(dataset_module, "render_glyph", crash_at_three)
+    monkeypatch.setitem(dataset_module.BUILTIN_DATASETS, data, (kind, params_class, crash_at_three))
     with pytest.raises(KeyboardInterrupt):
-        ImageDataset("builtin:glyphs", 8, cache_dir=tmp_path / "c", glyphs_count=8)
+        ImageDataset(data, 8, cache_dir=tmp_path / "c", glyphs_count=8)
     _no_leftovers(tmp_path / "c")
 
 
