@@ -1,8 +1,8 @@
-"""Generated images for the metrics: a pure function of (seed, global batch index), so runs and ranks agree.
+"""Generated images for the metrics: image i is a pure function of (seed, i), so runs, batch sizes and ranks agree.
 
-Why seeded per batch: the same command must give the same number, and under torchrun each rank makes only its
-share of the batches; drawing every batch's latents, labels and noise from its own generator makes the images of
-batch b the same whoever makes them. As the official metrics code: truncation psi 1 by default, labels of the
+Why seeded per image: the same command must give the same number whatever --batch is, and under torchrun each rank
+makes only its share of the batches; drawing every image's latents, labels and noise from its own generators makes
+image i the same whoever makes it, in whatever batch. As the official metrics code: truncation psi 1 by default, labels of the
 fakes drawn from the dataset's labels (uniform over the classes when the data has none), images converted with
 x * 127.5 + 128, clamped, to uint8.
 """
@@ -22,7 +22,7 @@ STREAM_LATENTS, STREAM_LABELS, STREAM_NOISE, STREAM_PATH = 11, 12, 13, 14
 
 
 def batch_generator(seed: int, stream: int, index: int) -> torch.Generator:
-    """A CPU torch.Generator for one (seed, stream, batch index): independent streams, no overlap between batches."""
+    """A CPU torch.Generator for one (seed, stream, index) - an image, or a PPL batch: independent streams."""
     state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, stream, index]).generate_state(2, np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
@@ -57,7 +57,8 @@ def draw_noise(G: torch.nn.Module, n: int, generator: torch.Generator) -> Option
 
 @dataclass(frozen=True)
 class GeneratedImages:
-    """`num` images of G in global batches of `batch`; `images(b)` is batch b as uint8 NCHW on G's device."""
+    """`num` images of G in global batches of `batch`; `images(b)` is batch b (images b*batch ...) as uint8 NCHW on
+    G's device."""
 
     G: torch.nn.Module
     num: int
@@ -74,17 +75,23 @@ class GeneratedImages:
         return min(self.batch, self.num - b * self.batch)
 
     def inputs(self, b: int):
-        """(z, c, noise) of batch b, on the CPU."""
-        n = self.batch_size(b)
-        z = torch.randn(n, int(self.G.config.latent_size), generator=batch_generator(self.seed, STREAM_LATENTS, b))
+        """(z, c, noise) of batch b, on the CPU: image i's draws come from its own generators (seed, stream, i),
+        so neither the batch size nor the number of processes changes any image."""
+        first, n = b * self.batch, self.batch_size(b)
+        gens = {stream: [batch_generator(self.seed, stream, i) for i in range(first, first + n)]
+                for stream in (STREAM_LATENTS, STREAM_LABELS, STREAM_NOISE)}
+        latent_size = int(self.G.config.latent_size)
+        z = torch.stack([torch.randn(latent_size, generator=g) for g in gens[STREAM_LATENTS]])
         if self.classes is not None:
-            c = torch.nn.functional.one_hot(self.classes[b * self.batch:b * self.batch + n].long(),
+            c = torch.nn.functional.one_hot(self.classes[first:first + n].long(),
                                             int(self.G.config.label_size)).float()
         else:
-            c = draw_labels(self.G, n, self.label_pool, batch_generator(self.seed, STREAM_LABELS, b))
+            labels = [draw_labels(self.G, 1, self.label_pool, g) for g in gens[STREAM_LABELS]]
+            c = None if labels[0] is None else torch.cat(labels)
         noise = None
         if self.noise_mode == "random":
-            noise = draw_noise(self.G, n, batch_generator(self.seed, STREAM_NOISE, b))
+            maps = [draw_noise(self.G, 1, g) for g in gens[STREAM_NOISE]]
+            noise = None if maps[0] is None else [torch.cat(layer) for layer in zip(*maps)]
         return z, c, noise
 
     @torch.no_grad()
