@@ -134,10 +134,11 @@ def test_generator_fid_equals_the_formula_on_its_images_and_is_repeatable(tmp_pa
         fr = module(torch.from_numpy(np.array(ds.images)).permute(0, 3, 1, 2).contiguous(),
                     return_features=True).numpy().astype(np.float64)
     assert first.results["fid40_full"] == pytest.approx(_official_fid(fg, fr), rel=1e-6)
-    # another batch size: the same images (each is seeded by its index), the same number up to float64 summation
+    # another batch size: the same images (each is seeded by its index), the same number up to float rounding
+    # (the feature network's float32 matmuls block differently per batch shape)
     other_batch = compute_metric(protocol, G=tiny_G, reals=reals, opts=MetricOptions(inception=str(standin), seed=5,
                                                                                        batch=7))
-    assert other_batch.results["fid40_full"] == pytest.approx(first.results["fid40_full"], rel=1e-9)
+    assert other_batch.results["fid40_full"] == pytest.approx(first.results["fid40_full"], rel=1e-6)
     payload = first.to_json()
     assert payload["detector"]["sha256"] == feature_nets.file_sha256(standin)
     assert payload["official_protocol"] is False and payload["protocol"]["registry_name"] == "fid50k_full"
