@@ -17,7 +17,6 @@ A TorchScript file is a program: load only files from sources you trust (the off
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 from .download import DownloadError, download, is_url
+from .file_hash import file_sha256
 
 _CDN = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics"
 
@@ -88,22 +88,6 @@ def resolve_feature_net_file(source: Optional[Union[str, os.PathLike]], kind: st
     if not path.is_file():
         raise FeatureNetError(f"--{kind} {source}: no such file. {_how_to_get(spec)}")
     return path
-
-
-_HASHES: Dict[Tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Union[str, os.PathLike]) -> str:
-    """sha256 hex digest of a file, remembered per (path, size, mtime): real-image statistics are keyed on it."""
-    st = os.stat(path)
-    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()
-    return _HASHES[key]
 
 
 @dataclass(frozen=True)

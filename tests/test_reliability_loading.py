@@ -12,7 +12,6 @@ import sys
 import types
 import warnings
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner

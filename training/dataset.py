@@ -39,7 +39,6 @@ import json
 import os
 import shutil
 import warnings
-import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple

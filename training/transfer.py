@@ -12,13 +12,13 @@ blocks of D and the FromRGB layers feeding them get no updates, so D keeps its l
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 
+from ..file_hash import file_sha256
 from ..formats import Networks
 
 # TrainConfig field -> how to read it from the file's generator config (what fixes the architecture).
@@ -45,14 +45,6 @@ class Source:
     networks: Networks
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def open_source(spec: str) -> Source:
     """Read `--resume-from` (a path, or an http(s) URL downloaded once into the cache); ValueError naming the
     problem (a missing file, a failed download, a file holding no generator, an unknown format)."""
@@ -70,7 +62,7 @@ def open_source(spec: str) -> Source:
     if networks.G is None and networks.G_ema is None:
         raise ValueError(f"{spec} holds no generator (a {networks.source_format} file with only "
                          f"{'D' if networks.D is not None else 'no networks'}); --resume-from needs a file with G")
-    return Source(spec, Path(path), _sha256(Path(path)), networks)
+    return Source(spec, Path(path), file_sha256(Path(path)), networks)
 
 
 def architecture_of(networks: Networks) -> Dict[str, Any]:

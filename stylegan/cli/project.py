@@ -26,7 +26,7 @@ GIF_FRAME_MS = 80
 def network_file_sha256(network: str) -> str:
     """sha256 of the --network file (its cached download for a URL); '' when it cannot be read."""
     from ..download import cached_name, download_cache_dir, is_url
-    from ..feature_nets import file_sha256
+    from ..file_hash import file_sha256
 
     path = download_cache_dir() / cached_name(network) if is_url(network) else Path(network)
     try:

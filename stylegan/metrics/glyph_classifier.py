@@ -137,10 +137,6 @@ def weights_path(kind: str) -> Path:
     return WEIGHTS_DIR / get_kind(kind).weights_file
 
 
-def file_sha256(path: Union[str, Path]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _retrain_hint(kind: str) -> str:
     return f"retrain it with `python -m stylegan.metrics.glyph_classifier --kind {kind} --out {weights_path(kind)}`"
 

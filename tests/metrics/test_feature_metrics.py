@@ -18,8 +18,7 @@ from stylegan.cli.metrics import metrics as metrics_cli
 from stylegan.config import GeneratorConfig
 from stylegan.generator import Generator
 from stylegan.loading import save
-from stylegan.metrics import (GeneratedImages, MetricOptions, Processes, RealImages, compute_metric, folder_protocol,
-                              protocol_for)
+from stylegan.metrics import GeneratedImages, MetricOptions, Processes, RealImages, compute_metric, protocol_for
 
 from feature_net_standins import StandinDetector, WrongShapeDetector, write_standin
 from network_test_support import TINY_GENERATOR

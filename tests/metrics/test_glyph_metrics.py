@@ -13,6 +13,7 @@ import torch
 
 from network_test_support import TINY_GENERATOR
 from stylegan.config import GeneratorConfig
+from stylegan.file_hash import file_sha256
 from stylegan.generator import Generator
 from stylegan.metrics import glyph_classifier as gc
 from stylegan.metrics.glyph_metrics import glyph_accuracy, mode_coverage, mode_statistics, modes_of_images
@@ -116,7 +117,7 @@ def test_mode_statistics_formula():
 def test_shipped_weights_match_their_hash_and_load(kind):
     path = gc.weights_path(kind)
     assert path.stat().st_size < 500_000
-    assert gc.file_sha256(path) == gc.KINDS[kind].sha256
+    assert file_sha256(path) == gc.KINDS[kind].sha256
     model = gc.load_classifier(kind)
     assert not model.training and model.num_classes == gc.KINDS[kind].num_classes
 

@@ -1,5 +1,4 @@
 """Fine-tuning (`--resume-from`), Freeze-D and D augmentation inside the training loop: tiny CPU runs."""
-import io
 import json
 from pathlib import Path
 
