@@ -253,3 +253,34 @@ def test_metrics_on_cuda(glyph_heldout):
     assert 1 <= out["modes"] <= 64 and out["num_gen"] == 64
     out = glyph_accuracy(PerfectGlyphGenerator(images, labels).cuda(), num=360, device="cuda")
     assert out["glyph_acc"] >= 0.99
+
+
+def test_glyph_metrics_through_the_registry_and_the_cli(tmp_path):
+    """`stylegan metrics --metrics glyph_acc,modes`: the registry's numbers equal the functions' (same seed), the
+    scaled names say the count, the JSON carries the per-class details."""
+    import json
+
+    from click.testing import CliRunner
+
+    from stylegan.cli.metrics import metrics as metrics_cli
+    from stylegan.loading import save
+    from stylegan.metrics import MetricOptions, compute_metric, protocol_for
+
+    G = _untrained(label_size=len(CLASSES))
+    direct = glyph_accuracy(G, num=72, seed=3)
+    via = compute_metric(protocol_for("glyph_acc", 72), G=G, opts=MetricOptions(seed=3))
+    assert via.results == {"glyph_acc": direct["glyph_acc"]} and via.num_gen == 72
+    assert via.details["glyph_acc_per_class"]["A"] == pytest.approx(direct["glyph_acc_per_class"]["A"], abs=1e-4)
+    net = tmp_path / "net.pt"
+    save(net, G_ema=G)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(metrics_cli, ["--network", str(net), "--metrics", "glyph_acc,modes", "--num", "72",
+                                           "--seed", "3", "--json", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(out.read_text())
+    assert payload["metrics"]["glyph_acc"] == pytest.approx(direct["glyph_acc"])
+    assert {"modes72", "modes72_kl"} <= set(payload["metrics"])
+    glyph = next(r for r in payload["results"] if r["name"] == "glyph_acc")
+    assert len(glyph["details"]["glyph_acc_per_class"]) == 36
+    bad = CliRunner().invoke(metrics_cli, ["--network", str(net), "--metrics", "glyph_acc", "--num", "10"])
+    assert bad.exit_code == 2 and "--num 10 is too small for glyph_acc" in bad.output, bad.output
