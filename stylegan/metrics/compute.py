@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..feature_nets import FeatureNet, load_feature_net
 from ..precision import FP32, Precision
+from .evaluation import box_downsample_u8, swd_for_generator
 from .feature_stats import (FeatureStats, Processes, as_rgb_u8, cached_stats, collect_features, metrics_cache_dir,
                             stats_cache_key)
 from .frechet import frechet_distance
@@ -56,8 +57,6 @@ class RealImages:
         return int(self.images.shape[0])
 
     def batch(self, b: int, batch: int, count: int) -> torch.Tensor:
-        from .evaluation import box_downsample_u8
-
         x = torch.from_numpy(np.array(self.images[b * batch:min((b + 1) * batch, count)]))  # a copy of the memmap
         return box_downsample_u8(x.permute(0, 3, 1, 2).contiguous(), self.resolution)
 
@@ -287,27 +286,10 @@ def _glyph_metric(protocol: Protocol, G: torch.nn.Module, opts: MetricOptions) -
 
 
 def _swd(protocol: Protocol, G: torch.nn.Module, reals: RealImages, opts: MetricOptions) -> MetricResult:
-    from .evaluation import swd_for_generator
-
     start = time.perf_counter()
     num = min(int(protocol.num_gen), len(reals))
-    result = swd_for_generator(G, _LabelledArray(reals), num, psi=opts.psi,
+    result = swd_for_generator(G, reals, num, psi=opts.psi,  # RealImages has .images and .labels
                                lod=opts.lod, seed=opts.seed, device=opts.device, progress=opts.progress,
                                min_resolution=opts.min_resolution, precision=opts.precision)
     result.pop("swd_time_s", None)
     return MetricResult(protocol, result, num, num, time.perf_counter() - start)
-
-
-@dataclass(frozen=True)
-class _LabelledArray:
-    """The (images, labels) pair swd_for_generator takes for a dataset."""
-
-    reals: RealImages
-
-    @property
-    def images(self) -> Any:
-        return self.reals.images
-
-    @property
-    def labels(self) -> Optional[np.ndarray]:
-        return self.reals.labels

@@ -17,6 +17,7 @@ import torch
 from ..generate import model_device
 from ..images import to_uint8_nchw
 from ..precision import FP32, Precision
+from .path_length import noise_shapes
 
 STREAM_LATENTS, STREAM_LABELS, STREAM_NOISE, STREAM_PATH = 11, 12, 13, 14
 
@@ -47,11 +48,9 @@ def draw_labels(G: torch.nn.Module, n: int, label_pool: Optional[np.ndarray],
 
 def draw_noise(G: torch.nn.Module, n: int, generator: torch.Generator) -> Optional[List[torch.Tensor]]:
     """Noise maps [n, 1, H, W] in G's layout (one per layer, or one per block), None if G has no noise inputs."""
-    if not getattr(G.config, "use_noise", False):
+    shapes = noise_shapes(G)
+    if shapes is None:
         return None
-    shapes = [t.shape for t in G.synthesis.const_noise()]
-    if getattr(G.config, "noise_per_block", False):
-        shapes = shapes[::2]
     return [torch.randn((n,) + tuple(s[1:]), generator=generator) for s in shapes]
 
 
