@@ -4,7 +4,13 @@
 generic top-level `ops` or `training` module lands in site-packages. Kernel sources ship as package data and are
 JIT-compiled on first use (see ops/build.py).
 """
-from setuptools import setup
+from setuptools import find_packages, setup
+
+# Subpackages of stylegan/ are found, so a new one cannot be left out of a wheel; the card's other folders are
+# mapped under the stylegan namespace.
+MAPPED_FOLDERS = {"stylegan.ops": "ops", "stylegan.training": "training", "stylegan.cuda": "cuda"}
+PACKAGES = ["stylegan"] + ["stylegan." + name for name in find_packages("stylegan")] + list(MAPPED_FOLDERS)
+PACKAGE_DIRS = {"stylegan": "stylegan", **MAPPED_FOLDERS}
 
 setup(
     name="stylegan",
@@ -14,16 +20,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=["stylegan", "stylegan.benchmarks", "stylegan.cli", "stylegan.formats", "stylegan.metrics", "stylegan.ops", "stylegan.training", "stylegan.cuda"],
-    package_dir={
-        "stylegan": "stylegan",
-        "stylegan.cli": "stylegan/cli",
-        "stylegan.formats": "stylegan/formats",
-        "stylegan.benchmarks": "stylegan/benchmarks",
-        "stylegan.ops": "ops",
-        "stylegan.training": "training",
-        "stylegan.cuda": "cuda",
-    },
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIRS,
     package_data={"stylegan.cuda": ["*.h", "*.cuh", "*.cpp", "*.cu"], "stylegan.metrics": ["weights/*.pt"]},
     install_requires=["torch>=2.1", "ninja", "numpy", "pillow", "click>=8", "tqdm"],
     extras_require={"test": ["pytest", "scipy"], "tensorboard": ["tensorboard"]},
