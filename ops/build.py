@@ -30,8 +30,9 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from ..cache_dirs import CACHE_ENV, cache_subdir
+
 OPS_ENV = "STYLEGAN_OPS"  # 'ref' forces the pure-torch reference everywhere
-CACHE_ENV = "STYLEGAN_CACHE_DIR"  # overrides the build cache location
 VALID_IMPLS = ("auto", "cpu", "cuda", "ref")
 
 CPU_CFLAGS = ["-O3", "-std=c++17", "-fno-math-errno", "-march=native"]
@@ -70,11 +71,8 @@ def source_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Root of the on-disk build cache: $STYLEGAN_CACHE_DIR, else $XDG_CACHE_HOME/stylegan/ops, else ~/.cache."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "stylegan" / "ops"
+    """Root of the on-disk build cache: the package cache's `ops` folder (stylegan/cache_dirs.py)."""
+    return cache_subdir("ops")
 
 
 def forced_reference() -> bool:

@@ -5,8 +5,7 @@ several-hundred-MB pickle on every run, and an interrupted download must never l
 mistakes for a complete one. So the file is streamed into a temporary file in the cache folder, its length checked
 against Content-Length, fsynced, and only then renamed to its final name (os.replace is atomic on one filesystem).
 
-Cache folder: $STYLEGAN_DOWNLOAD_DIR, else $STYLEGAN_CACHE_DIR/downloads, else $XDG_CACHE_HOME/stylegan/downloads,
-else ~/.cache/stylegan/downloads. File name: the first 16 hex digits of sha256(url), '_', the URL's basename, so two
+Cache folder: $STYLEGAN_DOWNLOAD_DIR, else the package cache's `downloads` folder (stylegan/cache_dirs.py). File name: the first 16 hex digits of sha256(url), '_', the URL's basename, so two
 URLs with the same basename never collide and a human can still tell what the file is.
 
 A download is checked before it is cached (by default: `stylegan.load` must read it), so a server that sent an
@@ -29,13 +28,14 @@ from typing import Any, BinaryIO, Callable, Optional, Union
 
 from tqdm import tqdm
 
+from .cache_dirs import cache_subdir
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: stale temp files are then left for the user
     fcntl = None
 
 DOWNLOAD_ENV = "STYLEGAN_DOWNLOAD_DIR"
-CACHE_ENV = "STYLEGAN_CACHE_DIR"
 URL_SCHEMES = ("http", "https")
 CHUNK_BYTES = 1 << 20
 PART_PREFIX, PART_SUFFIX = ".part-", ".tmp"
@@ -54,10 +54,7 @@ def download_cache_dir() -> Path:
     """Folder for downloaded networks (see the module docstring for the lookup order)."""
     if os.environ.get(DOWNLOAD_ENV):
         return Path(os.environ[DOWNLOAD_ENV]).expanduser()
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser() / "downloads"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "stylegan" / "downloads"
+    return cache_subdir("downloads")
 
 
 def cached_name(url: str) -> str:

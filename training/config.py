@@ -145,7 +145,7 @@ class TrainConfig(JsonConfig):
                         "if all are smaller it is an error."))
     cache_dir: Optional[str] = _opt(None, cli=CliOption(
         "--cache-dir", "Dataset cache folder.", type=str,
-        show_default="$STYLEGAN_CACHE/datasets or ~/.cache/stylegan/datasets"))
+        show_default="$STYLEGAN_CACHE_DIR/datasets or ~/.cache/stylegan/datasets"))
     glyphs_count: int = _opt(10000, cli=CliOption("--glyphs", "Number of images of builtin:glyphs."))
     glyphs_style: str = _opt("solid", cli=CliOption(
         "--glyphs-style", "Stroke style of builtin:glyphs: solid, or hollow outline glyphs (the same glyphs, colours "

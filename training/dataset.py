@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ..atomic_write import atomic_write_bytes
+from ..cache_dirs import CACHE_ENV, cache_subdir
 from .glyphs import GLYPH_STYLES, MAX_GLYPH_RESOLUTION, MAX_GLYPHS, GlyphParams, drawing_bytes, render_glyph
 from .image_reader import IMAGE_EXTENSIONS, Fit, ImageSource, SkippedImage, probe, read_pixels
 from .stacked_glyphs import StackedGlyphParams, render_stacked_glyph
@@ -58,7 +59,6 @@ BUILTIN_DATASETS = {
     BUILTIN_GLYPHS: ("glyphs", GlyphParams, render_glyph),
     BUILTIN_STACKED_GLYPHS: ("stacked-glyphs", StackedGlyphParams, render_stacked_glyph),
 }
-CACHE_ENV = "STYLEGAN_CACHE"
 CACHE_VERSION = 3  # 2: meta.json records how the cache was built; 3: EXIF orientation, alpha over white
 NPY_HEADER_BYTES = 128
 CACHE_FIT = Fit()  # centre crop + Lanczos: what `--data` does with a folder (stylegan dataset offers the others)
@@ -68,11 +68,8 @@ MAX_CLASSES = 1 << 16
 
 
 def default_cache_dir() -> Path:
-    """$STYLEGAN_CACHE/datasets if set, else ~/.cache/stylegan/datasets."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser() / "datasets"
-    return Path.home() / ".cache" / "stylegan" / "datasets"
+    """The package cache's `datasets` folder (stylegan/cache_dirs.py)."""
+    return cache_subdir("datasets")
 
 
 # ---------------------------------------------------------------------------------------------------------------

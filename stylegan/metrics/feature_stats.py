@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -20,8 +19,8 @@ import numpy as np
 import torch
 
 from ..atomic_write import atomic_write_bytes
+from ..cache_dirs import cache_subdir
 
-CACHE_ENV = "STYLEGAN_CACHE_DIR"
 STATS_VERSION = 1  # bump when what is stored changes, so old cache files are not reused
 
 
@@ -98,9 +97,8 @@ class FeatureStats:
 
 
 def metrics_cache_dir() -> Path:
-    """$STYLEGAN_CACHE_DIR/metrics if set, else ~/.cache/stylegan/metrics: cached real-image statistics."""
-    env = os.environ.get(CACHE_ENV)
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "stylegan") / "metrics"
+    """The package cache's `metrics` folder (stylegan/cache_dirs.py): cached real-image statistics."""
+    return cache_subdir("metrics")
 
 
 def stats_cache_key(**parts: Any) -> str:

@@ -3,7 +3,7 @@
 The module it returns has the entry points of the real CUDA extensions (`bias_act`, `upfirdn2d`, taking CPU
 tensors of all four CUDA dtypes) plus the emulator's controls, so the ops' own autograd Functions can drive the
 emulated kernels exactly as they drive the GPU ones. Built once per source state into the ops build cache
-($STYLEGAN_CACHE_DIR), like the real kernels; see docs/GPU.md.
+($STYLEGAN_CACHE_DIR/ops), like the real kernels; see docs/GPU.md.
 """
 from __future__ import annotations
 

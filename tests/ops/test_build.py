@@ -31,7 +31,7 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setenv(build.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(build.OPS_ENV, raising=False)
     build.clear_cache()
-    yield src, tmp_path / "cache"
+    yield src, tmp_path / "cache" / "ops"
     build.clear_cache()
 
 
@@ -115,7 +115,7 @@ WORKER = textwrap.dedent("""
 def test_two_processes_building_at_once_both_succeed_and_only_one_compiles(sandbox, tmp_path):
     src, cache = sandbox
     (src / "dummy.cpp").write_text(GOOD_SOURCE)
-    env = {**__import__("os").environ, build.CACHE_ENV: str(cache)}
+    env = {**__import__("os").environ, build.CACHE_ENV: str(cache.parent)}
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(src)], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
