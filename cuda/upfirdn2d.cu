@@ -6,6 +6,9 @@
 //   per axis). A block stages the input patch a tile of outputs reads, and the filter, in shared memory, then
 //   each thread computes outputs from there.
 // - generic: one thread per output pixel (grid-stride loop), reading global memory through upfirdn2d::pixel.
+//   Also for planes too small to fill a block of the tiled kernel (the 4-16 px layers of a StyleGAN).
+// - channels_last: the generic kernel with the channel as the fastest-varying index, for inputs and outputs whose
+//   channel stride is 1, so the threads of a warp read and write consecutive addresses (coalesced).
 // Half types are loaded into and accumulated in float32; float64 accumulates in float64.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -54,12 +57,35 @@ constexpr int kMaxTaps = 8;             // per axis, for the tiled kernel
 constexpr int64_t kMaxBlocks = 1 << 20;  // grid-stride loops cover the rest
 constexpr size_t kMaxStaticShared = 48 * 1024;  // what every GPU gives a block without opting in
 
-// One thread per output pixel. I: the index type of the pixel decomposition and addressing, uint32_t when x and y
-// both span fewer than sg_index32_limit() elements (four 32-bit divisions per pixel instead of 64-bit ones).
+}  // namespace
+
+// Fewest outputs one tile must have for the tiled kernel to be used (default: one per thread of the block). A
+// variable only so that the emulation tests can send every eligible call to the tiled kernel (0); nothing else
+// changes it.
+inline int64_t& tiled_min_outputs() {
+    static int64_t outputs = kThreads;
+    return outputs;
+}
+
+namespace {
+
+// Output (n, c, oy, ox) of the generic kernels, addressed with index type I.
+template <typename T, typename I>
+__device__ __forceinline__ void generic_output(const T* __restrict__ x, T* __restrict__ y,
+                                               const typename Acc<T>::type* __restrict__ g, const Params& p, I n, I c,
+                                               I oy, I ox) {
+    using acc_t = typename Acc<T>::type;
+    const T* plane = x + (n * static_cast<I>(p.in_sn) + c * static_cast<I>(p.in_sc));
+    const acc_t v = pixel<acc_t>(plane, g, p, static_cast<int64_t>(oy), static_cast<int64_t>(ox), Load());
+    y[n * static_cast<I>(p.out_sn) + c * static_cast<I>(p.out_sc) + oy * static_cast<I>(p.out_sy) +
+      ox * static_cast<I>(p.out_sx)] = store_as<T>(v);
+}
+
+// One thread per output pixel, x fastest. I: the index type of the pixel decomposition and addressing, uint32_t
+// when x and y both span fewer than sg_index32_limit() elements (four 32-bit divisions per pixel instead of 64-bit).
 template <typename T, typename I>
 __global__ void generic_kernel(const T* __restrict__ x, T* __restrict__ y, const typename Acc<T>::type* __restrict__ g,
                                Params p) {
-    using acc_t = typename Acc<T>::type;
     const I total = static_cast<I>(p.n * p.c * p.out_h * p.out_w);
     const I out_w = static_cast<I>(p.out_w), out_h = static_cast<I>(p.out_h), channels = static_cast<I>(p.c);
     const I stride = static_cast<I>(gridDim.x) * blockDim.x;
@@ -68,12 +94,24 @@ __global__ void generic_kernel(const T* __restrict__ x, T* __restrict__ y, const
         I rest = idx / out_w;
         const I oy = rest % out_h;
         rest /= out_h;
-        const I c = rest % channels;
-        const I n = rest / channels;
-        const T* plane = x + (n * static_cast<I>(p.in_sn) + c * static_cast<I>(p.in_sc));
-        const acc_t v = pixel<acc_t>(plane, g, p, static_cast<int64_t>(oy), static_cast<int64_t>(ox), Load());
-        y[n * static_cast<I>(p.out_sn) + c * static_cast<I>(p.out_sc) + oy * static_cast<I>(p.out_sy) +
-          ox * static_cast<I>(p.out_sx)] = store_as<T>(v);
+        generic_output<T, I>(x, y, g, p, rest / channels, rest % channels, oy, ox);
+    }
+}
+
+// The same with the channel fastest: for channel stride 1 (channels-last) consecutive threads touch consecutive
+// elements of x and y.
+template <typename T, typename I>
+__global__ void channels_last_kernel(const T* __restrict__ x, T* __restrict__ y,
+                                     const typename Acc<T>::type* __restrict__ g, Params p) {
+    const I total = static_cast<I>(p.n * p.c * p.out_h * p.out_w);
+    const I out_w = static_cast<I>(p.out_w), out_h = static_cast<I>(p.out_h), channels = static_cast<I>(p.c);
+    const I stride = static_cast<I>(gridDim.x) * blockDim.x;
+    for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const I c = idx % channels;
+        I rest = idx / channels;
+        const I ox = rest % out_w;
+        rest /= out_w;
+        generic_output<T, I>(x, y, g, p, rest / out_h, c, rest % out_h, ox);
     }
 }
 
@@ -151,6 +189,14 @@ __global__ void tiled_kernel(const T* __restrict__ x, T* __restrict__ y, const t
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Whether one tile of this plane has at least tiled_min_outputs() outputs; on a smaller plane most threads of the
+// block would idle, so the generic kernel (every thread busy) is used instead.
+bool tile_fills_block(const Params& p, int64_t tile) {
+    return min64(p.out_h, tile) * min64(p.out_w, tile) >= tiled_min_outputs();
+}
+
 template <typename T, int UP, int DOWN, int TILE>
 const char* launch_tiled(const T* x, T* y, const typename Acc<T>::type* g, const Params& p, cudaStream_t stream) {
     const int64_t tiles_x = ceil_div(p.out_w, TILE), tiles_y = ceil_div(p.out_h, TILE);
@@ -173,23 +219,30 @@ const char* launch_typed(const void* xv, void* yv, const void* gv, const Params&
 
     const bool isotropic = p.up_x == p.up_y && p.down_x == p.down_y;
     const bool small = p.f_w <= kMaxTaps && p.f_h <= kMaxTaps;
-    if (isotropic && small) {
-        if (p.up_x == 2 && p.down_x == 1) return launch_tiled<T, 2, 1, 32>(x, y, g, p, stream);
-        if (p.up_x == 1 && p.down_x == 2) return launch_tiled<T, 1, 2, 16>(x, y, g, p, stream);
-        if (p.up_x == 1 && p.down_x == 1) return launch_tiled<T, 1, 1, 32>(x, y, g, p, stream);
+    // Channel stride 1 in and out: the tiled kernel would stage each plane with loads C elements apart.
+    const bool channels_last = p.in_sc == 1 && p.out_sc == 1 && p.c > 1;
+    if (isotropic && small && !channels_last) {
+        if (p.up_x == 2 && p.down_x == 1 && tile_fills_block(p, 32)) return launch_tiled<T, 2, 1, 32>(x, y, g, p, stream);
+        if (p.up_x == 1 && p.down_x == 2 && tile_fills_block(p, 16)) return launch_tiled<T, 1, 2, 16>(x, y, g, p, stream);
+        if (p.up_x == 1 && p.down_x == 1 && tile_fills_block(p, 32)) return launch_tiled<T, 1, 1, 32>(x, y, g, p, stream);
     }
     const int64_t blocks64 = ceil_div(total, kThreads);
     const unsigned blocks = static_cast<unsigned>(blocks64 < kMaxBlocks ? blocks64 : kMaxBlocks);
-    const char* err = sg_launch_begin("upfirdn2d generic_kernel");
+    const char* name = channels_last ? "upfirdn2d channels_last_kernel" : "upfirdn2d generic_kernel";
+    const char* err = sg_launch_begin(name);
     if (err != nullptr) return err;
     const bool index32 =
         extent(p.n, p.c, p.in_h, p.in_w, p.in_sn, p.in_sc, p.in_sy, p.in_sx) < sg_index32_limit() &&
         extent(p.n, p.c, p.out_h, p.out_w, p.out_sn, p.out_sc, p.out_sy, p.out_sx) < sg_index32_limit();
-    if (index32)
+    if (channels_last && index32)
+        SG_LAUNCH(blocks, kThreads, 0, stream, channels_last_kernel<T, uint32_t>)(x, y, g, p);
+    else if (channels_last)
+        SG_LAUNCH(blocks, kThreads, 0, stream, channels_last_kernel<T, int64_t>)(x, y, g, p);
+    else if (index32)
         SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, uint32_t>)(x, y, g, p);
     else
         SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, int64_t>)(x, y, g, p);
-    return sg_launch_end("upfirdn2d generic_kernel", blocks, kThreads, 0, stream);
+    return sg_launch_end(name, blocks, kThreads, 0, stream);
 }
 
 }  // namespace

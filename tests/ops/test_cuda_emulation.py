@@ -55,19 +55,24 @@ def emulated_cuda(emu, monkeypatch):
     emu.set_max_blocks(0)
     emu.set_reverse_order(False)
     emu.set_index32_limit(2 ** 31)
+    emu.set_tiled_min_outputs(256)
     emu.clear_launch_log()
     yield emu
     emu.set_max_blocks(0)
     emu.set_reverse_order(False)
+    emu.set_tiled_min_outputs(256)
 
 
 @pytest.fixture(params=["full-grid", "few-blocks-reversed", "64-bit-index"])
 def schedule(request, emulated_cuda):
-    """The launch as the code makes it; one capped at 3 blocks with each block's threads run last to first; and one
-    with the 64-bit index path forced (real tensors only take it from 2^31 elements on)."""
+    """The launch as the code makes it; one capped at 3 blocks with each block's threads run last to first, and
+    upfirdn2d's tiled kernel taken for every call it can serve (the samples' planes are mostly too small to fill a
+    block, so the code's own choice gives them to the generic kernel); and one with the 64-bit index path forced
+    (real tensors only take it from 2^31 elements on)."""
     if request.param == "few-blocks-reversed":
         emulated_cuda.set_max_blocks(3)
         emulated_cuda.set_reverse_order(True)
+        emulated_cuda.set_tiled_min_outputs(0)
     if request.param == "64-bit-index":
         emulated_cuda.set_index32_limit(0)
     yield request.param
@@ -97,7 +102,7 @@ def _assert_index_path(emu, kernel: str, schedule: str) -> None:
     """Every launch of `kernel` took the 32-bit index path, or the 64-bit one under the 64-bit schedule."""
     launched = {rec[0] for rec in emu.launch_log() if kernel in rec[0]}
     want, other = ("long long", "uint32_t") if schedule == "64-bit-index" else ("uint32_t", "long long")
-    if kernel == "generic_kernel" and schedule == "64-bit-index":
+    if kernel in ("generic_kernel", "channels_last_kernel") and schedule == "64-bit-index":
         want, other = "int64_t", "uint32_t"
     assert launched and all(want in name and other not in name for name in launched), launched
 
@@ -194,8 +199,31 @@ def test_upfirdn2d_emulated_kernel_matches_reference(emulated_cuda, schedule, dt
         _collect(failures, f"{s.name} grad", dx, dx_ref, tol)
         _collect(failures, f"{s.name} grad-of-grad", ddy, ddy_ref, tol)
     assert not failures, f"{len(failures)} emulated upfirdn2d failures:\n" + "\n".join(failures[:20])
-    _assert_launches_were_valid(emulated_cuda, ["tiled_kernel", "generic_kernel"])
+    _assert_launches_were_valid(emulated_cuda, ["tiled_kernel", "generic_kernel", "channels_last_kernel"])
     _assert_index_path(emulated_cuda, "generic_kernel", schedule)
+    _assert_index_path(emulated_cuda, "channels_last_kernel", schedule)
+
+
+def _kernel_for(emu, x: torch.Tensor, **kwargs) -> str:
+    emu.clear_launch_log()
+    U.upfirdn2d(x, torch.ones(4, 4) / 16, impl="cuda", **kwargs)
+    (record,) = emu.launch_log()
+    return record[0]
+
+
+@pytest.mark.parametrize("kwargs, tile", [(dict(up=2, padding=(2, 1)), 32), (dict(down=2, padding=1), 16),
+                                          (dict(padding=(2, 1, 2, 1)), 32)], ids=["up2", "down2", "blur"])
+def test_upfirdn2d_kernel_choice(emulated_cuda, kwargs, tile):
+    """Tiled when a tile fills the block (>= 256 outputs), generic on smaller planes, channels_last_kernel
+    (coalesced) whenever the channel stride is 1 in and out."""
+    in_side = {32: 16, 16: 32}[tile] if "up" in kwargs or "down" in kwargs else 16
+    big = torch.randn(1, 3, in_side, in_side)
+    small = torch.randn(1, 3, in_side // 4, in_side // 4)
+    assert "tiled_kernel" in _kernel_for(emulated_cuda, big, **kwargs)
+    assert "generic_kernel" in _kernel_for(emulated_cuda, small, **kwargs)
+    assert "channels_last_kernel" in _kernel_for(emulated_cuda, big.to(memory_format=torch.channels_last), **kwargs)
+    one_channel = torch.randn(1, 1, in_side, in_side).to(memory_format=torch.channels_last)
+    assert "tiled_kernel" in _kernel_for(emulated_cuda, one_channel, **kwargs)  # C == 1: NCHW and NHWC coincide
 
 
 def test_upfirdn2d_emulated_resampling_filters(emulated_cuda):
@@ -219,7 +247,7 @@ def test_a_pending_error_is_reported_as_earlier_and_not_blamed_on_the_launch(emu
     out, _ = emulated_cuda.bias_act(x, None, None, None, None, 0, 0, 3, 0.2, 1.0, -1.0, False)  # reported once
     torch.testing.assert_close(out, torch.nn.functional.leaky_relu(x, 0.2))
     emulated_cuda.inject_pending_error()
-    with pytest.raises(RuntimeError, match="already pending before launching upfirdn2d tiled_kernel"):
+    with pytest.raises(RuntimeError, match="already pending before launching upfirdn2d generic_kernel"):
         emulated_cuda.upfirdn2d(x, torch.ones(3, 3), 1, 1, 1, 1, 1, 1, 1, 1, False, 1.0)
 
 

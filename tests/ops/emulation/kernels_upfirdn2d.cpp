@@ -4,3 +4,9 @@
 const char* emu_upfirdn2d_launch(const void* x, void* y, const void* g, int dtype, const upfirdn2d::Params& p) {
     return upfirdn2d::launch_cuda(x, y, g, static_cast<upfirdn2d::DType>(dtype), p, nullptr);
 }
+
+long long emu_set_tiled_min_outputs(long long n) {
+    const long long before = upfirdn2d::tiled_min_outputs();
+    upfirdn2d::tiled_min_outputs() = n;
+    return before;
+}

@@ -19,6 +19,7 @@
 // Defined in kernels_*.cpp (torch-free translation units, like nvcc's).
 const char* emu_bias_act_launch(const BiasActParams& p, int dtype_code);
 const char* emu_upfirdn2d_launch(const void* x, void* y, const void* g, int dtype, const upfirdn2d::Params& p);
+long long emu_set_tiled_min_outputs(long long n);
 // Defined in selftest.cpp (kernels that test the emulator itself).
 const char* emu_selftest_block_sum(const float* in, float* out, unsigned blocks, unsigned threads,
                                    bool first_barrier);
@@ -283,6 +284,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("set_reverse_order", &emu_set_reverse_order, "run each block's threads from the last to the first");
     m.def("set_index32_limit", &emu_set_index32_limit,
           "arrays below this many elements use 32-bit indices (default 2^31; 0 forces 64-bit); returns the old limit");
+    m.def("set_tiled_min_outputs", &emu_set_tiled_min_outputs,
+          "fewest outputs per tile for upfirdn2d's tiled kernel (default 256; 0: every eligible call); returns the old value");
     m.def("launch_log", &emu_launch_log, "(kernel, grid, block, blocks_run, smem, error) per launch");
     m.def("clear_launch_log", &emu_clear_launch_log);
     m.def("inject_pending_error", &emu_inject_pending_error, "as if an earlier CUDA call had failed");

@@ -41,6 +41,9 @@ MUTATIONS = {
     "upfirdn2d-generic-index": (
         "upfirdn2d.cu", "const I oy = rest % out_h;", "const I oy = rest % out_w;",
         "generic_kernel: output row taken modulo the width"),
+    "upfirdn2d-channels-last-index": (
+        "upfirdn2d.cu", "const I ox = rest % out_w;", "const I ox = rest % out_h;",
+        "channels_last_kernel: output column taken modulo the height"),
     "bias_act-bias-index": (
         "bias_act.cu", "b[(i / inner) % bias_size]", "b[(i % inner) % bias_size]",
         "bias index from the position inside a run instead of the run"),
