@@ -72,6 +72,11 @@ def create_app(state: ServeState) -> FastAPI:
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return error(404, str(exc))
 
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+        """A bug, not bad input: still JSON, naming the exception (the server's log has the traceback)."""
+        return error(500, f"internal error: {type(exc).__name__}: {exc}")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = "not found" if exc.status_code == 404 else str(exc.detail)
