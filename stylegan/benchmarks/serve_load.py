@@ -77,6 +77,37 @@ def _connect(port: int) -> http.client.HTTPConnection:
     return http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
 
+def _send(port: int, connections: list, i: int, path: str) -> None:
+    """Sends on connection i; a kept-alive connection the server has closed meanwhile is reopened once, as a
+    browser does."""
+    try:
+        connections[i].request("GET", path)
+    except (OSError, http.client.HTTPException):
+        connections[i].close()
+        connections[i] = _connect(port)
+        connections[i].request("GET", path)
+
+
+def _fetch_all(port: int, connections: list, paths: list) -> list:
+    """[(status, seconds)] of `paths`, all in flight at once on their own connections."""
+    started = []
+    for i, path in enumerate(paths):
+        started.append(time.monotonic())
+        _send(port, connections, i, path)
+    answers = []
+    for i, path in enumerate(paths):
+        try:
+            response = connections[i].getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError):  # closed by keep-alive expiry: once more
+            connections[i].close()
+            connections[i] = _connect(port)
+            connections[i].request("GET", path)
+            response = connections[i].getresponse()
+        response.read()
+        answers.append((response.status, time.monotonic() - started[i]))
+    return answers
+
+
 def _client(port: int, index: int, until: float, result: LoadResult, lock: threading.Lock) -> None:
     """One page: seeds of a grid page one at a time, a psi drag as SLIDER_BURST requests in flight at once on
     their own connections (same slot: the stale ones may answer 409), a style mix."""
@@ -95,16 +126,8 @@ def _client(port: int, index: int, until: float, result: LoadResult, lock: threa
         else:
             paths = [f"/api/mix?rows={page},{page + 1}&cols={page + 2},{page + 3}&styles=coarse&slot=mix-{index}"]
         n += 1
-        started = []
         try:
-            for connection, path in zip(connections, paths):
-                started.append(time.monotonic())
-                connection.request("GET", path)
-            answers = []
-            for connection, start in zip(connections, started):
-                response = connection.getresponse()
-                response.read()
-                answers.append((response.status, time.monotonic() - start))
+            answers = _fetch_all(port, connections, paths)
         except (OSError, http.client.HTTPException):
             for connection in connections:
                 connection.close()
