@@ -132,11 +132,11 @@ class Worker:
         try:
             result = task.fn()
         except BaseException as exc:  # handed to the awaiting request, which turns it into a JSON error
+            self.computed += 1
             task.future.set_exception(exc)
         else:
+            self.computed += 1  # before the answer, so whoever awaits it sees the count
             task.future.set_result(result)
-        finally:
-            self.computed += 1
 
 
 __all__ = ["Worker", "Superseded", "Busy", "DEFAULT_MAX_QUEUE", "DEFAULT_MAX_JOBS"]

@@ -134,6 +134,23 @@ def test_edit_with_a_directions_file_equals_the_cli_image(nets, tmp_path):
         assert c.get("/api/edit?seed=2&directions=mine&index=3&strength=3").json()["parameter"] == "index"
 
 
+def test_bf16_answers_equal_the_cli_with_precision_bf16(nets, tmp_path):
+    import torch
+
+    from stylegan.precision import resolve_precision
+
+    try:
+        bf16 = resolve_precision("bf16", torch.device("cpu"), warn=False)
+    except ValueError as exc:
+        pytest.skip(f"bf16 does not run here: {exc}")
+    state = make_state([nets["net"]], precision=bf16)
+    with client_of(state) as c:
+        assert c.get("/api/info").json()["precision"] == "bf16"
+        response = c.get("/api/generate?seed=8&psi=0.7")
+        assert "--precision bf16" in response.headers["x-stylegan-command"]
+        assert response.content == _cli_bytes(response, nets["net"], tmp_path, "out/seed0008.png")
+
+
 def test_index_and_static_files(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
