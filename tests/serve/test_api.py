@@ -2,31 +2,11 @@
 the same arguments (the CLI run through CliRunner), and the headers name that command."""
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
-from serve_support import client_of, make_state, run_cli, run_header_command, save_networks
+from serve_support import client_of, make_state, run_cli, run_header_command
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-@pytest.fixture(autouse=True)
-def _reference_ops(monkeypatch):
-    monkeypatch.setenv("STYLEGAN_OPS", "ref")
-
-
-@pytest.fixture(scope="module")
-def nets(tmp_path_factory):
-    return save_networks(tmp_path_factory.mktemp("serve-nets"))
-
-
-@pytest.fixture(scope="module")
-def client(nets):
-    state = make_state([nets["net"], nets["cond"]])
-    with client_of(state) as c:
-        yield c
-    state.worker.close()
 
 
 def _in(folder):
