@@ -183,3 +183,16 @@ def test_serve_refuses_a_bad_network_or_directions_file(nets, tmp_path):
     result = CliRunner().invoke(main, ["serve", "--network", str(nets["net"]), "--directions",
                                        str(tmp_path / "bad.npz"), "--device", "cpu"])
     assert result.exit_code == 2 and "--directions" in result.output and "Traceback" not in result.output
+
+
+def test_serve_without_the_extra_says_what_to_install(nets, monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+
+    from stylegan.cli import main
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if not installed
+    result = CliRunner().invoke(main, ["serve", "--network", str(nets["net"]), "--device", "cpu"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert 'pip install "stylegan[serve]"' in result.output and "fastapi" in result.output
