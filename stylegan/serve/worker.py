@@ -83,6 +83,15 @@ class Worker:
             self._cond.notify()
         return task.future
 
+    def withdraw(self, future: "concurrent.futures.Future[Any]") -> bool:
+        """Removes a still pending request (its client went away) and cancels it; False once it has started."""
+        with self._cond:
+            task = next((t for t in self._tasks if t.future is future), None)
+            if task is None:
+                return False
+            self._tasks.remove(task)
+        return task.future.cancel()
+
     def pending(self) -> int:
         """Image requests waiting (not counting the one running)."""
         with self._cond:
