@@ -6,9 +6,9 @@
 //   per axis). A block stages the input patch a tile of outputs reads, and the filter, in shared memory, then
 //   each thread computes outputs from there.
 // - generic: one thread per output pixel (grid-stride loop), reading global memory through upfirdn2d::pixel.
-//   Also for planes too small to fill a block of the tiled kernel (the 4-16 px layers of a StyleGAN).
-// - channels_last: the generic kernel with the channel as the fastest-varying index, for inputs and outputs whose
-//   channel stride is 1, so the threads of a warp read and write consecutive addresses (coalesced).
+//   Also for planes too small to fill a block of the tiled kernel (the 4-16 px layers of a StyleGAN), and, with
+//   the channel as the fastest index (ChannelsFastest), for inputs and outputs of channel stride 1, so the threads
+//   of a warp read and write consecutive addresses (coalesced).
 // Half types are loaded into and accumulated in float32; float64 accumulates in float64.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -69,49 +69,47 @@ inline int64_t& tiled_min_outputs() {
 
 namespace {
 
-// Output (n, c, oy, ox) of the generic kernels, addressed with index type I.
-template <typename T, typename I>
-__device__ __forceinline__ void generic_output(const T* __restrict__ x, T* __restrict__ y,
-                                               const typename Acc<T>::type* __restrict__ g, const Params& p, I n, I c,
-                                               I oy, I ox) {
-    using acc_t = typename Acc<T>::type;
-    const T* plane = x + (n * static_cast<I>(p.in_sn) + c * static_cast<I>(p.in_sc));
-    const acc_t v = pixel<acc_t>(plane, g, p, static_cast<int64_t>(oy), static_cast<int64_t>(ox), Load());
-    y[n * static_cast<I>(p.out_sn) + c * static_cast<I>(p.out_sc) + oy * static_cast<I>(p.out_sy) +
-      ox * static_cast<I>(p.out_sx)] = store_as<T>(v);
-}
+// The order of the generic kernel's flat output index: x fastest (consecutive threads along a row), or the channel
+// fastest, so that for channel stride 1 (channels-last) consecutive threads touch consecutive elements of x and y.
+struct XFastest {
+    template <typename I>
+    static __device__ __forceinline__ void split(I idx, I channels, I out_h, I out_w, I& n, I& c, I& oy, I& ox) {
+        ox = idx % out_w;
+        idx /= out_w;
+        oy = idx % out_h;
+        idx /= out_h;
+        c = idx % channels;
+        n = idx / channels;
+    }
+};
+struct ChannelsFastest {
+    template <typename I>
+    static __device__ __forceinline__ void split(I idx, I channels, I out_h, I out_w, I& n, I& c, I& oy, I& ox) {
+        c = idx % channels;
+        idx /= channels;
+        ox = idx % out_w;
+        idx /= out_w;
+        oy = idx % out_h;
+        n = idx / out_h;
+    }
+};
 
-// One thread per output pixel, x fastest. I: the index type of the pixel decomposition and addressing, uint32_t
-// when x and y both span fewer than sg_index32_limit() elements (four 32-bit divisions per pixel instead of 64-bit).
-template <typename T, typename I>
+// One thread per output pixel, in the order Order. I: the index type of the pixel decomposition and addressing,
+// uint32_t when x and y both span fewer than sg_index32_limit() elements (32-bit divisions instead of 64-bit ones).
+template <typename T, typename I, typename Order>
 __global__ void generic_kernel(const T* __restrict__ x, T* __restrict__ y, const typename Acc<T>::type* __restrict__ g,
                                Params p) {
+    using acc_t = typename Acc<T>::type;
     const I total = static_cast<I>(p.n * p.c * p.out_h * p.out_w);
     const I out_w = static_cast<I>(p.out_w), out_h = static_cast<I>(p.out_h), channels = static_cast<I>(p.c);
     const I stride = static_cast<I>(gridDim.x) * blockDim.x;
     for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
-        const I ox = idx % out_w;
-        I rest = idx / out_w;
-        const I oy = rest % out_h;
-        rest /= out_h;
-        generic_output<T, I>(x, y, g, p, rest / channels, rest % channels, oy, ox);
-    }
-}
-
-// The same with the channel fastest: for channel stride 1 (channels-last) consecutive threads touch consecutive
-// elements of x and y.
-template <typename T, typename I>
-__global__ void channels_last_kernel(const T* __restrict__ x, T* __restrict__ y,
-                                     const typename Acc<T>::type* __restrict__ g, Params p) {
-    const I total = static_cast<I>(p.n * p.c * p.out_h * p.out_w);
-    const I out_w = static_cast<I>(p.out_w), out_h = static_cast<I>(p.out_h), channels = static_cast<I>(p.c);
-    const I stride = static_cast<I>(gridDim.x) * blockDim.x;
-    for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
-        const I c = idx % channels;
-        I rest = idx / channels;
-        const I ox = rest % out_w;
-        rest /= out_w;
-        generic_output<T, I>(x, y, g, p, rest / out_h, c, rest % out_h, ox);
+        I n, c, oy, ox;
+        Order::split(idx, channels, out_h, out_w, n, c, oy, ox);
+        const T* plane = x + (n * static_cast<I>(p.in_sn) + c * static_cast<I>(p.in_sc));
+        const acc_t v = pixel<acc_t>(plane, g, p, static_cast<int64_t>(oy), static_cast<int64_t>(ox), Load());
+        y[n * static_cast<I>(p.out_sn) + c * static_cast<I>(p.out_sc) + oy * static_cast<I>(p.out_sy) +
+          ox * static_cast<I>(p.out_sx)] = store_as<T>(v);
     }
 }
 
@@ -228,21 +226,20 @@ const char* launch_typed(const void* xv, void* yv, const void* gv, const Params&
     }
     const int64_t blocks64 = ceil_div(total, kThreads);
     const unsigned blocks = static_cast<unsigned>(blocks64 < kMaxBlocks ? blocks64 : kMaxBlocks);
-    const char* name = channels_last ? "upfirdn2d channels_last_kernel" : "upfirdn2d generic_kernel";
-    const char* err = sg_launch_begin(name);
+    const char* err = sg_launch_begin("upfirdn2d generic_kernel");
     if (err != nullptr) return err;
     const bool index32 =
         extent(p.n, p.c, p.in_h, p.in_w, p.in_sn, p.in_sc, p.in_sy, p.in_sx) < sg_index32_limit() &&
         extent(p.n, p.c, p.out_h, p.out_w, p.out_sn, p.out_sc, p.out_sy, p.out_sx) < sg_index32_limit();
     if (channels_last && index32)
-        SG_LAUNCH(blocks, kThreads, 0, stream, channels_last_kernel<T, uint32_t>)(x, y, g, p);
+        SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, uint32_t, ChannelsFastest>)(x, y, g, p);
     else if (channels_last)
-        SG_LAUNCH(blocks, kThreads, 0, stream, channels_last_kernel<T, int64_t>)(x, y, g, p);
+        SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, int64_t, ChannelsFastest>)(x, y, g, p);
     else if (index32)
-        SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, uint32_t>)(x, y, g, p);
+        SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, uint32_t, XFastest>)(x, y, g, p);
     else
-        SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, int64_t>)(x, y, g, p);
-    return sg_launch_end(name, blocks, kThreads, 0, stream);
+        SG_LAUNCH(blocks, kThreads, 0, stream, generic_kernel<T, int64_t, XFastest>)(x, y, g, p);
+    return sg_launch_end("upfirdn2d generic_kernel", blocks, kThreads, 0, stream);
 }
 
 }  // namespace

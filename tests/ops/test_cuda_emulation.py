@@ -102,7 +102,7 @@ def _assert_index_path(emu, kernel: str, schedule: str) -> None:
     """Every launch of `kernel` took the 32-bit index path, or the 64-bit one under the 64-bit schedule."""
     launched = {rec[0] for rec in emu.launch_log() if kernel in rec[0]}
     want, other = ("long long", "uint32_t") if schedule == "64-bit-index" else ("uint32_t", "long long")
-    if kernel in ("generic_kernel", "channels_last_kernel") and schedule == "64-bit-index":
+    if kernel == "generic_kernel" and schedule == "64-bit-index":
         want, other = "int64_t", "uint32_t"
     assert launched and all(want in name and other not in name for name in launched), launched
 
@@ -199,9 +199,8 @@ def test_upfirdn2d_emulated_kernel_matches_reference(emulated_cuda, schedule, dt
         _collect(failures, f"{s.name} grad", dx, dx_ref, tol)
         _collect(failures, f"{s.name} grad-of-grad", ddy, ddy_ref, tol)
     assert not failures, f"{len(failures)} emulated upfirdn2d failures:\n" + "\n".join(failures[:20])
-    _assert_launches_were_valid(emulated_cuda, ["tiled_kernel", "generic_kernel", "channels_last_kernel"])
+    _assert_launches_were_valid(emulated_cuda, ["tiled_kernel", "XFastest", "ChannelsFastest"])
     _assert_index_path(emulated_cuda, "generic_kernel", schedule)
-    _assert_index_path(emulated_cuda, "channels_last_kernel", schedule)
 
 
 def _kernel_for(emu, x: torch.Tensor, **kwargs) -> str:
@@ -214,14 +213,14 @@ def _kernel_for(emu, x: torch.Tensor, **kwargs) -> str:
 @pytest.mark.parametrize("kwargs, tile", [(dict(up=2, padding=(2, 1)), 32), (dict(down=2, padding=1), 16),
                                           (dict(padding=(2, 1, 2, 1)), 32)], ids=["up2", "down2", "blur"])
 def test_upfirdn2d_kernel_choice(emulated_cuda, kwargs, tile):
-    """Tiled when a tile fills the block (>= 256 outputs), generic on smaller planes, channels_last_kernel
-    (coalesced) whenever the channel stride is 1 in and out."""
+    """Tiled when a tile fills the block (>= 256 outputs), generic on smaller planes, generic with the channel
+    fastest (coalesced) whenever the channel stride is 1 in and out."""
     in_side = {32: 16, 16: 32}[tile] if "up" in kwargs or "down" in kwargs else 16
     big = torch.randn(1, 3, in_side, in_side)
     small = torch.randn(1, 3, in_side // 4, in_side // 4)
     assert "tiled_kernel" in _kernel_for(emulated_cuda, big, **kwargs)
-    assert "generic_kernel" in _kernel_for(emulated_cuda, small, **kwargs)
-    assert "channels_last_kernel" in _kernel_for(emulated_cuda, big.to(memory_format=torch.channels_last), **kwargs)
+    assert "XFastest" in _kernel_for(emulated_cuda, small, **kwargs)
+    assert "ChannelsFastest" in _kernel_for(emulated_cuda, big.to(memory_format=torch.channels_last), **kwargs)
     one_channel = torch.randn(1, 1, in_side, in_side).to(memory_format=torch.channels_last)
     assert "tiled_kernel" in _kernel_for(emulated_cuda, one_channel, **kwargs)  # C == 1: NCHW and NHWC coincide
 

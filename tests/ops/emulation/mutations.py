@@ -39,11 +39,12 @@ MUTATIONS = {
         "upfirdn2d.cu", "Load()(xp[iy * p.in_sy + ix * p.in_sx])", "Load()(xp[iy * p.in_sy + ix])",
         "tiled_kernel: the input's x stride assumed to be 1 (breaks channels-last and transposed inputs)"),
     "upfirdn2d-generic-index": (
-        "upfirdn2d.cu", "const I oy = rest % out_h;", "const I oy = rest % out_w;",
-        "generic_kernel: output row taken modulo the width"),
+        "upfirdn2d.cu", "        oy = idx % out_h;\n        idx /= out_h;\n        c = idx % channels;",
+        "        oy = idx % out_w;\n        idx /= out_h;\n        c = idx % channels;",
+        "generic_kernel (x fastest): output row taken modulo the width"),
     "upfirdn2d-channels-last-index": (
-        "upfirdn2d.cu", "const I ox = rest % out_w;", "const I ox = rest % out_h;",
-        "channels_last_kernel: output column taken modulo the height"),
+        "upfirdn2d.cu", "        idx /= channels;\n        ox = idx % out_w;", "        idx /= channels;\n        ox = idx % out_h;",
+        "generic_kernel (channels fastest): output column taken modulo the height"),
     "bias_act-bias-index": (
         "bias_act.cu", "b[(i / inner) % bias_size]", "b[(i % inner) % bias_size]",
         "bias index from the position inside a run instead of the run"),
