@@ -1,0 +1,214 @@
+"""The page of `stylegan serve` in a real browser: Debian's chromium (headless) driven by Playwright, against a live
+server on 127.0.0.1 serving a tiny conditional network and a tiny run folder.
+
+What is checked is what a user sees: the images the page shows are the API's bytes for the settings on screen
+(after a slider moves, the newest settings' image, never a stale one), the large view's command, the curves of
+the run, a projection that starts, reports progress and is cancelled, and API errors in the status line.
+"""
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from stylegan.config import GeneratorConfig
+from stylegan.generator import Generator
+from stylegan.loading import save
+
+from network_test_support import TINY_GENERATOR
+from serve_browser_support import browser_unavailable, chromium, fetch_bytes, serve, shown_bytes, wait_for_query
+
+pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
+
+CLASSES = 3
+RECORD_KEYS = ("loss_G", "loss_D", "penalty")
+
+
+def _tiny_network(path: Path) -> Path:
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(**TINY_GENERATOR, label_size=CLASSES)).eval()
+    with torch.no_grad():
+        G.w_avg.normal_()
+    save(path, G=G)
+    return path
+
+
+def _record(tick: int, **extra) -> dict:
+    return {"tick": tick, "kimg": 4.0 * tick, "images_shown": 4000 * tick, "lod": 0.0, "resolution": 32,
+            "loss_G": 1.0 + 0.1 * tick, "loss_D": 1.2 - 0.05 * tick, "penalty": 0.1 * tick, **extra}
+
+
+def _tiny_run(folder: Path) -> Path:
+    """A run folder as `stylegan train` leaves it: log.jsonl (one record per tick) and a snapshot grid."""
+    folder.mkdir()
+    (folder / "log.jsonl").write_text("".join(json.dumps(_record(t)) + "\n" for t in (1, 2, 3)))
+    grid = (np.arange(64 * 64 * 3) % 251).astype(np.uint8).reshape(64, 64, 3)
+    PIL.Image.fromarray(grid).save(folder / "fakes000012.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """(base URL, run folder) of a live `stylegan serve` (reference ops: no kernel build in the test)."""
+    root = tmp_path_factory.mktemp("serve")
+    network = _tiny_network(root / "tiny.pt")
+    run = _tiny_run(root / "run")
+    with serve(["--network", str(network), "--run", str(run), "--device", "cpu"], env={"STYLEGAN_OPS": "ref"}) as url:
+        yield url, run
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as context:
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        yield context
+
+
+@pytest.fixture
+def page(site, browser):
+    """A fresh tab on the page, with every console error and uncaught exception recorded in page.errors."""
+    url, _ = site
+    page = browser.new_page()
+    page.errors = []
+    page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: page.errors.append(f"uncaught: {exc}"))
+    page.goto(url + "/")
+    page.wait_for_function("document.querySelectorAll('#seed-grid img.seed[data-query]').length === 12")
+    yield page
+    page.close()
+
+
+def _api_bytes(site, query: str) -> bytes:
+    return fetch_bytes(site[0] + query)
+
+
+def _move_slider(page, selector: str, key: str, presses: int) -> None:
+    """Moves a range input as a user does, one key press (one input event) at a time."""
+    page.focus(selector)
+    for _ in range(presses):
+        page.keyboard.press(key)
+
+
+def test_page_loads_without_console_errors(page, site):
+    assert page.errors == []
+    assert page.is_visible("#tab-run")  # the server has a run
+    assert page.is_visible("#class") and page.eval_on_selector("#class", "s => s.options.length") == CLASSES
+    first = page.eval_on_selector("#seed-grid img.seed", "el => el.dataset.query")
+    assert "seed=0" in first and "psi=1.00" in first
+    assert shown_bytes(page, "#seed-grid img.seed") == _api_bytes(site, first)
+    # The page comes from the package's static folder and names no outside host.
+    html = fetch_bytes(site[0] + "/")
+    assert b"http://" not in html.replace(b"http://www.w3.org", b"") and b"https://" not in html
+
+
+def test_truncation_slider_changes_the_image(page, site):
+    before = shown_bytes(page, "#seed-grid img.seed")
+    _move_slider(page, "#psi", "ArrowLeft", 40)  # 1.00 -> 0.60 in 40 input events, each superseding the last
+    assert page.input_value("#psi") == "0.6"
+    query = wait_for_query(page, "#seed-grid img.seed", "psi=0.60", "seed=0")
+    after = shown_bytes(page, "#seed-grid img.seed")
+    assert after != before
+    assert after == _api_bytes(site, query)  # the newest settings' bytes: no stale answer overwrote them
+    # Every cell shows psi 0.60 once the requests settle.
+    page.wait_for_function("[...document.querySelectorAll('#seed-grid img.seed')]"
+                           ".every((el) => el.dataset.query.includes('psi=0.60'))")
+
+
+def test_paging_and_the_large_view_show_the_command(page):
+    page.click("#page-next")
+    wait_for_query(page, "#seed-grid img.seed", "seed=12&")
+    page.click("#seed-grid img.seed")
+    assert page.is_visible("#seed-large")
+    page.wait_for_function("document.querySelector('#seed-command').textContent.startsWith('stylegan')")
+    command = page.text_content("#seed-command")
+    assert command.startswith("stylegan generate --network NETWORK --seeds 12 ")
+    assert "--class 0" in command
+    assert page.text_content("#seed-large-seed") == "12"
+    page.click("#seed-copy")
+    assert page.evaluate("navigator.clipboard.readText()") == command
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#seed-large")
+
+
+def test_a_style_mix_renders(page, site):
+    page.click("#tab-mix")
+    query = wait_for_query(page, "#mix-image", "/api/mix", "rows=1%2C2%2C3")
+    first = shown_bytes(page, "#mix-image")
+    assert first == _api_bytes(site, query)
+    assert PIL.Image.open(__import__("io").BytesIO(first)).size == (4 * 32, 4 * 32)  # header row/column + 3x3
+    assert page.text_content("#mix-command").startswith("stylegan style-mixing --network NETWORK")
+    page.fill("#mix-cols", "7,8")
+    query = wait_for_query(page, "#mix-image", "cols=7%2C8")
+    assert shown_bytes(page, "#mix-image") == _api_bytes(site, query) != first
+
+
+def test_an_api_error_shows_in_the_status_line(page):
+    page.click("#tab-mix")
+    page.fill("#mix-rows", "1,x")
+    page.wait_for_selector("#status.error")
+    assert "rows" in page.text_content("#status")
+    assert page.get_attribute("#mix-rows", "aria-invalid") == "true"
+    page.fill("#mix-rows", "1,2")
+    page.wait_for_function("!document.querySelector('#status').classList.contains('error')")
+    assert page.get_attribute("#mix-rows", "aria-invalid") is None
+
+
+def test_the_run_tab_draws_and_follows_the_log(page, site):
+    _, run = site
+    page.click("#tab-run")
+    page.wait_for_selector("#run-plot svg[data-key=loss_G] polyline")
+    assert {page.get_attribute(s, "data-key") for s in ["#run-plot svg >> nth=%d" % i for i in range(3)]} \
+        == set(RECORD_KEYS)
+    points = page.get_attribute("#run-plot svg[data-key=loss_G] polyline", "points")
+    assert len(points.split()) == 3
+    page.wait_for_function("document.querySelector('#run-snapshot-image').naturalWidth === 64")
+    assert "fakes000012" in page.text_content("#run-snapshot-label")
+    # The run trains on: a new tick with an SWD appears without reloading (the page polls /api/run?since=N).
+    with (run / "log.jsonl").open("a") as log:
+        log.write(json.dumps(_record(4, swd_avg=42.0)) + "\n")
+    page.wait_for_selector("#run-plot svg[data-key=swd_avg]", timeout=15000)
+    assert len(page.get_attribute("#run-plot svg[data-key=loss_G] polyline", "points").split()) == 4
+
+
+def test_a_projection_starts_reports_progress_and_is_cancelled(page, site, tmp_path):
+    target = tmp_path / "target.png"
+    target.write_bytes(_api_bytes(site, "/api/generate?net=0&seed=5&psi=0.50&class=1"))
+    page.click("#tab-project")
+    page.set_input_files("#project-file", str(target))
+    page.select_option("#project-loss", "pixel")
+    page.fill("#project-steps", "5000")
+    page.click("#project-start")
+    page.wait_for_function("document.querySelector('#project-progress').value > 0", timeout=30000)
+    assert page.is_enabled("#project-cancel")
+    page.click("#project-cancel")
+    page.wait_for_function("document.querySelector('#project-progress-text').textContent.startsWith('cancelled')",
+                           timeout=30000)
+    assert not page.is_enabled("#project-cancel")
+    assert page.get_attribute("#project-download", "aria-disabled") == "true"
+    page.wait_for_function("document.querySelector('#project-image').naturalWidth === 32")
+
+
+def test_a_finished_projection_is_edited_and_downloadable(page, site, tmp_path):
+    target = tmp_path / "target.png"
+    target.write_bytes(_api_bytes(site, "/api/generate?net=0&seed=5&psi=0.50&class=1"))
+    page.click("#tab-project")
+    page.set_input_files("#project-file", str(target))
+    page.select_option("#project-loss", "pixel")
+    page.fill("#project-steps", "4")
+    page.click("#project-start")
+    page.wait_for_function("document.querySelector('#project-progress-text').textContent.startsWith('done')",
+                           timeout=60000)
+    job_ws = page.get_attribute("#project-download", "href")
+    assert job_ws.startswith("/api/jobs/") and job_ws.endswith("/ws")
+    assert page.input_value("#edit-source") == "job"
+    _move_slider(page, "#edit-strength", "ArrowRight", 20)  # 0.0 -> 2.0
+    query = wait_for_query(page, "#edit-image", "/api/edit", "job=", "strength=2.0")
+    assert shown_bytes(page, "#edit-image") == _api_bytes(site, query)
+    assert page.text_content("#edit-command").startswith("stylegan edit")
+    parsed = urllib.parse.parse_qs(urllib.parse.urlsplit(query).query)
+    assert parsed["directions"][0] == page.input_value("#edit-direction")
