@@ -11,6 +11,9 @@ from setuptools import find_packages, setup
 MAPPED_FOLDERS = {"stylegan.ops": "ops", "stylegan.training": "training", "stylegan.cuda": "cuda"}
 PACKAGES = ["stylegan"] + ["stylegan." + name for name in find_packages("stylegan")] + list(MAPPED_FOLDERS)
 PACKAGE_DIRS = {"stylegan": "stylegan", **MAPPED_FOLDERS}
+# `stylegan serve` (pip install "stylegan[serve]"): the web framework, its server and multipart uploads; the core
+# package stays free of them.
+SERVE_REQUIRES = ["fastapi", "uvicorn", "python-multipart"]
 
 setup(
     name="stylegan",
@@ -22,8 +25,10 @@ setup(
     python_requires=">=3.9",
     packages=PACKAGES,
     package_dir=PACKAGE_DIRS,
-    package_data={"stylegan.cuda": ["*.h", "*.cuh", "*.cpp", "*.cu"], "stylegan.metrics": ["weights/*.pt"]},
+    package_data={"stylegan.cuda": ["*.h", "*.cuh", "*.cpp", "*.cu"], "stylegan.metrics": ["weights/*.pt"],
+                  "stylegan.serve": ["static/*"]},
     install_requires=["torch>=2.1", "ninja", "numpy", "pillow", "click>=8", "tqdm"],
-    extras_require={"test": ["pytest", "scipy"], "tensorboard": ["tensorboard"]},
+    extras_require={"test": ["pytest", "scipy", *SERVE_REQUIRES, "httpx", "playwright"], "serve": SERVE_REQUIRES,
+                    "tensorboard": ["tensorboard"]},
     entry_points={"console_scripts": ["stylegan = stylegan.cli:main"]},
 )

@@ -90,11 +90,42 @@ def save_image_grid(images: torch.Tensor, path: Union[str, os.PathLike], cols: i
     write_png(grid, path)
 
 
-def write_png(pixels: np.ndarray, path: Union[str, os.PathLike]) -> None:
-    """Writes one uint8 HWC image (1, 3 or 4 channels) as a PNG, atomically."""
+def _pil(pixels: np.ndarray) -> Image.Image:
+    """PIL image of one uint8 HWC array (1, 3 or 4 channels); ValueError for anything else."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[-1] not in PNG_CHANNELS:
         raise ValueError(f"pixels are {pixels.dtype} {list(pixels.shape)}: expected uint8 [H, W, C] with C in "
                          f"{PNG_CHANNELS}")
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """THE PNG encoding of one uint8 HWC image (1, 3 or 4 channels): every PNG the CLI writes and `stylegan serve`
+    answers comes from here, so both give the same bytes."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    _pil(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class _PilFrames:
+    """Frames as PIL images, made one at a time whenever a writer iterates (Pillow's PNG writer does so twice),
+    so a PIL copy of every frame never sits in memory next to the array."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.frames = frames
+
+    def __iter__(self):
+        return (_pil(frame) for frame in self.frames)
+
+
+def animation_bytes(frames: np.ndarray, image_format: str, duration_ms: int) -> bytes:
+    """A looping animation of uint8 frames [N, H, W, C] ('GIF', or 'PNG' for an animated PNG), `duration_ms` per
+    frame: the encoding of `stylegan interpolate`'s files and of `stylegan serve`'s /api/interpolate."""
+    buffer = io.BytesIO()
+    _pil(frames[0]).save(buffer, format=image_format, save_all=True, append_images=_PilFrames(frames[1:]), loop=0,
+                         duration=duration_ms)
+    return buffer.getvalue()
+
+
+def write_png(pixels: np.ndarray, path: Union[str, os.PathLike]) -> None:
+    """Writes one uint8 HWC image (1, 3 or 4 channels) as a PNG, atomically."""
+    atomic_write_bytes(path, png_bytes(pixels))

@@ -24,10 +24,11 @@ def _register() -> None:
     from .metrics import metrics
     from .plot import plot
     from .project import project
+    from .serve import serve
     from .train import train
 
     for command in (bench, convert, dataset, directions, doctor, edit, generate, info, interpolate, metrics, plot,
-                    project, style_mixing, train):
+                    project, serve, style_mixing, train):
         main.add_command(command)
 
 

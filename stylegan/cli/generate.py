@@ -7,48 +7,41 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import click
 import numpy as np
 import torch
 
 from .. import generate as api
-from ..images import image_grid
+from ..atomic_write import atomic_write_bytes
+from ..images import animation_bytes, image_grid, png_bytes, tile
 from .options import (GridShape, SeedList, batch_option, class_option, device_option, generator_of, network_option,
                       load_for_network, noise_mode_option, open_network, precision_option, prepare_outdir,
                       prepare_outfile, resolve_precision_option, truncation_options)
 
-PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 ANIMATION_FORMATS = {".gif": "GIF", ".png": "PNG"}  # --out extension -> Pillow writer (PNG: an animated PNG)
 
 
-def _pil_image(image: np.ndarray):
-    """PIL image of one HWC uint8 array (1, 3 or 4 channels)."""
-    import PIL.Image
-
-    channels = image.shape[-1]
-    if channels not in PIL_MODES:
-        raise click.ClickException(f"cannot save a {channels}-channel image: PNG/GIF support 1, 3 or 4 channels")
-    return PIL.Image.fromarray(image[..., 0] if channels == 1 else image, PIL_MODES[channels])
-
-
-class _PilFrames:
-    """Frames as PIL images, made one at a time whenever a writer iterates (Pillow's PNG writer does so twice),
-    so a PIL copy of every frame never sits in memory next to the array."""
-
-    def __init__(self, frames: np.ndarray) -> None:
-        self.frames = frames
-
-    def __iter__(self):
-        return (_pil_image(frame) for frame in self.frames)
+def _write(path: Path, encode: Callable[[], bytes]) -> None:
+    """Writes encode()'s bytes (stylegan.images' PNG / animation encoders) atomically; errors -> click errors."""
+    try:
+        data = encode()
+    except ValueError as exc:  # a channel count PNG/GIF cannot hold
+        raise click.ClickException(f"cannot save {path}: {exc}") from None
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc}") from None
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
-    try:
-        _pil_image(image).save(path, format="PNG")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc}") from None
+    _write(path, lambda: png_bytes(image))
+
+
+def animation_duration_ms(fps: float) -> int:
+    """Milliseconds per frame of an animation at `fps` (Pillow's GIF/APNG writers take whole milliseconds)."""
+    return max(1, round(1000.0 / fps))
 
 
 def _check_psi(psi: float) -> None:
@@ -264,31 +257,38 @@ def style_mixing(network: str, row_seeds: List[int], col_seeds: List[int], style
               show_default=True, help="Output animation, looping forever: .gif, or .png for an animated PNG.")
 @click.option("--fps", type=click.FloatRange(min=1, max=100), default=25.0, show_default=True,
               help="Frames per second of the animation.")
+@click.option("--strip", is_flag=True, help="Write every frame side by side in one PNG (--out x.png) instead of "
+                                            "an animation.")
 @device_option
 @batch_option
 @precision_option
 def interpolate(network: str, seeds: List[int], frames: int, space: str, psi: float, cutoff: int, noise_mode: str,
-                class_idx: Optional[int], out: Path, fps: float, device: torch.device,
+                class_idx: Optional[int], out: Path, fps: float, strip: bool, device: torch.device,
                 batch_size: Optional[int], precision: str) -> None:
     """Looping latent walk through the seeds, saved as an animated GIF or PNG (from --out's extension)."""
     resolved = resolve_precision_option(precision, device)
     if len(seeds) < 2:
         raise click.BadParameter(f"got {len(seeds)} seed; interpolation needs at least 2", param_hint="--seeds")
     image_format = ANIMATION_FORMATS.get(out.suffix.lower())
+    if strip and image_format != "PNG":
+        raise click.BadParameter(f"{str(out)!r}: --strip writes one PNG, expected a file name ending in .png",
+                                 param_hint="--out")
     if image_format is None:
         raise click.BadParameter(f"{str(out)!r}: expected a file name ending in "
                                  f"{' or '.join(ANIMATION_FORMATS)}", param_hint="--out")
     G = _open_generator(network, device, psi, class_idx)
     try:
         api.check_result_size(G, frames, "frames")
+        if strip:
+            api.check_grid_size(G, frames, 1)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--frames") from None
     out = prepare_outfile(out)
     video = api.interpolate(G, seeds, frames, space=space, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
                             class_idx=class_idx, batch_size=batch_size, precision=resolved)
-    try:
-        _pil_image(video[0]).save(out, format=image_format, save_all=True, append_images=_PilFrames(video[1:]),
-                                  loop=0, duration=max(1, round(1000.0 / fps)))
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {out}: {exc}") from None
+    if strip:
+        _write(out, lambda: png_bytes(tile([list(video)])))
+        click.echo(f"wrote {out} ({frames} frames side by side, {space} space, seeds {','.join(map(str, seeds))})")
+        return
+    _write(out, lambda: animation_bytes(video, image_format, animation_duration_ms(fps)))
     click.echo(f"wrote {out} ({frames} frames, {space} space, seeds {','.join(map(str, seeds))})")

@@ -1,0 +1,54 @@
+"""Shared pieces of the serve tests: a tiny network saved to a file, the app over it, and the CLI run for the same
+arguments (the bytes every endpoint must equal). Skips the whole module with a visible reason when the `serve`
+extra is not installed."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+pytest.importorskip("fastapi", reason="stylegan serve needs the serve extra: pip install 'stylegan[serve]'")
+pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx (the test extra)")
+pytest.importorskip("multipart", reason="uploads need python-multipart (the serve extra)")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from stylegan.cli import main  # noqa: E402
+from stylegan.cli.serve import build_state  # noqa: E402
+from stylegan.loading import save  # noqa: E402
+from stylegan.precision import FP32  # noqa: E402
+from stylegan.serve.app import create_app  # noqa: E402
+from stylegan.serve.state import ServeState  # noqa: E402
+
+from projection_support import small_generator  # noqa: E402
+
+
+def save_networks(folder: Path) -> dict:
+    """net.pt (16 px, unconditional), cond.pt (16 px, 3 classes) in `folder`."""
+    paths = {"net": folder / "net.pt", "cond": folder / "cond.pt"}
+    save(paths["net"], G=small_generator())
+    save(paths["cond"], G=small_generator(seed=3, label_size=3))
+    return paths
+
+
+def make_state(networks: List[Path], run_dir: Optional[Path] = None, directions: Optional[List[Path]] = None,
+               **worker_kwargs) -> ServeState:
+    state = build_state([str(p) for p in networks], run_dir, list(directions or []), torch.device("cpu"), FP32)
+    if worker_kwargs:
+        from stylegan.serve.worker import Worker
+
+        state.worker.close()
+        state.worker = Worker(**worker_kwargs)
+    return state
+
+
+def client_of(state: ServeState) -> TestClient:
+    return TestClient(create_app(state))
+
+
+def run_cli(*args) -> None:
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
