@@ -7,6 +7,7 @@ the run, a projection that starts, reports progress and is cancelled, and API er
 """
 from __future__ import annotations
 
+import io
 import json
 import urllib.parse
 from pathlib import Path
@@ -14,32 +15,26 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-import torch
 
-from stylegan.config import GeneratorConfig
-from stylegan.generator import Generator
 from stylegan.loading import save
 
-from network_test_support import TINY_GENERATOR
+from projection_support import SMALL, small_generator
 from serve_browser_support import browser_unavailable, chromium, fetch_bytes, serve, shown_bytes, wait_for_query
 
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
 
 CLASSES = 3
+RES = SMALL["resolution"]
 RECORD_KEYS = ("loss_G", "loss_D", "penalty")
 
 
 def _tiny_network(path: Path) -> Path:
-    torch.manual_seed(0)
-    G = Generator(GeneratorConfig(**TINY_GENERATOR, label_size=CLASSES)).eval()
-    with torch.no_grad():
-        G.w_avg.normal_()
-    save(path, G=G)
+    save(path, G=small_generator(seed=3, label_size=CLASSES))
     return path
 
 
 def _record(tick: int, **extra) -> dict:
-    return {"tick": tick, "kimg": 4.0 * tick, "images_shown": 4000 * tick, "lod": 0.0, "resolution": 32,
+    return {"tick": tick, "kimg": 4.0 * tick, "images_shown": 4000 * tick, "lod": 0.0, "resolution": RES,
             "loss_G": 1.0 + 0.1 * tick, "loss_D": 1.2 - 0.05 * tick, "penalty": 0.1 * tick, **extra}
 
 
@@ -108,20 +103,33 @@ def test_page_loads_without_console_errors(page, site):
 
 def test_truncation_slider_changes_the_image(page, site):
     before = shown_bytes(page, "#seed-grid img.seed")
-    _move_slider(page, "#psi", "ArrowLeft", 40)  # 1.00 -> 0.60 in 40 input events, each superseding the last
-    assert page.input_value("#psi") == "0.6"
-    query = wait_for_query(page, "#seed-grid img.seed", "psi=0.60", "seed=0")
+    _move_slider(page, "#psi", "ArrowLeft", 25)  # 1.00 -> 0.75 in 25 input events, each superseding the last
+    assert page.input_value("#psi") == "0.75"
+    query = wait_for_query(page, "#seed-grid img.seed", "psi=0.75", "seed=0")
     after = shown_bytes(page, "#seed-grid img.seed")
     assert after != before
     assert after == _api_bytes(site, query)  # the newest settings' bytes: no stale answer overwrote them
-    # Every cell shows psi 0.60 once the requests settle.
+    # Every cell shows psi 0.75 once the requests settle.
     page.wait_for_function("[...document.querySelectorAll('#seed-grid img.seed')]"
-                           ".every((el) => el.dataset.query.includes('psi=0.60'))")
+                           ".every((el) => el.dataset.query.includes('psi=0.75'))")
+
+
+def test_class_and_lod_pickers(page, site):
+    page.select_option("#class", "2")
+    query = wait_for_query(page, "#seed-grid img.seed", "class=2")
+    assert shown_bytes(page, "#seed-grid img.seed") == _api_bytes(site, query)
+    assert page.is_visible("#lod")  # a 16 px network has levels 0..2
+    _move_slider(page, "#lod", "End", 1)
+    query = wait_for_query(page, "#seed-grid img.seed", "lod=2.00", "class=2")
+    shown = PIL.Image.open(io.BytesIO(shown_bytes(page, "#seed-grid img.seed")))
+    assert shown.size == (RES // 4, RES // 4)  # lod 2 renders at resolution / 2^2, as `stylegan generate --lod 2`
+    page.click("#lod-reset")
+    page.wait_for_function("!document.querySelector('#seed-grid img.seed').dataset.query.includes('lod=')")
 
 
 def test_paging_and_the_large_view_show_the_command(page):
     page.click("#page-next")
-    wait_for_query(page, "#seed-grid img.seed", "seed=12&")
+    wait_for_query(page, "#seed-grid img.seed", "seed=12")
     page.click("#seed-grid img.seed")
     assert page.is_visible("#seed-large")
     page.wait_for_function("document.querySelector('#seed-command').textContent.startsWith('stylegan')")
@@ -140,11 +148,23 @@ def test_a_style_mix_renders(page, site):
     query = wait_for_query(page, "#mix-image", "/api/mix", "rows=1%2C2%2C3")
     first = shown_bytes(page, "#mix-image")
     assert first == _api_bytes(site, query)
-    assert PIL.Image.open(__import__("io").BytesIO(first)).size == (4 * 32, 4 * 32)  # header row/column + 3x3
+    assert PIL.Image.open(io.BytesIO(first)).size == (4 * RES, 4 * RES)  # header row/column + 3x3
     assert page.text_content("#mix-command").startswith("stylegan style-mixing --network NETWORK")
     page.fill("#mix-cols", "7,8")
     query = wait_for_query(page, "#mix-image", "cols=7%2C8")
     assert shown_bytes(page, "#mix-image") == _api_bytes(site, query) != first
+
+
+def test_an_interpolation_renders(page, site):
+    page.click("#tab-interp")
+    query = wait_for_query(page, "#interp-image", "/api/interpolate", "format=gif")
+    gif = shown_bytes(page, "#interp-image")
+    assert gif[:6] == b"GIF89a" and gif == _api_bytes(site, query)
+    page.select_option("#interp-format", "strip")
+    query = wait_for_query(page, "#interp-image", "format=strip")
+    strip = PIL.Image.open(io.BytesIO(shown_bytes(page, "#interp-image")))
+    assert strip.size == (int(page.input_value("#interp-frames")) * RES, RES)
+    assert page.text_content("#interp-command").startswith("stylegan interpolate --network NETWORK")
 
 
 def test_an_api_error_shows_in_the_status_line(page):
@@ -190,7 +210,7 @@ def test_a_projection_starts_reports_progress_and_is_cancelled(page, site, tmp_p
                            timeout=30000)
     assert not page.is_enabled("#project-cancel")
     assert page.get_attribute("#project-download", "aria-disabled") == "true"
-    page.wait_for_function("document.querySelector('#project-image').naturalWidth === 32")
+    page.wait_for_function("document.querySelector('#project-image').naturalWidth === %d" % RES)
 
 
 def test_a_finished_projection_is_edited_and_downloadable(page, site, tmp_path):

@@ -208,7 +208,7 @@
     $("edit-strength-value").textContent = Number($("edit-strength").value).toFixed(1);
   }
   function lodResolution() {
-    return Math.round(state.net.resolution / Math.pow(2, Math.ceil(Number($("lod").value) - 1e-9)));
+    return state.net.resolution >> Math.floor(Number($("lod").value));  // GeneratorConfig.resolution_at
   }
 
   // Grey out (and disable) the settings the shown tab does not use.
@@ -240,7 +240,7 @@
 
     $("lod-field").hidden = !(net.max_lod > 0);
     $("lod").max = net.max_lod;
-    $("lod").value = net.lod !== undefined ? net.lod : 0;
+    $("lod").value = net.default_lod || 0;
     state.lodSet = false;
 
     const groups = Object.entries(net.layer_groups || {}).filter(([, range]) => Array.isArray(range));
@@ -777,7 +777,7 @@
     $("lod").addEventListener("input", () => { state.lodSet = true; onSetting(); });
     $("lod-reset").addEventListener("click", () => {
       state.lodSet = false;
-      $("lod").value = state.net.lod !== undefined ? state.net.lod : 0;
+      $("lod").value = state.net.default_lod || 0;
       onSetting();
     });
     for (const id of ["noise", "class"]) $(id).addEventListener("change", onSetting);
