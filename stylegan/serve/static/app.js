@@ -138,11 +138,21 @@
     }
   }
 
+  // Small results (a 32 px network's grid) are shown at a whole-number zoom so pixels stay square and sharp.
+  const RESULT_WIDTH_PX = 640;
+  const MAX_ZOOM = 8;
+  function zoomToFit(img) {
+    if (!img.classList.contains("result") || !img.naturalWidth) return;
+    const zoom = Math.max(1, Math.min(MAX_ZOOM, Math.floor(RESULT_WIDTH_PX / img.naturalWidth)));
+    img.style.width = `${img.naturalWidth * zoom}px`;
+  }
+
   // Show a fetched blob in an <img>, releasing the object URL it showed before.
   const objectUrls = new WeakMap();
   function showBlob(img, blob) {
     const url = URL.createObjectURL(blob);
     const old = objectUrls.get(img);
+    img.onload = () => zoomToFit(img);
     objectUrls.set(img, url);
     img.src = url;
     if (old) URL.revokeObjectURL(old);
