@@ -24,6 +24,12 @@ def edit_ws(ws: torch.Tensor, direction: torch.Tensor, strength: float, layers: 
     return out
 
 
+def direction_vector(directions, index: int) -> torch.Tensor:
+    """Direction `index` of a Directions set scaled to strength 1 (its unit vector times the latents' spread along
+    it), float32 [D]: what `stylegan edit --strengths` multiplies."""
+    return torch.from_numpy(directions.vectors[index] * directions.sigmas[index]).float()
+
+
 def edit_images(G: torch.nn.Module, ws: torch.Tensor, direction: torch.Tensor, strengths: Sequence[float],
                 layers: Sequence[int], noise: Optional[List[torch.Tensor]] = None) -> np.ndarray:
     """uint8 [len(strengths), N, H, W, C]: each source's image at each strength (rendered as proj.png is)."""
@@ -35,4 +41,4 @@ def edit_strip(images: np.ndarray) -> np.ndarray:
     return tile([[images[s, i] for s in range(images.shape[0])] for i in range(images.shape[1])])
 
 
-__all__ = ["edit_ws", "edit_images", "edit_strip"]
+__all__ = ["edit_ws", "direction_vector", "edit_images", "edit_strip"]

@@ -56,6 +56,13 @@ def save_ws_file(path: Union[str, os.PathLike], ws: torch.Tensor, G: torch.nn.Mo
                  noise: Optional[List[torch.Tensor]] = None, network_sha256: str = "",
                  meta: Optional[Dict[str, Any]] = None, G_sha256: Optional[str] = None) -> None:
     """Writes a latent file atomically (G_sha256: pass generator_digest(G) when already computed)."""
+    atomic_write_bytes(path, ws_file_bytes(ws, G, noise, network_sha256, meta, G_sha256))
+
+
+def ws_file_bytes(ws: torch.Tensor, G: torch.nn.Module, noise: Optional[List[torch.Tensor]] = None,
+                  network_sha256: str = "", meta: Optional[Dict[str, Any]] = None,
+                  G_sha256: Optional[str] = None) -> bytes:
+    """The bytes of a latent file (what save_ws_file writes; `stylegan serve` answers them as a download)."""
     arrays: Dict[str, np.ndarray] = {"ws": ws.detach().cpu().to(torch.float32).numpy()}
     for i, n in enumerate(noise or []):
         arrays[NOISE_KEY.format(i)] = n.detach().cpu().to(torch.float32).numpy()
@@ -65,7 +72,7 @@ def save_ws_file(path: Union[str, os.PathLike], ws: torch.Tensor, G: torch.nn.Mo
     arrays["meta"] = np.array(json.dumps(meta or {}))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _text(data: Any, key: str) -> str:

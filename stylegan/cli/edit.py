@@ -55,7 +55,7 @@ def edit(network: str, ws_path: Optional[Path], seeds: Optional[List[int]], psi:
          out: Path, gif: bool, device: torch.device) -> None:
     """Edit latents along one direction and write the strip of results."""
     from ..directions import check_directions_for, load_directions
-    from ..edit import edit_images, edit_strip
+    from ..edit import direction_vector, edit_images, edit_strip
     from ..generate import layer_range, ws_from_seeds
     from ..ws_file import check_ws_file_for, generator_digest, load_ws_file
 
@@ -87,7 +87,7 @@ def edit(network: str, ws_path: Optional[Path], seeds: Optional[List[int]], psi:
         _check_class(G, class_idx)
         ws = ws_from_seeds(G, seeds, psi, cutoff, class_idx)
     out = prepare_outfile(out)
-    direction = torch.from_numpy(dirs.vectors[index] * dirs.sigmas[index]).float()
+    direction = direction_vector(dirs, index)
     images = edit_images(G, ws.to(device), direction.to(device), steps, layer_ids, noise)
     write_png(edit_strip(images), out)
     message = f"wrote {out} ({images.shape[1]} source(s) x {len(steps)} strengths, {dirs.method} direction {index}, " \

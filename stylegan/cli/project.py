@@ -59,6 +59,13 @@ def _log_lines(log: List[dict], index: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def projection_meta(target: str, loss_name: str, seed: int, class_idx: Optional[int], cfg, result, i: int) -> dict:
+    """The `meta` of target i's projected.npz (what `stylegan serve`'s projection download holds too)."""
+    return {"target": target, "space": cfg.space, "loss": loss_name, "steps": cfg.num_steps,
+            "noise_steps": cfg.noise_steps, "seed": seed, "class": class_idx, "psnr": result.psnr[i],
+            "ssim": result.ssim[i], "config": cfg.to_dict()}
+
+
 @click.command()
 @network_option
 @click.option("--target", "targets", multiple=True, required=True, type=click.Path(path_type=Path),
@@ -126,9 +133,7 @@ def project(network: str, targets: List[Path], outdir: Path, space: str, steps: 
     for i, (folder, target) in enumerate(zip(folders, targets)):
         write_png(result.targets[i], folder / "target.png")
         write_png(result.images[i], folder / "proj.png")
-        meta = {"target": str(target), "space": space, "loss": loss.name, "steps": steps,
-                "noise_steps": noise_steps, "seed": seed, "class": class_idx, "psnr": result.psnr[i],
-                "ssim": result.ssim[i], "config": cfg.to_dict()}
+        meta = projection_meta(str(target), loss.name, seed, class_idx, cfg, result, i)
         save_ws_file(folder / "projected.npz", result.ws[i:i + 1], G,
                      None if result.noise is None else [m[i:i + 1] for m in result.noise], file_digest, meta,
                      G_sha256=digest)

@@ -65,10 +65,7 @@ def serve(networks: Tuple[str, ...], run_dir: Optional[Path], directions_files: 
         click.echo(f"serving {len(state.networks)} network(s) on http://{shown}:{bound}/ (Ctrl+C stops)")
 
     server.startup = startup
-    try:
-        server.run()
-    finally:
-        state.worker.close()
+    server.run()  # the app's lifespan stops the jobs and the worker
 
 
 def build_state(networks: List[str], run_dir: Optional[Path], directions_files: List[Path], device: torch.device,

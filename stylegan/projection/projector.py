@@ -77,6 +77,11 @@ def _check_targets(G: torch.nn.Module, targets: torch.Tensor) -> torch.Tensor:
     return targets
 
 
+def targets_as_saved(targets: torch.Tensor) -> np.ndarray:
+    """uint8 [N, R, R, C] of uint8 targets [N, C, R, R] through the float range and back: what target.png holds."""
+    return to_uint8(targets.float() / 127.5 - 1)
+
+
 def _image_scores(images: torch.Tensor, targets: torch.Tensor):
     """(PSNR, SSIM) lists of float [-1, 1] images quantised as saved (to_uint8_nchw) against uint8 targets."""
     pixels = to_uint8_nchw(images).float()
@@ -87,12 +92,15 @@ def _image_scores(images: torch.Tensor, targets: torch.Tensor):
 def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[ProjectionConfig] = None,
             loss: Optional[Callable[[torch.Tensor], Dict[str, torch.Tensor]]] = None,
             class_idx: Optional[int] = None, seed: int = 0, progress: Optional[bool] = None,
-            frame_every: Optional[int] = None) -> Projection:
+            frame_every: Optional[int] = None,
+            on_step: Optional[Callable[[int, int, Dict[str, Any], torch.Tensor], None]] = None) -> Projection:
     """Projects uint8 targets [N, C, R, R] (or [C, R, R]) into G's latent space; see the module docstring.
 
     loss: maps images [N, C, R, R] in [-1, 1] to a dict of [N] terms with 'loss' (losses.LpipsLoss / PixelLoss;
     default PixelLoss of the targets). seed: the noise maps' start and the w noise. class_idx: the label of a
     conditional network (w_avg and every synthesis use it). frame_every: steps between progress frames.
+    on_step(step, total, record, images): called after every step with that step's log record and the images it
+    scored (`stylegan serve` shows progress, answers other requests and cancels by raising from it).
     """
     cfg = config or ProjectionConfig()
     targets = _check_targets(G, targets)
@@ -110,8 +118,8 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
         w_opt = w_avg.view(1, 1, -1).repeat(n, layers, 1).to(device).requires_grad_(True)
         shapes = noise_shapes(G) or []
         noise = [torch.randn((n, 1) + tuple(s[2:]), generator=rng).to(device).requires_grad_(True) for s in shapes]
-        result = Projection(ws=w_opt, noise=noise or None, images=np.zeros(0), targets=to_uint8(
-            targets.float() / 127.5 - 1), psnr=[], ssim=[], w_std=w_std)
+        result = Projection(ws=w_opt, noise=noise or None, images=np.zeros(0), targets=targets_as_saved(targets),
+                            psnr=[], ssim=[], w_std=w_std)
         stages = [("latent", cfg.num_steps, [w_opt] + noise, cfg.initial_learning_rate)]
         if cfg.noise_steps and noise:
             stages.append(("noise", cfg.noise_steps, noise, cfg.noise_learning_rate))
@@ -151,6 +159,8 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
                         result.frames.append((step_count, to_uint8(images.detach())))
                     bar.set_postfix_str(f"PSNR {np.mean(scores[0]):.2f} dB")
                     bar.update(1)
+                    if on_step is not None:
+                        on_step(step_count, bar.total, record, images.detach())
         final_ws = w_opt.detach().expand(n, int(G.num_layers), -1).clone()
         final_noise = [m.detach().clone() for m in noise] or None
         result.ws = final_ws.cpu()

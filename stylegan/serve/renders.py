@@ -17,9 +17,11 @@ from ..cli.generate import ANIMATION_FORMATS, animation_duration_ms
 from ..cli.generate import interpolate as interpolate_command
 from ..cli.generate import generate as generate_command
 from ..cli.generate import style_mixing as style_mixing_command
+from ..cli.directions import directions as directions_command
+from ..cli.edit import edit as edit_command
 from ..images import animation_bytes, png_bytes, tile
 from ..precision import Precision
-from .params import (MAX_FRAMES, MAX_GRID_SEEDS, MAX_INTERP_SEEDS, ParamError, Query, cli_default)
+from .params import MAX_FRAMES, MAX_GRID_SEEDS, MAX_INTERP_SEEDS, MAX_STRENGTH, ParamError, Query, cli_default
 from .state import ServedNetwork
 
 NETWORK = "NETWORK"
@@ -212,9 +214,100 @@ class InterpolateRequest:
         return self.truncation.cacheable
 
 
+@dataclass(frozen=True)
+class EditRequest:
+    """/api/edit: a seed's (or a finished projection job's) image moved along one direction on chosen layers, as
+    `stylegan edit --strengths X` writes it (one source, one strength: the strip is that image)."""
+
+    net: int
+    job: Optional[str]
+    seed: Optional[int]
+    truncation: Optional[Truncation]
+    directions: str
+    index: int
+    strength: float
+    layers_text: Optional[str]
+    layers: tuple
+
+    PARAMS = ("net", "job", "seed", "psi", "cutoff", "class", "directions", "index", "strength", "layers", "slot")
+    media_type = PNG
+    cacheable = True
+
+    @staticmethod
+    def parse(query: Query, served: ServedNetwork, job_of) -> "EditRequest":
+        """job_of(id) -> the finished job's id (ParamError / NotFound otherwise), from the app's job store."""
+        G = served.G
+        job_id, seed = query.text("job"), None
+        if (job_id is None) == (query.text("seed") is None):
+            raise ParamError("job" if job_id is None else "seed", "pass either job=ID (a finished projection) or "
+                                                                  "seed=S, not both")
+        truncation = None
+        if job_id is None:
+            seed = query.seed()
+            truncation = Truncation(query.psi(cli_default(edit_command, "psi")), query.cutoff(int(G.num_layers)), "const",
+                                    query.class_idx(G))
+        else:
+            for name in ("psi", "cutoff", "class"):
+                if query.text(name) is not None:
+                    raise ParamError(name, f"{name} goes with seed=: a projection's latents are edited as they are")
+            job_id = job_of(job_id)
+        name = query.required("directions", f"one of {', '.join(served.direction_sets)}")
+        chosen = served.direction_sets.get(name)
+        if chosen is None:
+            raise ParamError("directions", f"directions={name!r} is unknown: expected one of "
+                                           f"{', '.join(served.direction_sets)}")
+        index = query.integer("index", cli_default(edit_command, "index"), 0, chosen.count - 1)
+        strength = query.number("strength", 0.0, MAX_STRENGTH)
+        default_layers = None if chosen.directions is None else chosen.directions.layers
+        text, layers = query.layers("layers", int(G.num_layers), None)
+        if text is None:
+            layers = list(default_layers) if default_layers is not None else list(range(int(G.num_layers)))
+        return EditRequest(served.index, job_id, seed, truncation, name, index, strength, text, tuple(layers))
+
+    def render(self, served: ServedNetwork, job) -> bytes:
+        from ..edit import direction_vector, edit_images, edit_strip
+        from .state import derived_directions
+
+        G = served.G
+        device = api.model_device(G)
+        num = cli_default(directions_command, "num")
+        num_samples = cli_default(directions_command, "num_samples")
+        dirs = served.directions(self.directions,
+                                 lambda method: derived_directions(G, method, num, num_samples, served.digest))
+        if job is None:
+            t = self.truncation
+            ws, noise = api.ws_from_seeds(G, [self.seed], t.psi, _cutoff(t.cutoff), t.class_idx), None
+        else:
+            ws, noise = job.ws, job.noise
+        images = edit_images(G, ws.to(device), direction_vector(dirs, self.index).to(device), [self.strength],
+                             list(self.layers), noise)
+        return png_bytes(edit_strip(images))
+
+    def command(self, served: ServedNetwork, device: torch.device) -> str:
+        chosen = served.direction_sets[self.directions]
+        prefix = ""
+        if chosen.path is None:
+            path = f"{chosen.method}.npz"
+            prefix = command_line("stylegan", "directions", "--network", NETWORK, "--method", chosen.method,
+                                  "--device", device, "--out", path) + " && "
+        else:
+            path = str(chosen.path)
+        if self.job is None:
+            t = self.truncation
+            source: List[object] = ["--seeds", self.seed, "--trunc", repr(t.psi)]
+            source += [] if t.cutoff is None else ["--trunc-cutoff", t.cutoff]
+            source += [] if t.class_idx is None else ["--class", t.class_idx]
+        else:
+            source = ["--ws", "projected.npz"]
+        layers = [] if self.layers_text is None else ["--layers", self.layers_text]
+        return prefix + command_line("stylegan", "edit", "--network", NETWORK, *source, "--directions", path,
+                                     "--index", self.index, f"--strengths={self.strength!r}", *layers,
+                                     "--device", device, "--out", "edit.png")
+
+
 def cache_key(request: object) -> tuple:
     return (type(request).__name__,) + astuple(request)
 
 
-__all__ = ["GenerateRequest", "MixRequest", "InterpolateRequest", "Truncation", "command_line", "cache_key",
+__all__ = ["GenerateRequest", "MixRequest", "InterpolateRequest", "EditRequest", "Truncation", "command_line", "cache_key",
            "NETWORK", "PNG", "GIF"]

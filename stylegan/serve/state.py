@@ -40,6 +40,7 @@ class ServedNetwork:
     default_lod: float
     digest: str
     direction_sets: Dict[str, DirectionSet] = field(default_factory=dict)
+    file_sha256: Optional[str] = None   # of the network file, computed once for projected.npz files
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

@@ -52,3 +52,24 @@ def client_of(state: ServeState) -> TestClient:
 def run_cli(*args) -> None:
     result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+
+
+def cli_args(command: str, network) -> list:
+    """A header's command (one `stylegan ...` line) as CLI arguments, NETWORK replaced by the file."""
+    import shlex
+
+    words = shlex.split(command)
+    assert words[0] == "stylegan", command
+    return [str(network) if w == "NETWORK" else w for w in words[1:]]
+
+
+def run_header_command(command: str, network, folder: Path, replacements: dict) -> None:
+    """Runs each `stylegan ...` command of a header (joined by ' && ') in `folder`: the value after each option of
+    `replacements` (e.g. --outdir, --out, --directions, --ws) is placed inside `folder`, or replaced."""
+    for part in command.split(" && "):
+        args = cli_args(part, network)
+        for option, value in replacements.items():
+            if option in args:
+                i = args.index(option)
+                args[i + 1] = str(value(args[i + 1]) if callable(value) else value)
+        run_cli(*args)
