@@ -485,6 +485,7 @@
     form.append("noise_steps", $("project-noise-steps").value);
     form.append("seed", $("project-seed").value);
     form.append("loss", $("project-loss").value);
+    if (conditional()) form.append("class", $("class").value);
     $("project-start").disabled = true;
     try {
       const resp = await fetch("/api/project", {method: "POST", body: form});
@@ -540,6 +541,7 @@
     const parts = [`${info.state}`, `step ${info.step || 0} / ${info.steps || "?"}`];
     if (Number.isFinite(info.psnr)) parts.push(`PSNR ${info.psnr.toFixed(2)} dB`);
     if (Number.isFinite(info.loss)) parts.push(`loss ${info.loss.toPrecision(4)}`);
+    if (info.note) parts.push(info.note);
     if (info.error) parts.push(info.error);
     $("project-progress-text").textContent = parts.join(" · ");
   }
@@ -762,8 +764,9 @@
   function showSnapshot() {
     const snap = state.run.snapshots[Number($("run-snapshot-index").value)];
     if (!snap) return;
-    $("run-snapshot-label").textContent = `${snap.name} (${fmt(snap.kimg)} kimg)`;
-    $("run-snapshot-image").alt = `snapshot grid at ${fmt(snap.kimg)} kimg`;
+    const when = snap.kimg === null ? "the training images" : `${fmt(snap.kimg)} kimg`;
+    $("run-snapshot-label").textContent = `${snap.name} (${when})`;
+    $("run-snapshot-image").alt = `snapshot grid: ${when}`;
     loadImage("run-snapshot", $("run-snapshot-image"), `/api/run/snapshots/${encodeURIComponent(snap.name)}`, {},
               {slot: false});
   }
