@@ -1,8 +1,8 @@
 // stylegan serve: the page. Plain JavaScript, no libraries, no build step; talks only to this server's /api.
 //
 // Stale images: every image request has a key (one per place on the page that shows an image). A new request
-// for a key aborts the previous fetch (AbortController) and bumps the key's sequence number; a response is shown
-// only while its sequence number is still the key's newest, so a slow old answer never overwrites a newer image.
+// for a key aborts the previous fetch (AbortController) and becomes the key's newest; a response is shown only
+// while its request is still the key's newest, so a slow old answer never overwrites a newer image.
 // Slider-driven requests also carry slot=PAGE-KEY, so the server drops a queued request that a newer one replaced
 // (it answers 409 "superseded", which the page ignores).
 "use strict";
@@ -76,7 +76,8 @@
     invalidInput = null;
   }
   function clearErrorStatus() {
-    if ($("status").classList.contains("error")) showStatus("");
+    const status = $("status").classList;
+    if (status.contains("error") || status.contains("busy")) showStatus("");
     clearInvalid();
   }
 
@@ -102,15 +103,14 @@
 
   // ---------------------------------------------------------------- latest-only image fetches
 
-  const latest = new Map();  // key -> {seq, controller}
-  let sequence = 0;
+  const latest = new Map();  // key -> the newest request's {controller}
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   // Fetch an image for `key`; resolves to {blob, command} or null when a newer request for the key replaced it.
   async function fetchLatest(key, path, params, {slot = true} = {}) {
     const previous = latest.get(key);
     if (previous) previous.controller.abort();
-    const mine = {seq: ++sequence, controller: new AbortController()};
+    const mine = {controller: new AbortController()};
     latest.set(key, mine);
     const current = () => latest.get(key) === mine;
     const url = apiUrl(path, slot ? {...params, slot: `${PAGE_ID}-${key}`} : params);
@@ -476,6 +476,7 @@
       showError(new ApiError("choose an image file to project first", "image"));
       return;
     }
+    if (state.job && !TERMINAL.has(state.job.state)) cancelProjection();  // one projection at a time per page
     stopJob();
     const form = new FormData();
     form.append("image", file);
@@ -494,9 +495,6 @@
       state.job = {id: job, state: "queued", step: 0, steps: Number($("project-steps").value), imageStep: -1,
                    timer: null, targetShown: false};
       $("project-cancel").disabled = false;
-      setDownload(null);
-      $("edit-source").options[1].disabled = true;
-      if ($("edit-source").value === "job") $("edit-source").value = "seed";
       clearErrorStatus();
       showStatus(`projection job ${job} started`);
       pollJob();
@@ -559,9 +557,14 @@
     }
   }
 
+  // Forget the job (a new one starts, or the network changed): the editor goes back to a seed.
   function stopJob() {
     if (state.job) clearTimeout(state.job.timer);
     state.job = null;
+    $("project-cancel").disabled = true;
+    $("edit-source").options[1].disabled = true;
+    $("edit-source").value = "seed";
+    setDownload(null);
   }
 
   async function cancelProjection() {
