@@ -161,3 +161,47 @@ def train_command(batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max
     Times the real training step (Trainer.step of `stylegan train`) with the training defaults."""
     _run_network_points([32, 64], batch, 0.5, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
                         fused_scale, precisions, impls)
+
+
+@bench.command("serve")
+@click.option("--clients", "client_counts", default="1,8", show_default=True,
+              help="Comma-separated numbers of concurrent clients, one row (and one server) each.")
+@click.option("--seconds", type=click.FloatRange(min=1, max=600), default=30.0, show_default=True,
+              help="Duration of each row's load.")
+@click.option("--resolution", type=click.IntRange(min=8), default=64, show_default=True,
+              help="Resolution of the served (randomly initialised) network.")
+@click.option("--fmap-base", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Width budget of the served network (official name).")
+@click.option("--fmap-max", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Most feature maps per layer of the served network.")
+@click.option("--latent", "latent_size", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Size of z and w of the served network.")
+@click.option("--threads", type=click.IntRange(min=1), default=max(1, torch.get_num_threads()), show_default=True,
+              help="torch threads of the server process.")
+def serve_command(client_counts: str, seconds: float, resolution: int, fmap_base: int, fmap_max: int,
+                  latent_size: int, threads: int) -> None:
+    """Loopback load test of `stylegan serve`: N concurrent clients for --seconds against a live server on
+    127.0.0.1; requests/s, answers by status, p50/p99 latency, the server's peak RSS."""
+    from stylegan.benchmarks.serve_load import TABLE_HEADERS, run_load, table_rows
+    from stylegan.cli.serve import _serve_modules
+
+    _serve_modules()
+    try:
+        counts = [int(c) for c in client_counts.split(",")]
+        if not counts or min(counts) < 1:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{client_counts!r}: expected comma-separated client counts >= 1",
+                                 param_hint="--clients") from None
+    results = []
+    for count in counts:
+        click.echo(f"{count} client(s) for {seconds:g} s ...", err=True)
+        results.append(run_load(count, seconds, resolution, fmap_base, fmap_max, latent_size, threads))
+    info = timing.machine_info()
+    info["torch_threads"] = threads
+    click.echo("")
+    click.echo(f"## bench serve: {resolution} px network (fmap_base {fmap_base}, fmap_max {fmap_max}, latent "
+               f"{latent_size}), fp32, loopback, {seconds:g} s per row, a fresh server per row")
+    click.echo(timing.describe_machine(info) + " (the server's threads)")
+    click.echo("request mix per client: 6 seeds of a grid page, 3 psi-slider moves (slot=), 1 2x2 style mix")
+    click.echo(timing.format_table(TABLE_HEADERS, table_rows(results)))

@@ -131,10 +131,8 @@ class MixRequest:
     @staticmethod
     def parse(query: Query, served: ServedNetwork) -> "MixRequest":
         G = served.G
-        rows = query.seeds("rows", 1, MAX_GRID_SEEDS, ",".join(map(str, cli_default(style_mixing_command,
-                                                                                    "row_seeds"))))
-        cols = query.seeds("cols", 1, MAX_GRID_SEEDS, ",".join(map(str, cli_default(style_mixing_command,
-                                                                                    "col_seeds"))))
+        rows = query.seeds("rows", 1, MAX_GRID_SEEDS, cli_default(style_mixing_command, "row_seeds"))
+        cols = query.seeds("cols", 1, MAX_GRID_SEEDS, cli_default(style_mixing_command, "col_seeds"))
         styles, layers = query.layers("styles", int(G.num_layers), cli_default(style_mixing_command, "styles"))
         try:
             api.check_grid_size(G, len(cols) + 1, len(rows) + 1)
@@ -239,7 +237,7 @@ class EditRequest:
         G = served.G
         job_id, seed = query.text("job"), None
         if (job_id is None) == (query.text("seed") is None):
-            raise ParamError("job" if job_id is None else "seed", "pass either job=ID (a finished projection) or "
+            raise ParamError("job", "pass either job=ID (a finished projection) or "
                                                                   "seed=S, not both")
         truncation = None
         if job_id is None:
