@@ -195,14 +195,19 @@ def test_the_run_tab_draws_and_follows_the_log(page, site):
     assert len(page.get_attribute("#run-plot svg[data-key=loss_G] polyline", "points").split()) == 4
 
 
-def test_a_projection_starts_reports_progress_and_is_cancelled(page, site, tmp_path):
-    target = tmp_path / "target.png"
+def _start_projection(page, site, folder: Path, steps: int) -> None:
+    """Uploads one of the network's own images (pixel loss: no VGG16 file in the test) and presses Start."""
+    target = folder / "target.png"
     target.write_bytes(_api_bytes(site, "/api/generate?net=0&seed=5&psi=0.50&class=1"))
     page.click("#tab-project")
     page.set_input_files("#project-file", str(target))
     page.select_option("#project-loss", "pixel")
-    page.fill("#project-steps", "5000")
+    page.fill("#project-steps", str(steps))
     page.click("#project-start")
+
+
+def test_a_projection_starts_reports_progress_and_is_cancelled(page, site, tmp_path):
+    _start_projection(page, site, tmp_path, steps=5000)
     page.wait_for_function("document.querySelector('#project-progress').value > 0", timeout=30000)
     assert page.is_enabled("#project-cancel")
     page.click("#project-cancel")
@@ -214,13 +219,7 @@ def test_a_projection_starts_reports_progress_and_is_cancelled(page, site, tmp_p
 
 
 def test_a_finished_projection_is_edited_and_downloadable(page, site, tmp_path):
-    target = tmp_path / "target.png"
-    target.write_bytes(_api_bytes(site, "/api/generate?net=0&seed=5&psi=0.50&class=1"))
-    page.click("#tab-project")
-    page.set_input_files("#project-file", str(target))
-    page.select_option("#project-loss", "pixel")
-    page.fill("#project-steps", "4")
-    page.click("#project-start")
+    _start_projection(page, site, tmp_path, steps=4)
     page.wait_for_function("document.querySelector('#project-progress-text').textContent.startsWith('done')",
                            timeout=60000)
     job_ws = page.get_attribute("#project-download", "href")
