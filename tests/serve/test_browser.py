@@ -114,6 +114,45 @@ def test_truncation_slider_changes_the_image(page, site):
                            ".every((el) => el.dataset.query.includes('psi=0.90'))")
 
 
+# In the page: fetch answers for psi 0.99 are held back until the test releases them, ignore aborts and drop the
+# slot (so the server renders them and never answers 409), as from a slow server whose answers were already on their
+# way: only the page's own newest-request check can keep them off the screen.
+SLOW_STALE_FETCH_JS = """
+window.slowAnswers = {started: 0, arrived: 0, release: false};
+const realFetch = window.fetch;
+window.fetch = async (url, init = {}) => {
+  if (!String(url).includes("psi=0.99")) return realFetch(url, init);
+  window.slowAnswers.started++;
+  try {
+    const resp = await realFetch(String(url).replace(/&slot=[^&]*/, ""), {...init, signal: undefined});
+    const body = await resp.blob();  // read at once: the connection is free for the newer requests
+    while (!window.slowAnswers.release) await new Promise((resolve) => setTimeout(resolve, 20));
+    return new Response(body, {status: resp.status, headers: resp.headers});
+  } finally {
+    window.slowAnswers.arrived++;
+  }
+};
+"""
+
+
+def test_a_slow_stale_answer_never_overwrites_a_newer_image(page, site):
+    page.add_init_script(SLOW_STALE_FETCH_JS)
+    page.reload()
+    page.wait_for_function("document.querySelectorAll('#seed-grid img.seed[data-query]').length === 12")
+    page.focus("#psi")
+    page.keyboard.press("ArrowLeft")  # 0.99: its answers are held back
+    page.wait_for_function("window.slowAnswers.started === 12")
+    page.keyboard.press("ArrowLeft")  # 0.98
+    every_cell = "[...document.querySelectorAll('#seed-grid img.seed')].every((el) => el.dataset.query.includes(%r))"
+    page.wait_for_function(every_cell % "psi=0.98")
+    page.evaluate("window.slowAnswers.release = true")
+    page.wait_for_function("window.slowAnswers.arrived === 12")  # every stale answer is in
+    page.wait_for_timeout(200)
+    assert page.evaluate(every_cell % "psi=0.98")
+    query = page.eval_on_selector("#seed-grid img.seed", "el => el.dataset.query")
+    assert shown_bytes(page, "#seed-grid img.seed") == _api_bytes(site, query)
+
+
 def test_class_and_lod_pickers(page, site):
     page.select_option("#class", "2")
     query = wait_for_query(page, "#seed-grid img.seed", "class=2")
