@@ -2,9 +2,9 @@
 small randomly initialised network; N client threads send requests for a fixed time; the table reports
 requests/s, the answers by status, p50/p99 latency and the server's peak RSS.
 
-The request mix is what the page sends: seeds of a grid being paged through (mostly new images), a truncation
-slider dragged with slot= (stale positions answered 409), and a small style-mixing grid. Each client has its
-own slider slot, like one browser tab.
+The request mix is what the page sends (see _client): seeds of a grid being paged through (mostly new images), a
+truncation slider dragged with slot= (several positions in flight at once; stale ones answered 409), and a small
+style-mixing grid. Each client has its own slots, like one browser tab.
 """
 from __future__ import annotations
 
@@ -70,39 +70,77 @@ def _peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+SLIDER_BURST = 3  # psi positions a drag sends before the first answer arrives (the page does not wait)
+
+
+def _connect(port: int) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+
+def _send(port: int, connections: list, i: int, path: str) -> None:
+    """Sends on connection i; a kept-alive connection the server has closed meanwhile is reopened once, as a
+    browser does."""
+    try:
+        connections[i].request("GET", path)
+    except (OSError, http.client.HTTPException):
+        connections[i].close()
+        connections[i] = _connect(port)
+        connections[i].request("GET", path)
+
+
+def _fetch_all(port: int, connections: list, paths: list) -> list:
+    """[(status, seconds)] of `paths`, all in flight at once on their own connections."""
+    started = []
+    for i, path in enumerate(paths):
+        started.append(time.monotonic())
+        _send(port, connections, i, path)
+    answers = []
+    for i, path in enumerate(paths):
+        try:
+            response = connections[i].getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError):  # closed by keep-alive expiry: once more
+            connections[i].close()
+            connections[i] = _connect(port)
+            connections[i].request("GET", path)
+            response = connections[i].getresponse()
+        response.read()
+        answers.append((response.status, time.monotonic() - started[i]))
+    return answers
+
+
 def _client(port: int, index: int, until: float, result: LoadResult, lock: threading.Lock) -> None:
+    """One page: seeds of a grid page one at a time, a psi drag as SLIDER_BURST requests in flight at once on
+    their own connections (same slot: the stale ones may answer 409), a style mix."""
     rng = random.Random(index)
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connections = [_connect(port) for _ in range(SLIDER_BURST)]
     page = rng.randrange(1000)
     n = 0
     while time.monotonic() < until:
-        kind = n % 10
+        kind = n % 8
         if kind < 6:     # paging through a seed grid
-            path = f"/api/generate?seed={page * 8 + kind}"
-            if kind == 5:
-                page = rng.randrange(1000)
-        elif kind < 9:   # dragging the psi slider of the large view
-            path = f"/api/generate?seed={page * 8}&psi={rng.randrange(-10, 11) / 10}&slot=psi-{index}"
+            paths = [f"/api/generate?seed={page * 8 + kind}"]
+        elif kind == 6:  # dragging the psi slider of the large view
+            paths = [f"/api/generate?seed={page * 8}&psi={rng.randrange(-10, 11) / 10}&slot=psi-{index}"
+                     for _ in range(SLIDER_BURST)]
+            page = rng.randrange(1000)
         else:
-            path = f"/api/mix?rows={page},{page + 1}&cols={page + 2},{page + 3}&styles=coarse&slot=mix-{index}"
+            paths = [f"/api/mix?rows={page},{page + 1}&cols={page + 2},{page + 3}&styles=coarse&slot=mix-{index}"]
         n += 1
-        start = time.monotonic()
         try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            response.read()
-            status = response.status
+            answers = _fetch_all(port, connections, paths)
         except (OSError, http.client.HTTPException):
-            connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for connection in connections:
+                connection.close()
+            connections = [_connect(port) for _ in range(SLIDER_BURST)]
             with lock:
                 result.errors += 1
             continue
-        elapsed = time.monotonic() - start
         with lock:
-            result.latencies_s.append(elapsed)
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-    connection.close()
+            for status, elapsed in answers:
+                result.latencies_s.append(elapsed)
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+    for connection in connections:
+        connection.close()
 
 
 def run_load(clients: int, seconds: float, resolution: int, fmap_base: int, fmap_max: int, latent_size: int,

@@ -203,5 +203,6 @@ def serve_command(client_counts: str, seconds: float, resolution: int, fmap_base
     click.echo(f"## bench serve: {resolution} px network (fmap_base {fmap_base}, fmap_max {fmap_max}, latent "
                f"{latent_size}), fp32, loopback, {seconds:g} s per row, a fresh server per row")
     click.echo(timing.describe_machine(info) + " (the server's threads)")
-    click.echo("request mix per client: 6 seeds of a grid page, 3 psi-slider moves (slot=), 1 2x2 style mix")
+    click.echo("request mix per client, repeated: 6 seeds of a grid page one at a time, a psi drag (3 requests of one "
+               "slot in flight at once), a 2x2 style mix")
     click.echo(timing.format_table(TABLE_HEADERS, table_rows(results)))

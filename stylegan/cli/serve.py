@@ -3,12 +3,15 @@ extra (pip install "stylegan[serve]")."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import click
 import torch
 
 from .options import device_option, generator_of, open_network, precision_option, resolve_precision_option
+
+if TYPE_CHECKING:
+    from ..serve.state import ServeState
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 7860

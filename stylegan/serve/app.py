@@ -35,6 +35,18 @@ STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
                 ".ico": "image/x-icon", ".json": "application/json"}
 
 
+class ClientGone(Exception):
+    """The client disconnected while its request was pending; the request was withdrawn from the queue."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has disconnected (the ASGI server's http.disconnect); GET bodies are empty."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
 class NotFound(Exception):
     """An unknown job, snapshot or static file: 404 with the message."""
 
@@ -72,23 +84,40 @@ def create_app(state: ServeState) -> FastAPI:
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return error(404, str(exc))
 
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+        """A bug, not bad input: still JSON, naming the exception (the server's log has the traceback)."""
+        return error(500, f"internal error: {type(exc).__name__}: {exc}")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = "not found" if exc.status_code == 404 else str(exc.detail)
         return error(exc.status_code, f"{message}: {request.method} {request.url.path}")
 
-    async def on_worker(fn: Callable[[], Any], slot: Optional[str] = None) -> Any:
-        """Runs fn on the worker and awaits it; Busy / Superseded propagate to the caller."""
-        return await asyncio.wrap_future(state.worker.submit(fn, slot))
+    async def on_worker(request: Request, fn: Callable[[], Any], slot: Optional[str] = None) -> Any:
+        """Runs fn on the worker and awaits it; Busy / Superseded propagate to the caller. A client that closes
+        its connection while the request still waits (the page aborts a stale fetch) withdraws it: ClientGone."""
+        future = state.worker.submit(fn, slot)
+        answer = asyncio.wrap_future(future)
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not answer.done() and state.worker.withdraw(future):
+            raise ClientGone()
+        return await answer
 
-    async def respond(parsed: Any, slot: Optional[str], render: Callable[[], bytes],
+    async def respond(request: Request, parsed: Any, slot: Optional[str], render: Callable[[], bytes],
                       command: Callable[[], str]) -> Response:
         """The cached answer of `parsed`, else render() on the worker (409 when superseded, 503 when busy)."""
         key = cache_key(parsed)
         cached = state.cache.get(key) if parsed.cacheable else None
         if cached is None:
             try:
-                body = await on_worker(render, slot)
+                body = await on_worker(request, render, slot)
+            except ClientGone:
+                return error(499, "the client closed the connection")
             except Superseded as exc:
                 return error(409, "superseded", slot=exc.slot)
             except Busy:
@@ -103,7 +132,7 @@ def create_app(state: ServeState) -> FastAPI:
         served = _network(state, query)
         slot = query.slot()
         parsed = kind.parse(query, served)
-        return await respond(parsed, slot, lambda: parsed.render(served, state.precision),
+        return await respond(request, parsed, slot, lambda: parsed.render(served, state.precision),
                              lambda: parsed.command(state.device, state.precision))
 
     @app.get("/")
@@ -216,7 +245,7 @@ def create_app(state: ServeState) -> FastAPI:
 
         parsed = EditRequest.parse(query, served, finished_job)
         job = None if parsed.job is None else job_of(parsed.job)
-        return await respond(parsed, slot, lambda: parsed.render(served, job),
+        return await respond(request, parsed, slot, lambda: parsed.render(served, job),
                              lambda: parsed.command(served, state.device))
 
     # -- the run ----------------------------------------------------------------------------------------------

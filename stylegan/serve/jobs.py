@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from ..images import png_bytes, to_uint8
+from ..images import to_uint8
 from .state import ServedNetwork
 from .worker import Busy, Worker
 

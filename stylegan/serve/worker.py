@@ -83,6 +83,15 @@ class Worker:
             self._cond.notify()
         return task.future
 
+    def withdraw(self, future: "concurrent.futures.Future[Any]") -> bool:
+        """Removes a still pending request (its client went away) and cancels it; False once it has started."""
+        with self._cond:
+            task = next((t for t in self._tasks if t.future is future), None)
+            if task is None:
+                return False
+            self._tasks.remove(task)
+        return task.future.cancel()
+
     def pending(self) -> int:
         """Image requests waiting (not counting the one running)."""
         with self._cond:
@@ -132,11 +141,11 @@ class Worker:
         try:
             result = task.fn()
         except BaseException as exc:  # handed to the awaiting request, which turns it into a JSON error
+            self.computed += 1
             task.future.set_exception(exc)
         else:
+            self.computed += 1  # before the answer, so whoever awaits it sees the count
             task.future.set_result(result)
-        finally:
-            self.computed += 1
 
 
 __all__ = ["Worker", "Superseded", "Busy", "DEFAULT_MAX_QUEUE", "DEFAULT_MAX_JOBS"]

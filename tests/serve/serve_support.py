@@ -35,8 +35,8 @@ def save_networks(folder: Path) -> dict:
 
 
 def make_state(networks: List[Path], run_dir: Optional[Path] = None, directions: Optional[List[Path]] = None,
-               **worker_kwargs) -> ServeState:
-    state = build_state([str(p) for p in networks], run_dir, list(directions or []), torch.device("cpu"), FP32)
+               precision=FP32, **worker_kwargs) -> ServeState:
+    state = build_state([str(p) for p in networks], run_dir, list(directions or []), torch.device("cpu"), precision)
     if worker_kwargs:
         from stylegan.serve.worker import Worker
 

@@ -2,31 +2,11 @@
 the same arguments (the CLI run through CliRunner), and the headers name that command."""
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
-from serve_support import client_of, make_state, run_cli, run_header_command, save_networks
+from serve_support import client_of, make_state, run_cli, run_header_command
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-@pytest.fixture(autouse=True)
-def _reference_ops(monkeypatch):
-    monkeypatch.setenv("STYLEGAN_OPS", "ref")
-
-
-@pytest.fixture(scope="module")
-def nets(tmp_path_factory):
-    return save_networks(tmp_path_factory.mktemp("serve-nets"))
-
-
-@pytest.fixture(scope="module")
-def client(nets):
-    state = make_state([nets["net"], nets["cond"]])
-    with client_of(state) as c:
-        yield c
-    state.worker.close()
 
 
 def _in(folder):
@@ -132,6 +112,23 @@ def test_edit_with_a_directions_file_equals_the_cli_image(nets, tmp_path):
         same = c.get("/api/edit?seed=2&directions=mine&index=2&strength=3&layers=4-5")
         assert same.content == response.content
         assert c.get("/api/edit?seed=2&directions=mine&index=3&strength=3").json()["parameter"] == "index"
+
+
+def test_bf16_answers_equal_the_cli_with_precision_bf16(nets, tmp_path):
+    import torch
+
+    from stylegan.precision import resolve_precision
+
+    try:
+        bf16 = resolve_precision("bf16", torch.device("cpu"), warn=False)
+    except ValueError as exc:
+        pytest.skip(f"bf16 does not run here: {exc}")
+    state = make_state([nets["net"]], precision=bf16)
+    with client_of(state) as c:
+        assert c.get("/api/info").json()["precision"] == "bf16"
+        response = c.get("/api/generate?seed=8&psi=0.7")
+        assert "--precision bf16" in response.headers["x-stylegan-command"]
+        assert response.content == _cli_bytes(response, nets["net"], tmp_path, "out/seed0008.png")
 
 
 def test_index_and_static_files(client):

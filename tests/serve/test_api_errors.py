@@ -9,22 +9,9 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from serve_support import client_of, make_state, save_networks
+import serve_support  # noqa: F401  (skips this module, with the reason, without the serve extra)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-@pytest.fixture(autouse=True)
-def _reference_ops(monkeypatch):
-    monkeypatch.setenv("STYLEGAN_OPS", "ref")
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    nets = save_networks(tmp_path_factory.mktemp("serve-nets"))
-    state = make_state([nets["net"], nets["cond"]])
-    with client_of(state) as c:
-        yield c
 
 
 BAD_QUERIES = [
@@ -171,13 +158,12 @@ def test_a_projection_without_an_image_is_400(client):
 
 
 @pytest.mark.parametrize("host, warned", [("127.0.0.1", False), ("localhost", False), ("0.0.0.0", True)])
-def test_serve_warns_for_a_host_other_than_loopback(tmp_path, monkeypatch, host, warned):
+def test_serve_warns_for_a_host_other_than_loopback(nets, monkeypatch, host, warned):
     import uvicorn
     from click.testing import CliRunner
 
     from stylegan.cli import main
 
-    nets = save_networks(tmp_path)
     seen = {}
     monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.setdefault("host", self.config.host))
     result = CliRunner().invoke(main, ["serve", "--network", str(nets["net"]), "--device", "cpu", "--host", host])
@@ -186,15 +172,27 @@ def test_serve_warns_for_a_host_other_than_loopback(tmp_path, monkeypatch, host,
     assert ("warning: listening on" in result.output) == warned
 
 
-def test_serve_refuses_a_bad_network_or_directions_file(tmp_path):
+def test_serve_refuses_a_bad_network_or_directions_file(nets, tmp_path):
     from click.testing import CliRunner
 
     from stylegan.cli import main
 
-    nets = save_networks(tmp_path)
     (tmp_path / "bad.npz").write_bytes(b"nope")
     result = CliRunner().invoke(main, ["serve", "--network", str(tmp_path / "missing.pt"), "--device", "cpu"])
     assert result.exit_code == 2 and "--network" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["serve", "--network", str(nets["net"]), "--directions",
                                        str(tmp_path / "bad.npz"), "--device", "cpu"])
     assert result.exit_code == 2 and "--directions" in result.output and "Traceback" not in result.output
+
+
+def test_serve_without_the_extra_says_what_to_install(nets, monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+
+    from stylegan.cli import main
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if not installed
+    result = CliRunner().invoke(main, ["serve", "--network", str(nets["net"]), "--device", "cpu"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert 'pip install "stylegan[serve]"' in result.output and "fastapi" in result.output

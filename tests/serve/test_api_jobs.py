@@ -11,7 +11,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from serve_support import client_of, make_state, run_cli, run_header_command, save_networks
+from serve_support import client_of, make_state, run_cli, run_header_command
 
 from projection_support import own_targets, small_generator
 
@@ -22,11 +22,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 def _reference_ops(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("STYLEGAN_OPS", "ref")
     monkeypatch.setenv("STYLEGAN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))  # no cached vgg16
-
-
-@pytest.fixture(scope="module")
-def nets(tmp_path_factory):
-    return save_networks(tmp_path_factory.mktemp("serve-nets"))
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +98,7 @@ def test_a_running_job_can_be_cancelled_and_image_requests_are_answered_meanwhil
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert c.get(f"/api/jobs/{job}/image").headers["content-type"] == "image/png"  # the current projection
-    assert c.get(f"/api/generate?seed=5").status_code == 200  # answered between two steps of the job
+    assert c.get("/api/generate?seed=5").status_code == 200  # answered between two steps of the job
     assert c.get(f"/api/jobs/{job}").json()["state"] == "running"
     assert c.delete(f"/api/jobs/{job}").status_code == 200
     status = _wait(c, job, ("cancelled",), timeout=60)

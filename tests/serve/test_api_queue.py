@@ -10,19 +10,9 @@ import time
 
 import pytest
 
-from serve_support import client_of, make_state, save_networks
+from serve_support import client_of, make_state
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-@pytest.fixture(autouse=True)
-def _reference_ops(monkeypatch):
-    monkeypatch.setenv("STYLEGAN_OPS", "ref")
-
-
-@pytest.fixture(scope="module")
-def nets(tmp_path_factory):
-    return save_networks(tmp_path_factory.mktemp("serve-nets"))
 
 
 def _wait_until(condition, timeout=30.0):

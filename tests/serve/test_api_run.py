@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from serve_support import client_of, make_state, save_networks
+from serve_support import client_of, make_state
 
 
-@pytest.fixture(autouse=True)
-def _reference_ops(monkeypatch):
-    monkeypatch.setenv("STYLEGAN_OPS", "ref")
-
-
-def test_run_records_since_and_snapshots(tmp_path):
-    nets = save_networks(tmp_path)
+def test_run_records_since_and_snapshots(nets, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     records = [{"kimg": 1.0, "loss_G": 0.5, "swd": None}, {"kimg": 2.0, "loss_G": float("nan")}]
