@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,48 +37,51 @@ def browser_unavailable() -> Optional[str]:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+URL_LINE = re.compile(rb"http://127\.0\.0\.1:(\d+)/")
 
 
 @contextlib.contextmanager
 def serve(args: Sequence[str], env: Optional[dict] = None) -> Iterator[str]:
-    """Runs `stylegan serve ARGS --port P` until the block ends; yields its base URL once /api/info answers."""
-    port = free_port()
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen([sys.executable, "-m", "stylegan", "serve", *args, "--host", "127.0.0.1",
-                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"stylegan serve exited with {process.returncode}:\n{_read(log)}")
+    """Runs `stylegan serve ARGS --port 0` (any free port) until the block ends; yields the base URL it prints,
+    once /api/info answers there."""
+    with tempfile.TemporaryDirectory(prefix="stylegan-serve-") as folder:
+        log_path = Path(folder) / "serve.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "stylegan", "serve", *args, "--host", "127.0.0.1",
+                                        "--port", "0"], stdout=log, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **(env or {})})
+        try:
+            yield _wait_for_server(process, log_path)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for_server(process: subprocess.Popen, log_path: Path) -> str:
+    """The URL the server printed, once /api/info answers there (RuntimeError with its output if it never does)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    url = None
+    while True:
+        output = log_path.read_bytes()
+        if process.poll() is not None:
+            raise RuntimeError(f"stylegan serve exited with {process.returncode}:\n{output[-4000:].decode()}")
+        found = URL_LINE.search(output)
+        url = found and f"http://127.0.0.1:{int(found.group(1))}"
+        if url is not None:
             try:
                 with urllib.request.urlopen(url + "/api/info", timeout=5) as resp:
                     json.load(resp)
-                break
+                return url
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"stylegan serve did not answer within {START_TIMEOUT_S:g} s:\n{_read(log)}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _read(log) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-4000:]
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"stylegan serve did not answer within {START_TIMEOUT_S:g} s:\n"
+                               f"{output[-4000:].decode()}")
+        time.sleep(0.2)
 
 
 @contextlib.contextmanager
@@ -131,4 +134,4 @@ def wait_for_query(page, selector: str, *parts: str, timeout_ms: float = 30000) 
 
 
 __all__: List[str] = ["CHROMIUM", "CHROMIUM_ARGS", "browser_unavailable", "serve", "chromium", "fetch_bytes",
-                      "shown_bytes", "wait_for_query", "free_port"]
+                      "shown_bytes", "wait_for_query"]

@@ -16,21 +16,14 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from stylegan.loading import save
-
-from projection_support import SMALL, small_generator
+from projection_support import SMALL
 from serve_browser_support import browser_unavailable, chromium, fetch_bytes, serve, shown_bytes, wait_for_query
 
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
 
-CLASSES = 3
+CLASSES = 3  # conftest.py's nets["cond"]
 RES = SMALL["resolution"]
 RECORD_KEYS = ("loss_G", "loss_D", "penalty")
-
-
-def _tiny_network(path: Path) -> Path:
-    save(path, G=small_generator(seed=3, label_size=CLASSES))
-    return path
 
 
 def _record(tick: int, **extra) -> dict:
@@ -48,12 +41,12 @@ def _tiny_run(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """(base URL, run folder) of a live `stylegan serve` (reference ops: no kernel build in the test)."""
-    root = tmp_path_factory.mktemp("serve")
-    network = _tiny_network(root / "tiny.pt")
-    run = _tiny_run(root / "run")
-    with serve(["--network", str(network), "--run", str(run), "--device", "cpu"], env={"STYLEGAN_OPS": "ref"}) as url:
+def site(nets, tmp_path_factory):
+    """(base URL, run folder) of a live `stylegan serve` of the 16 px conditional network (conftest.py's) and a tiny
+    run (reference ops: no kernel build in the test)."""
+    run = _tiny_run(tmp_path_factory.mktemp("serve") / "run")
+    with serve(["--network", str(nets["cond"]), "--run", str(run), "--device", "cpu"],
+               env={"STYLEGAN_OPS": "ref"}) as url:
         yield url, run
 
 
