@@ -218,6 +218,8 @@ def test_the_run_tab_draws_and_follows_the_log(page, site):
         == set(RECORD_KEYS)
     points = page.get_attribute("#run-plot svg[data-key=loss_G] polyline", "points")
     assert len(points.split()) == 3
+    page.hover("#run-plot svg[data-key=loss_G]", position={"x": 5, "y": 60})  # at the left: the first tick
+    assert page.text_content("#run-plot svg[data-key=loss_G] text[visibility=visible]") == "4 kimg: 1.1"
     page.wait_for_function("document.querySelector('#run-snapshot-image').naturalWidth === 64")
     assert "fakes000012" in page.text_content("#run-snapshot-label")
     # The run trains on: a new tick with an SWD appears without reloading (the page polls /api/run?since=N).

@@ -746,7 +746,30 @@
     const path = points.map((p) => `${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(" ");
     root.append(svg("polyline", {class: "curve", points: path, stroke: colour}));
     if (points.length === 1) root.append(svg("circle", {cx: px(points[0][0]), cy: py(points[0][1]), r: 2.5, fill: colour}));
+    addHoverReadout(root, points, px, py, W, colour);
     return root;
+  }
+
+  // Pointing at a panel marks the nearest logged point and writes its kimg and value in the panel's corner.
+  function addHoverReadout(root, points, px, py, width, colour) {
+    const marker = svg("circle", {r: 3.5, fill: colour, visibility: "hidden"});
+    const readout = svg("text", {x: width - 12, y: 15, "text-anchor": "end", visibility: "hidden"});
+    root.append(marker, readout);
+    root.addEventListener("mousemove", (event) => {
+      const box = root.getBoundingClientRect();
+      const x = (event.clientX - box.left) * width / box.width;
+      let best = points[0];
+      for (const p of points) if (Math.abs(px(p[0]) - x) < Math.abs(px(best[0]) - x)) best = p;
+      marker.setAttribute("cx", px(best[0]));
+      marker.setAttribute("cy", py(best[1]));
+      readout.textContent = `${fmt(best[0])} kimg: ${fmt(best[1])}`;
+      marker.setAttribute("visibility", "visible");
+      readout.setAttribute("visibility", "visible");
+    });
+    root.addEventListener("mouseleave", () => {
+      marker.setAttribute("visibility", "hidden");
+      readout.setAttribute("visibility", "hidden");
+    });
   }
 
   function updateSnapshots(oldCount) {
