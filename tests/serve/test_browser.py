@@ -262,6 +262,8 @@ def test_a_finished_projection_is_edited_and_downloadable(page, site, tmp_path):
     job_ws = page.get_attribute("#project-download", "href")
     assert job_ws.startswith("/api/jobs/") and job_ws.endswith("/ws")
     assert page.input_value("#edit-source") == "job"
+    assert page.is_disabled("#psi") and page.is_enabled("#class")  # a projection's latents are edited as they are
+    assert page.errors == []  # no request for an image the job does not have yet
     _move_slider(page, "#edit-strength", "ArrowRight", 20)  # 0.0 -> 2.0
     query = wait_for_query(page, "#edit-image", "/api/edit", "job=", "strength=2.0")
     assert shown_bytes(page, "#edit-image") == _api_bytes(site, query)

@@ -225,7 +225,8 @@
   function markUsedSettings() {
     let unused = 0;
     for (const field of document.querySelectorAll(".controls .field")) {
-      const used = field.dataset.tabs.split(" ").includes(state.tab);
+      const seedOnly = state.tab === "project" && "editSeedOnly" in field.dataset && editsProjection();
+      const used = field.dataset.tabs.split(" ").includes(state.tab) && !seedOnly;
       field.classList.toggle("unused", !used);
       for (const input of field.querySelectorAll("input, select, button")) input.disabled = !used;
       if (!used && !field.hidden) unused++;
@@ -518,7 +519,7 @@
         loadImage("project-target", $("project-target"), `/api/jobs/${encodeURIComponent(job.id)}/target`, {},
                   {slot: false});
       }
-      if (info.step !== job.imageStep && info.state !== "queued" && info.state !== "failed") {
+      if (info.step > 0 && info.step !== job.imageStep && info.state !== "failed") {  // step 0: no image yet
         job.imageStep = info.step;
         loadImage("project-image", $("project-image"), `/api/jobs/${encodeURIComponent(job.id)}/image`, {},
                   {slot: false});
@@ -599,8 +600,12 @@
     if (d && Number($("edit-index").value) > d.count - 1) $("edit-index").value = d.count - 1;
   }
 
+  // The editor works on the finished projection (its latents as they are: no psi, cutoff) or on a seed.
+  const editsProjection = () => $("edit-source").value === "job" && state.job !== null && state.job.state === "done";
+
   function refreshEdit() {
-    const fromJob = $("edit-source").value === "job" && state.job && state.job.state === "done";
+    const fromJob = editsProjection();
+    markUsedSettings();
     $("edit-seed-label").hidden = fromJob;
     if (!selectedDirections()) {
       $("edit-command").textContent = "";
