@@ -73,3 +73,13 @@ def run_header_command(command: str, network, folder: Path, replacements: dict) 
                 i = args.index(option)
                 args[i + 1] = str(value(args[i + 1]) if callable(value) else value)
         run_cli(*args)
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Polls condition() until it holds; fails the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

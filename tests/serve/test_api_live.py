@@ -8,22 +8,14 @@ import http.client
 import os
 import socket
 import threading
-import time
 
 import pytest
 
-from serve_support import make_state
+from serve_support import make_state, wait_until
 
 uvicorn = pytest.importorskip("uvicorn", reason="the live server needs uvicorn (the serve extra)")
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-def _wait_until(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 @pytest.fixture()
@@ -36,7 +28,7 @@ def live(nets):
                                            access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    _wait_until(lambda: server.started)
+    wait_until(lambda: server.started)
     port = server.servers[0].sockets[0].getsockname()[1]
     yield state, port
     server.should_exit = True
@@ -60,12 +52,12 @@ def test_a_client_that_goes_away_withdraws_its_pending_request(live):
     release = threading.Event()
     try:
         state.worker.submit(release.wait)
-        _wait_until(lambda: state.worker.pending() == 0)
+        wait_until(lambda: state.worker.pending() == 0)
         computed = state.worker.computed  # the blocker still runs: not counted yet
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(b"GET /api/generate?seed=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            _wait_until(lambda: state.worker.pending() == 1)
-        _wait_until(lambda: state.worker.pending() == 0)  # withdrawn while the worker is still blocked
+            wait_until(lambda: state.worker.pending() == 1)
+        wait_until(lambda: state.worker.pending() == 0)  # withdrawn while the worker is still blocked
         release.set()
         assert _get(port, "/api/generate?seed=2") == 200
         assert state.worker.computed == computed + 2  # the blocker and seed 2; seed 1 was never rendered
@@ -90,5 +82,5 @@ def test_a_burst_of_200_requests_on_loopback(live):
     assert set(statuses) <= {200, 409, 503} and statuses.count(200) >= 10, statuses
     assert _rss_bytes() - rss_before < 200 << 20
     assert len(state.cache) <= state.cache.max_items
-    _wait_until(lambda: state.worker.pending() == 0)
+    wait_until(lambda: state.worker.pending() == 0)
     assert _get(port, "/api/info") == 200

@@ -6,20 +6,12 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
-import time
 
 import pytest
 
-from serve_support import client_of, make_state
+from serve_support import client_of, make_state, wait_until
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-def _wait_until(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 # -- the worker itself ---------------------------------------------------------------------------------------------
@@ -55,7 +47,7 @@ def test_worker_queue_is_bounded():
     release = threading.Event()
     try:
         worker.submit(release.wait)
-        _wait_until(lambda: worker.pending() == 0)  # the blocker runs
+        wait_until(lambda: worker.pending() == 0)  # the blocker runs
         worker.submit(lambda: None)
         worker.submit(lambda: None)
         with pytest.raises(Busy):
@@ -124,10 +116,10 @@ def test_a_superseded_request_answers_409_and_only_the_latest_is_computed(nets):
         release = threading.Event()
         try:
             state.worker.submit(release.wait)
-            _wait_until(lambda: state.worker.pending() == 0)
+            wait_until(lambda: state.worker.pending() == 0)
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
                 first = pool.submit(c.get, "/api/generate?seed=1&slot=psi")
-                _wait_until(lambda: state.worker.pending() == 1)
+                wait_until(lambda: state.worker.pending() == 1)
                 second = pool.submit(c.get, "/api/generate?seed=2&slot=psi")
                 answer = first.result(timeout=30)  # while the worker is still blocked
                 assert answer.status_code == 409
@@ -147,10 +139,10 @@ def test_a_full_queue_answers_503(nets):
         release = threading.Event()
         try:
             state.worker.submit(release.wait)
-            _wait_until(lambda: state.worker.pending() == 0)
+            wait_until(lambda: state.worker.pending() == 0)
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
                 waiting = [pool.submit(c.get, f"/api/generate?seed={s}") for s in (1, 2)]
-                _wait_until(lambda: state.worker.pending() == 2)
+                wait_until(lambda: state.worker.pending() == 2)
                 busy = c.get("/api/generate?seed=3")
                 assert busy.status_code == 503 and busy.json() == {"error": "busy"}
                 release.set()
