@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..images import png_bytes
+from ..plot import default_keys
 from ..projection.targets import TargetImageError
 from .cache import CachedResponse
 from .jobs import MAX_JOBS_KEPT, JobStore
@@ -260,7 +261,8 @@ def create_app(state: ServeState) -> FastAPI:
         view = run_view()
         since = Query(request.query_params, ("since",)).integer("since", 0, 0, None)
         records = await asyncio.to_thread(view.records, since)
-        return {"name": view.name, "records": records, "snapshots": view.snapshots()}
+        keys = default_keys(await asyncio.to_thread(view.records, 0))  # the curves `stylegan plot` draws
+        return {"name": view.name, "records": records, "keys": keys, "snapshots": view.snapshots()}
 
     @app.get("/api/run/snapshots/{name}")
     async def snapshot(name: str) -> Response:

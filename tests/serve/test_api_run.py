@@ -6,6 +6,8 @@ import json
 
 from serve_support import client_of, make_state
 
+from stylegan.plot import DEFAULT_KEYS
+
 
 def test_run_records_since_and_snapshots(nets, tmp_path):
     run = tmp_path / "run"
@@ -24,6 +26,7 @@ def test_run_records_since_and_snapshots(nets, tmp_path):
         assert view["records"] == [records[0], {"kimg": 2.0, "loss_G": None}]  # NaN: null in strict JSON
         assert view["snapshots"] == [{"name": "reals.png", "kimg": None}, {"name": "fakes000002.png", "kimg": 2},
                                      {"name": "fakes000010.png", "kimg": 10}]
+        assert view["keys"] == list(DEFAULT_KEYS)  # no metric logged yet: the curves `stylegan plot` draws
         assert c.get("/api/run?since=1").json()["records"] == [{"kimg": 2.0, "loss_G": None}]
         assert c.get("/api/run?since=5").json()["records"] == []
         with open(run / "log.jsonl", "a") as f:  # the run goes on: one whole record, one half-written
@@ -32,6 +35,9 @@ def test_run_records_since_and_snapshots(nets, tmp_path):
         with open(run / "log.jsonl", "a") as f:
             f.write(".0}\n")
         assert c.get("/api/run?since=2").json()["records"] == [{"kimg": 3.0}, {"kimg": 4.0}]
+        with open(run / "log.jsonl", "a") as f:
+            f.write(json.dumps({"kimg": 5.0, "glyph_acc": 0.5}) + "\n")
+        assert c.get("/api/run?since=4").json()["keys"] == [*DEFAULT_KEYS, "glyph_acc"]  # a metric: its curve
         assert c.get("/api/run/snapshots/fakes000010.png").content == b"fakes 10"
         assert c.get("/api/run/snapshots/reals.png").headers["content-type"] == "image/png"
         for name in ("notes.txt", "log.jsonl", "..%2Fnet.pt", "fakes000003.png", "%2e%2e"):

@@ -15,10 +15,6 @@
   const JOB_POLL_MS = 400;
   const TEXT_DEBOUNCE_MS = 300;
   const BUSY_RETRIES = 4;
-  // The curves drawn when the server does not name them (stylegan/plot.py's DEFAULT_KEYS, then metric results).
-  const DEFAULT_PLOT_KEYS = ["loss_G", "loss_D", "penalty", "swd_avg", "augment_p", "ada_rt"];
-  const NOT_PLOTTED = new Set(["tick", "kimg", "images_shown", "resolution", "batch", "lr_G", "lr_D",
-    "sec_per_kimg", "img_per_s", "rss_MiB", "peak_MiB", "time"]);
   const PLOT_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 
   const state = {
@@ -650,7 +646,7 @@
       const data = await getJson("/api/run", {since: run.records.length});
       run.name = data.name;
       run.records.push(...(data.records || []));
-      if (data.keys) run.keys = data.keys;
+      run.keys = data.keys;  // the curves `stylegan plot` draws (the server names them)
       const grew = (data.records || []).length > 0 || !run.drawn;
       const oldCount = run.snapshots.length;
       run.snapshots = data.snapshots || [];
@@ -659,19 +655,6 @@
     } catch (err) {
       showError(err);
     }
-  }
-
-  function plotKeys(records) {
-    if (state.run.keys) return state.run.keys;
-    const found = new Set();
-    for (const r of records) {
-      for (const [k, v] of Object.entries(r)) {
-        if (typeof v === "number" && !NOT_PLOTTED.has(k) && !k.endsWith("_time_s") && !k.startsWith("swd_level_")) {
-          found.add(k);
-        }
-      }
-    }
-    return [...DEFAULT_PLOT_KEYS, ...[...found].filter((k) => !DEFAULT_PLOT_KEYS.includes(k))];
   }
 
   function drawRun() {
@@ -687,7 +670,7 @@
     const panels = [];
     if (xs.length) {
       const xRange = [Math.min(...xs), Math.max(...xs)];
-      plotKeys(records).forEach((key, i) => {
+      (state.run.keys || []).forEach((key, i) => {
         const points = records.filter((r) => Number.isFinite(r[key]) && Number.isFinite(r.kimg))
           .map((r) => [r.kimg, r[key]]);
         if (points.length) panels.push(plotPanel(key, points, xRange, PLOT_COLOURS[i % PLOT_COLOURS.length]));
