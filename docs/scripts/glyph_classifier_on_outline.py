@@ -1,7 +1,8 @@
 """Accuracy of the glyph_acc classifier ("glyphs") on REAL builtin:glyphs images of each stroke style.
 
 Why: glyph_acc of a network fine-tuned on `--glyphs-style outline` only means something if the classifier reads
-real outline glyphs; this measures it (docs/TRANSFER.md §3.2). Usage: python docs/scripts/glyph_classifier_on_outline.py [COUNT]
+real outline glyphs; this measures it (docs/TRANSFER.md §3.2).
+Usage: python docs/scripts/glyph_classifier_on_outline.py [COUNT]
 """
 import sys
 from collections import Counter

@@ -41,6 +41,26 @@ def save_plot(runs, keys, path: Path, width: int = 1100) -> None:
     print(f"wrote {path}")
 
 
+def save_strip(runs_dir: Path, grids_of: Sequence[Tuple[str, str]], path: Path) -> None:
+    """Sample grids (run folder, grid file, e.g. fakes000036.png) side by side, 10 px apart, in the given order."""
+    from PIL import Image
+
+    files = [runs_dir / folder / name for folder, name in grids_of]
+    grids = [Image.open(f).convert("RGB") for f in files if f.is_file()]
+    if not grids:
+        return
+    strip = Image.new("RGB", (sum(g.width for g in grids) + 10 * (len(grids) - 1), max(g.height for g in grids)),
+                      "white")
+    x = 0
+    for g in grids:
+        strip.paste(g, (x, 0))
+        x += g.width + 10
+    buffer = io.BytesIO()
+    strip.save(buffer, format="PNG", optimize=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    print(f"wrote {path}")
+
+
 def _fmt(v: Optional[object], digits: int) -> str:
     return "-" if v is None else f"{float(v):.{digits}f}"
 
@@ -50,11 +70,18 @@ def snapshot_table(runs) -> str:
     glyph_acc); the resolution heads the table (SWD has one pyramid level more from 32 px, so its values jump)."""
     snaps = {float(r["kimg"]): r for _, recs in runs for r in recs if "glyph_acc" in r}
     kimgs = sorted(snaps)
-    lines = ["| kimg | " + " | ".join(f"{k:g}" for k in kimgs) + " |", "|---|" + "---|" * len(kimgs),
-             "| resolution (lod) | " + " | ".join(f"{snaps[k]['resolution']} ({snaps[k]['lod']:.2g})" for k in kimgs)
-             + " |"]
+    lines = ["| kimg | " + " | ".join(f"{k:g}" for k in kimgs) + " |", "|---|" + "---|" * len(kimgs)]
+
+    def where(by_kimg) -> List[str]:
+        return [f"{by_kimg[k]['resolution']} ({by_kimg[k]['lod']:.2g})" if k in by_kimg else "" for k in kimgs]
+
+    schedules = {tuple(where({float(r["kimg"]): r for r in recs if "glyph_acc" in r})) for _, recs in runs}
+    if len(schedules) == 1:  # one schedule for all runs: one row
+        lines.append("| px (lod) | " + " | ".join(where(snaps)) + " |")
     for label, recs in runs:
         by_kimg = {float(r["kimg"]): r for r in recs if "glyph_acc" in r}
+        if len(schedules) > 1:
+            lines.append(f"| {label}: px (lod) | " + " | ".join(where(by_kimg)) + " |")
         for key, name, digits in (("glyph_acc", "glyph_acc", 3), ("swd_avg", "SWD", 1), ("ada_rt", "r_t", 2),
                                   ("augment_p", "p", 3)):
             if not any(key in r for r in by_kimg.values()):
@@ -78,11 +105,15 @@ def main(argv: Sequence[str]) -> None:
     small = load(runs_dir, SMALL_DATA)
     if small:
         save_plot(small, KEYS, images / "transfer_1k_36kimg_curves.png")
+        save_strip(runs_dir, [(f, "fakes000036.png") for _, f in SMALL_DATA[:3]], images / "transfer_1k_fakes36.png")
         print("\nSmall data (at each snapshot):\n")
         print(snapshot_table(small))
     transfer = load(runs_dir, TRANSFER)
     if transfer:
         save_plot(transfer, KEYS, images / "transfer_outline_finetune_curves.png", width=900)
+        grids = [("t15_outline_scratch", "fakes000036.png"), ("t15_outline_finetune", "fakes000012.png"),
+                 ("t15_outline_finetune_ada_fd1", "fakes000012.png")]
+        save_strip(runs_dir, grids, images / "transfer_outline_fakes.png")
         print("\nTransfer onto outline glyphs (at each snapshot):\n")
         print(snapshot_table(transfer))
         runs = dict(transfer)
@@ -95,11 +126,18 @@ def main(argv: Sequence[str]) -> None:
                 target = final.get(key)
                 if target is None:
                     continue
-                best = (max if better_high else min)(r[key] for r in runs["scratch"] if r.get(key) is not None)
+                # SWD has one pyramid level per resolution from 16 px: compare at the final resolution only
+                best = (max if better_high else min)(r[key] for r in runs["scratch"] if r.get(key) is not None
+                                                     and r["resolution"] == final["resolution"])
                 hit = first_reaching(runs[name], key, target, better_high)
                 hit_best = first_reaching(runs[name], key, best, better_high)
-                print(f"\n{key}: scratch final {target:.4g} at {final['kimg']:g} kimg (best {best:.4g}); {name} "
-                      f"reaches the final value at {hit} kimg, the best at {hit_best} kimg")
+                tuned_best = (max if better_high else min)(r[key] for r in runs[name] if r.get(key) is not None)
+                scratch_hit = first_reaching([r for r in runs["scratch"] if r["resolution"] == final["resolution"]],
+                                             key, tuned_best, better_high)
+                print(f"\n{key}: {name} best {tuned_best:.4g}; scratch (at {final['resolution']} px) reaches it at "
+                      f"{scratch_hit} kimg")
+                print(f"{key}: scratch final {target:.4g} at {final['kimg']:g} kimg (best {best:.4g}); {name} "
+                      f"reaches the final value at {hit} kimg, the best at {hit_best} kimg (None: not within its run)")
 
 
 if __name__ == "__main__":
