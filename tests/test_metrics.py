@@ -396,6 +396,29 @@ def test_metrics_cli_table_and_json(tmp_path, tiny_G):
     assert bad.exit_code == 2 and "--network" in bad.output
 
 
+def test_metrics_cli_scores_against_the_glyph_style_given(tmp_path, tiny_G):
+    """--glyphs-style reaches the dataset: the SWD is the library's against the outline glyphs, not the solid ones
+    (a network fine-tuned on --glyphs-style outline is scored against what it was trained on)."""
+    from stylegan.cli.metrics import metrics
+    from stylegan.loading import save
+    from stylegan.training.dataset import ImageDataset
+
+    net = tmp_path / "net.pt"
+    save(net, G_ema=tiny_G)
+    args = ["--network", str(net), "--data", "builtin:glyphs", "--glyphs", "40", "--num", "32", "--seed", "3",
+            "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), "--json", str(tmp_path / "swd.json")]
+    res = CliRunner().invoke(metrics, args + ["--glyphs-style", "outline"])
+    assert res.exit_code == 0, res.output
+    got = json.loads((tmp_path / "swd.json").read_text())["metrics"]["swd_avg"]
+    outline, solid = (ImageDataset("builtin:glyphs", 16, cache_dir=tmp_path / "cache", glyphs_count=40,
+                                   glyphs_style=style) for style in ("outline", "solid"))
+    assert M.swd_for_generator(tiny_G, outline, 32, seed=3)["swd_avg"] == pytest.approx(got, rel=1e-6)
+    assert M.swd_for_generator(tiny_G, solid, 32, seed=3)["swd_avg"] != pytest.approx(got, rel=1e-3)
+    folder = _image_folder(tmp_path / "imgs")
+    bad = CliRunner().invoke(metrics, ["--network", str(net), "--data", str(folder), "--glyphs-style", "outline"])
+    assert bad.exit_code == 2 and "--glyphs-style outline applies to builtin:glyphs only" in bad.output, bad.output
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Plot.
 

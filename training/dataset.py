@@ -293,11 +293,11 @@ class ImageDataset(torch.utils.data.Dataset):
         self.data = data
         self.resolution = resolution
         cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        if data != BUILTIN_GLYPHS and glyphs_style != "solid":  # never silently ignored (a folder has no style)
+            raise ValueError(f"--glyphs-style {glyphs_style} applies to {BUILTIN_GLYPHS} only, not {data}")
         if data in BUILTIN_DATASETS:
             kind, params_class, _ = BUILTIN_DATASETS[data]
             style = {"style": glyphs_style} if data == BUILTIN_GLYPHS else {}
-            if data != BUILTIN_GLYPHS and glyphs_style != "solid":
-                raise ValueError(f"--glyphs-style {glyphs_style} applies to {BUILTIN_GLYPHS} only, not {data}")
             params = params_class(count=glyphs_count, seed=glyphs_seed, **style)
             _check_glyphs(data, params.count, resolution, glyphs_style)
             key = _cache_key(kind, params.to_dict(), resolution)

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import click
 import torch
 
+from ..training.glyphs import GLYPH_STYLES
 from .options import (device_option, generator_of, network_option, open_network, precision_option, prepare_outfile,
                       resolve_precision_option)
 
@@ -52,14 +53,16 @@ def _write_json(path: Path, payload: Dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=1) + "\n").encode("utf-8"))
 
 
-def _open_dataset(data: str, resolution: int, cache_dir: Optional[str], glyphs: int, hint: str = "--data") -> Any:
+def _open_dataset(data: str, resolution: int, cache_dir: Optional[str], glyphs: int, hint: str = "--data",
+                  glyphs_style: str = "solid") -> Any:
     from ..training.dataset import BUILTIN_GLYPHS, ImageDataset
 
     if not data.startswith("builtin:") and not Path(data).expanduser().exists():
         raise click.BadParameter(f"{data} does not exist (expected a folder, a .zip or {BUILTIN_GLYPHS})",
                                  param_hint=hint)
     try:
-        return ImageDataset(data, resolution, cache_dir=cache_dir, glyphs_count=glyphs, verbose=True)
+        return ImageDataset(data, resolution, cache_dir=cache_dir, glyphs_count=glyphs, verbose=True,
+                            glyphs_style=glyphs_style)
     except (ValueError, OSError, RuntimeError) as exc:
         raise click.BadParameter(str(exc), param_hint=hint) from None
 
@@ -140,6 +143,9 @@ def _feature_net_options(fn):
               help="Dataset cache folder [default: $STYLEGAN_CACHE_DIR/datasets or ~/.cache/stylegan/datasets].")
 @click.option("--glyphs", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Number of images of a built-in dataset (use the training run's value).")
+@click.option("--glyphs-style", type=click.Choice(GLYPH_STYLES), default="solid", show_default=True,
+              help="Stroke style of builtin:glyphs (use the training run's value, e.g. outline for a network "
+                   "fine-tuned on --glyphs-style outline).")
 @click.option("--min-res", "min_resolution", type=click.IntRange(min=7), default=16, show_default=True,
               help="SWD: smallest pyramid level in px (protocol: 16; lower it only to score tiny images).")
 @click.option("--allow-fewer", is_flag=True,
@@ -153,7 +159,7 @@ def _feature_net_options(fn):
 @precision_option
 def metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], metric_names: str, num: Optional[int],
             inception: Optional[str], vgg16: Optional[str], seed: int, psi: float, lod: Optional[float], batch: int,
-            device: torch.device, json_out: Optional[str], cache_dir: Optional[str], glyphs: int,
+            device: torch.device, json_out: Optional[str], cache_dir: Optional[str], glyphs: int, glyphs_style: str,
             min_resolution: int, allow_fewer: bool, ppl_crop: bool, resize: Optional[int],
             no_stats_cache: bool, precision: str) -> None:
     """Score a network against real images (or two folders of images) by the official protocols."""
@@ -168,7 +174,8 @@ def metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], m
     resolved = resolve_precision_option(precision, device)
     try:
         _metrics(network, data, fakes, metric_names, num, inception, vgg16, seed, psi, lod, batch, device, json_out,
-                 cache_dir, glyphs, min_resolution, allow_fewer, ppl_crop, resize, no_stats_cache, dist_ctx, resolved)
+                 cache_dir, (glyphs, glyphs_style), min_resolution, allow_fewer, ppl_crop, resize, no_stats_cache,
+                 dist_ctx, resolved)
         dist_ctx.barrier()
     finally:
         distributed.shutdown()
@@ -177,7 +184,8 @@ def metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], m
 def _metrics(network: Optional[str], data: Optional[str], fakes: Optional[str], metric_names: str,
              num: Optional[int], inception: Optional[str], vgg16: Optional[str], seed: int, psi: float,
              lod: Optional[float], batch: int, device: torch.device, json_out: Optional[str],
-             cache_dir: Optional[str], glyphs: int, min_resolution: int, allow_fewer: bool, ppl_crop: bool,
+             cache_dir: Optional[str], glyphs: Tuple[int, str], min_resolution: int, allow_fewer: bool,
+             ppl_crop: bool,
              resize: Optional[int], no_stats_cache: bool, dist_ctx: Any, precision: Any) -> None:
     from ..metrics import MetricOptions, parse_metric_names, protocol_for
 
@@ -249,8 +257,9 @@ def _open_on_ranks(dist_ctx: Any, open_it: Any) -> Any:
 
 
 def _network_metrics(protocols: List[Any], network: str, data: Optional[str], lod: Optional[float],
-                     cache_dir: Optional[str], glyphs: int, min_resolution: int, device: torch.device,
+                     cache_dir: Optional[str], glyphs: Tuple[int, str], min_resolution: int, device: torch.device,
                      opts: Any, echo: Any, dist_ctx: Any) -> Tuple[List[Any], Dict[str, Any]]:
+    """`glyphs`: (count, style) of builtin:glyphs."""
     import dataclasses
 
     from ..metrics import RealImages
@@ -274,7 +283,8 @@ def _network_metrics(protocols: List[Any], network: str, data: Optional[str], lo
                                  f"{min_resolution} px (lower --min-res or --lod)", param_hint="--lod")
     reals = None
     if data is not None:
-        dataset = _open_on_ranks(dist_ctx, lambda: _open_dataset(data, config.resolution, cache_dir, glyphs))
+        dataset = _open_on_ranks(dist_ctx, lambda: _open_dataset(data, config.resolution, cache_dir, glyphs[0],
+                                                                   glyphs_style=glyphs[1]))
         if dataset.num_channels != config.num_channels:
             raise click.BadParameter(f"the dataset has {dataset.num_channels} channel(s) but the network makes "
                                      f"{config.num_channels}", param_hint="--data")

@@ -8,7 +8,7 @@ from stylegan.training.ada import AdaController
 from stylegan.training.augment import (AUGPIPES, AdaPipeline, DiffAugment, apply_color, blit, diffaug_apply,
                                        geometric_warp, hue_rotate3d, luma_flip3d, rotate2d, saturation3d, scale2d,
                                        scale3d, translate2d, translate3d)
-from stylegan.training.losses import d_logistic_r1, d_wgan_gp
+from stylegan.training.losses import LOSSES, d_logistic_r1, d_wgan_gp, get_loss
 
 D64 = torch.float64
 
@@ -226,6 +226,30 @@ def test_penalties_through_the_augmentation_equal_a_direct_computation(loss):
     for g, w in zip(grads, torch.autograd.grad(direct, list(D.parameters()))):
         torch.testing.assert_close(g, w)  # the double backward through the augmentation is right
     assert terms["real_sign"] == real_s.sign().mean()
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_every_d_loss_reports_r_t_of_the_augmented_reals_raw_scores(loss):
+    """r_t's input (`real_sign`) is E[sign(D(aug(reals)))] of D's raw scores with every loss, WGAN-GP included
+    (whose scores are only anchored at 0 by the drift term: docs/TRANSFER.md §1.5). A D with a score offset makes
+    the signs mixed, so a sign of the wrong scores (fakes, un-augmented reals, the loss's transformed scores) would
+    differ."""
+    reals, fakes = _images(n=16, size=8, seed=3, dtype=D64), _images(n=16, size=8, seed=4, dtype=D64)
+    D = _TinyD()
+    aug = AdaPipeline(AUGPIPES["bgc"], p=1.0, seed=9, impl="ref")
+    state = aug.state_dict()
+    _, d_fn = get_loss(loss, r1_gamma=1.0)
+    extra = {"u": torch.full((16,), 0.5, dtype=D64)} if loss == "wgan-gp" else {}
+    offset = D(aug(reals)).median().detach()  # centre the scores: about half the signs are negative
+    aug.load_state_dict(state)
+    _, terms = d_fn(lambda img: D(aug(img)) - offset, reals, fakes, **extra)
+    aug.load_state_dict(state)
+    with torch.no_grad():  # reals are the first draw of every loss
+        want = (D(aug.apply(reals, aug.draw(reals))) - offset).sign().mean()
+        unaugmented = (D(reals) - offset).sign().mean()
+    assert -1.0 < float(want) < 1.0
+    assert terms["real_sign"] == want
+    assert terms["real_sign"] != unaugmented  # the seed makes the two differ: the test sees which one is used
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from PIL import Image
 from stylegan.images import box_downsample
 from stylegan.training.dataset import (ImageDataset, InfiniteSampler, check_enough_images, make_loader,
                                        random_mirror, to_float)
-from stylegan.training.glyphs import GlyphParams, render_glyph
+from stylegan.training.glyphs import CLASSES, GlyphParams, GlyphShape, glyph_alpha, render_glyph
 
 
 def save(path, size, mode="RGB", colour=(200, 30, 60)):
@@ -123,6 +123,28 @@ def test_glyphs_deterministic_and_labelled(tmp_path):
     assert torch.equal(img, torch.from_numpy(ref).permute(2, 0, 1)) and label == ref_label
     assert not torch.equal(ds[5][0], ds[6][0])
     assert img.float().std() > 10  # not a blank image
+
+
+def test_outline_glyphs_are_the_same_glyphs_drawn_hollow(tmp_path):
+    """--glyphs-style outline (the transfer set of docs/TRANSFER.md): the same labels, colours and poses, but only
+    a ring along the contour: the solid glyph's fully covered pixels are empty, the ring around them is drawn."""
+    shape = GlyphShape(font_size=100, stroke=0, angle=0.0, cx=64.0, cy=64.0)
+    for char in "0AHW":
+        solid, ring = glyph_alpha(char, 128, shape, "solid"), glyph_alpha(char, 128, shape, "outline")
+        assert (solid == 1).sum() > 200 and ring[solid == 1].max() == 0   # hollow inside
+        assert (ring[solid == 0] > 0.5).sum() > 200                      # the stroke outside the contour
+    params = dict(count=36)
+    for i in range(36):
+        (a, la), (b, lb) = render_glyph(i, 32, GlyphParams(**params)), render_glyph(i, 32, GlyphParams(**params,
+                                                                                                     style="outline"))
+        assert la == lb and not np.array_equal(a, b)
+    solid_ds, outline_ds = (ImageDataset("builtin:glyphs", 16, cache_dir=tmp_path, glyphs_count=36, glyphs_style=s)
+                            for s in ("solid", "outline"))
+    assert solid_ds.fingerprint != outline_ds.fingerprint
+    assert "style" not in GlyphParams().to_dict()  # caches of the solid set made before styles existed stay valid
+    assert [outline_ds[i][1] for i in range(36)] == [solid_ds[i][1] for i in range(36)]
+    with pytest.raises(ValueError, match="--glyphs-style outline applies to builtin:glyphs only"):
+        ImageDataset(str(tmp_path), 16, cache_dir=tmp_path, glyphs_style="outline")
 
 
 def test_glyphs_have_contrast():

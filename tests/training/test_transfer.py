@@ -53,6 +53,21 @@ def test_ada_run_logs_p_and_rt_and_resumes_bit_identically(tiny_cfg, tmp_path):
     assert [r["augment_p"] for r in logs_b] == [r["augment_p"] for r in logs]
 
 
+def test_diffaug_run_resumes_bit_identically(tiny_cfg, tmp_path):
+    """DiffAugment draws from its own generator too: the checkpoint holds its state, so a resume repeats the
+    uninterrupted run's augmentations (and weights) exactly."""
+    kw = dict(total_kimg=0.032, lod_training_kimg=0.012, lod_transition_kimg=0.012, augment="diffaug", swd_num=0)
+    full = Trainer(tiny_cfg(outdir=str(tmp_path / "a"), **kw), **QUIET).run()
+    assert Trainer(tiny_cfg(outdir=str(tmp_path / "b"), **kw), **QUIET).run(stop_at_images=12).status == "stopped"
+    rest = Trainer(tiny_cfg(outdir=str(tmp_path / "b"), **kw), resume="latest", **QUIET).run()
+    a, b = load_checkpoint(full.checkpoint), load_checkpoint(rest.checkpoint)
+    for net in ("G", "D", "G_ema"):
+        assert _same_state(a[net], b[net]), net
+    ga, gb = a["training"]["augment"]["pipeline"]["generator"], b["training"]["augment"]["pipeline"]["generator"]
+    assert torch.equal(ga, gb)
+    assert a["training"]["augment"]["ada"] is None
+
+
 @pytest.mark.parametrize("augment, loss", [("diffaug", "logistic"), ("ada", "hinge")])
 def test_augmented_runs_with_every_loss(tiny_cfg, augment, loss):
     extra = {"augment_p": 1.0} if augment == "ada" else {}
