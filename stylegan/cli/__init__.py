@@ -19,6 +19,7 @@ def _register() -> None:
     from .directions import directions
     from .doctor import doctor
     from .edit import edit
+    from .encoder import encoder
     from .generate import generate, interpolate, style_mixing
     from .info import info
     from .metrics import metrics
@@ -26,7 +27,7 @@ def _register() -> None:
     from .project import project
     from .train import train
 
-    for command in (bench, convert, dataset, directions, doctor, edit, generate, info, interpolate, metrics, plot,
+    for command in (bench, convert, dataset, directions, doctor, edit, encoder, generate, info, interpolate, metrics, plot,
                     project, style_mixing, train):
         main.add_command(command)
 

@@ -22,9 +22,11 @@ from ..image_similarity import psnr, ssim
 from ..images import to_uint8, to_uint8_nchw
 from ..metrics.path_length import noise_shapes
 from .config import ProjectionConfig
+from .encoder import Encoder, EncoderConfig
 from .losses import PixelLoss
 from .noise_regularization import noise_regularization, normalize_noise_
 from .schedule import learning_rate_at, w_noise_scale_at
+from .targets import uint8_to_float
 
 MAPPING_BATCH = 1000
 DEFAULT_FRAMES = 50  # progress frames kept by default over the whole run
@@ -87,18 +89,22 @@ def _image_scores(images: torch.Tensor, targets: torch.Tensor):
 def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[ProjectionConfig] = None,
             loss: Optional[Callable[[torch.Tensor], Dict[str, torch.Tensor]]] = None,
             class_idx: Optional[int] = None, seed: int = 0, progress: Optional[bool] = None,
-            frame_every: Optional[int] = None) -> Projection:
+            frame_every: Optional[int] = None, encoder: Optional[Encoder] = None) -> Projection:
     """Projects uint8 targets [N, C, R, R] (or [C, R, R]) into G's latent space; see the module docstring.
 
     loss: maps images [N, C, R, R] in [-1, 1] to a dict of [N] terms with 'loss' (losses.LpipsLoss / PixelLoss;
     default PixelLoss of the targets). seed: the noise maps' start and the w noise. class_idx: the label of a
     conditional network (w_avg and every synthesis use it). frame_every: steps between progress frames.
+    encoder: start from its ws of the targets (encoder.py; their mean over layers for space 'w') instead of w_avg.
     """
     cfg = config or ProjectionConfig()
     targets = _check_targets(G, targets)
     n, device = targets.shape[0], model_device(G)
     loss = loss or PixelLoss(targets.to(device))
     labels_for(G, class_idx, 1)  # the class check, before any work
+    if encoder is not None and encoder.config != EncoderConfig.for_generator(G):
+        raise ValueError(f"the encoder was built for {encoder.config.to_dict()}, not this generator "
+                         f"({EncoderConfig.for_generator(G).to_dict()})")
     total = cfg.num_steps + cfg.noise_steps
     frame_every = frame_every or max(1, total // DEFAULT_FRAMES)
     grad_flags = [p.requires_grad for p in G.parameters()]
@@ -107,7 +113,12 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
         w_avg, w_std = w_statistics(G, cfg.w_avg_samples, cfg.w_avg_seed, class_idx)
         rng = torch.Generator().manual_seed(int(seed))
         layers = int(G.num_layers) if cfg.space == "wplus" else 1
-        w_opt = w_avg.view(1, 1, -1).repeat(n, layers, 1).to(device).requires_grad_(True)
+        if encoder is None:
+            w_start = w_avg.view(1, 1, -1).repeat(n, layers, 1)
+        else:
+            w_start = encoder_start(encoder, targets, class_idx)
+            w_start = w_start if cfg.space == "wplus" else w_start.mean(dim=1, keepdim=True)
+        w_opt = w_start.to(device).requires_grad_(True)
         shapes = noise_shapes(G) or []
         noise = [torch.randn((n, 1) + tuple(s[2:]), generator=rng).to(device).requires_grad_(True) for s in shapes]
         result = Projection(ws=w_opt, noise=noise or None, images=np.zeros(0), targets=to_uint8(
@@ -168,10 +179,28 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
             p.requires_grad_(flag)
 
 
+@torch.no_grad()
+def encoder_start(encoder: Encoder, targets: torch.Tensor, class_idx: Optional[int] = None) -> torch.Tensor:
+    """ws [N, num_layers, dlatent_size] float32 on the CPU: the encoder's guess for uint8 targets [N, C, R, R]."""
+    device = next(encoder.parameters()).device
+    labels = None
+    if encoder.config.label_size:
+        if class_idx is None or not 0 <= int(class_idx) < encoder.config.label_size:
+            raise ValueError(f"class_idx={class_idx!r}: the encoder is label-conditional, expected a class in "
+                             f"[0, {encoder.config.label_size})")
+        labels = torch.zeros(targets.shape[0], encoder.config.label_size)
+        labels[:, int(class_idx)] = 1.0
+    was_training = encoder.training
+    try:
+        return encoder.eval()(uint8_to_float(targets).to(device), labels).float().cpu()
+    finally:
+        encoder.train(was_training)
+
+
 def render(G: torch.nn.Module, ws: torch.Tensor, noise: Optional[List[torch.Tensor]] = None) -> np.ndarray:
     """uint8 [N, H, W, C] of ws with explicit noise maps (or the stored ones), one image per forward: the one
     rendering that proj.png, `stylegan generate --ws` and `stylegan edit` share, so their pixels agree exactly."""
     return synthesize(G, ws, noise_mode="const", batch_size=1, progress=False, noise=noise)
 
 
-__all__ = ["project", "Projection", "render", "w_statistics"]
+__all__ = ["project", "Projection", "render", "w_statistics", "encoder_start"]
