@@ -122,3 +122,15 @@ def test_encoder_file_round_trip_and_refusals(tmp_path):
         EncoderConfig(12, 3, 6, 16, 0, 64, 16)
     with pytest.raises(ValueError, match="total_kimg"):
         EncoderTrainConfig(total_kimg=0)
+
+
+def test_one_class_per_target_starts_each_at_its_class_w_avg():
+    """Step 0's learning rate is 0 (the ramp-up), so one step leaves ws at the start."""
+    G = small_generator(label_size=3)
+    x = torch.zeros(3, 3, 16, 16, dtype=torch.uint8)
+    p = project(G, x, ProjectionConfig(num_steps=1, w_avg_samples=100), class_idx=[2, 0, 2], progress=False)
+    for i, c in enumerate([2, 0, 2]):
+        w_avg, w_std = w_statistics(G, 100, class_idx=c)
+        assert torch.equal(p.ws[i], w_avg.expand(G.num_layers, -1)) and p.w_std[i] == w_std
+    with pytest.raises(ValueError, match="2 entries for 3 targets"):
+        project(G, x, ProjectionConfig(num_steps=1, w_avg_samples=100), class_idx=[0, 1], progress=False)

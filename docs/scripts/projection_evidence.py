@@ -25,7 +25,7 @@ from stylegan.edit import edit_images, edit_strip
 from stylegan.generate import ws_from_seeds
 from stylegan.image_similarity import psnr
 from stylegan.images import tile
-from stylegan.projection import ProjectionConfig, encoder_start, load_encoder, project, render
+from stylegan.projection import ProjectionConfig, encoder_start, load_encoder, project, render, w_statistics
 from stylegan.training.dataset import ImageDataset
 from stylegan.training.glyphs import CLASSES, GlyphParams, render_glyph
 
@@ -51,49 +51,55 @@ def captioned(img: np.ndarray, text: str) -> np.ndarray:
 
 def nearest_training_psnr(targets: np.ndarray, resolution: int) -> list:
     """PSNR of each target [N, H, W, C] to its closest image of the training set (the cached builtin:glyphs)."""
-    reals = ImageDataset("builtin:glyphs", resolution, glyphs_count=TRAINING_COUNT).images  # [N, C, H, W] uint8
-    reals = torch.from_numpy(np.asarray(reals)).float()
+    reals = ImageDataset("builtin:glyphs", resolution, glyphs_count=TRAINING_COUNT).images  # [N, H, W, C] uint8
+    reals = torch.from_numpy(np.array(reals)).float()
     out = []
     for t in targets:
-        t = torch.from_numpy(t).permute(2, 0, 1).float()[None]
+        t = torch.from_numpy(t).float()[None]
         mse = (reals - t).square().mean(dim=(1, 2, 3))
         out.append(float(10 * torch.log10(255 ** 2 / mse.min())))
     return out
 
 
 def cached_projection(cache: Path, key: str, run):
-    """(uint8 image [H, W, C], PSNR) of run() -> Projection, kept in cache/key.npz so a rerun (say, with another
-    encoder) recomputes only what changed."""
+    """(uint8 images [N, H, W, C], PSNRs) of run() -> Projection, kept in cache/key.npz so a rerun (say, with
+    another encoder) recomputes only what changed."""
     path = cache / f"{key}.npz"
     if path.is_file():
         with np.load(path) as data:
-            return data["image"], float(data["psnr"])
+            return data["images"], [float(v) for v in data["psnr"]]
     p = run()
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, image=p.images[0], psnr=p.psnr[0])
-    return p.images[0], p.psnr[0]
+    np.savez(path, images=p.images, psnr=np.array(p.psnr))
+    return p.images, p.psnr
 
 
 def projections(G, encoder, encoder_id: str, steps: int, cache: Path):
+    """All targets as one batch per method, each target with its own label."""
     picks = [render_glyph(i, G.config.resolution, GlyphParams(count=TRAINING_COUNT + 100, seed=0)) for i in TARGETS]
+    targets = torch.stack([torch.from_numpy(img).permute(2, 0, 1) for img, _ in picks])
+    labels = [label for _, label in picks]
+    start = render(G, encoder_start(encoder, targets, labels))
+    start_psnr = psnr(torch.from_numpy(start).permute(0, 3, 1, 2).float(), targets.float()).tolist()
+    w_avgs = torch.stack([w_statistics(G, ProjectionConfig().w_avg_samples, class_idx=c)[0] for c in labels])
+    mean_images = render(G, w_avgs[:, None].expand(-1, G.num_layers, -1))
+    avg_psnr = psnr(torch.from_numpy(mean_images).permute(0, 3, 1, 2).float(), targets.float()).tolist()
+    columns = {}
+    for name, space, enc in (("W", "w", None), ("W+", "wplus", None), ("enc+W+", "wplus", encoder)):
+        key = f"{TARGETS.start}-{TARGETS.stop}-{space}-{steps}" + (f"-enc{encoder_id}" if enc is not None else "")
+        columns[name] = cached_projection(cache, key, lambda: project(
+            G, targets, ProjectionConfig(space=space, num_steps=steps), class_idx=labels, progress=False,
+            encoder=enc))
+        print(name, [round(v, 1) for v in columns[name][1]], flush=True)
     rows, lines = [], []
-    for (img, label), index in zip(picks, TARGETS):
-        target = torch.from_numpy(img).permute(2, 0, 1)[None]
-        start = render(G, encoder_start(encoder, target, label))
-        start_psnr = float(psnr(torch.from_numpy(start).permute(0, 3, 1, 2).float(), target.float())[0])
-        cells, scores = [captioned(img, f"{CLASSES[label]} #{index}")], []
-        for name, space, enc in (("W", "w", None), ("W+", "wplus", None), ("enc+W+", "wplus", encoder)):
-            key = f"{index}-{space}-{steps}" + (f"-enc{encoder_id}" if enc is not None else "")
-            image, score = cached_projection(cache, key, lambda: project(
-                G, target, ProjectionConfig(space=space, num_steps=steps), class_idx=label, progress=False,
-                encoder=enc))
-            scores.append(score)
-            cells.append(captioned(image, f"{name} {score:.1f}"))
-        cells.insert(3, captioned(start[0], f"enc {start_psnr:.1f}"))
+    for i, ((img, label), index) in enumerate(zip(picks, TARGETS)):
+        cells = [captioned(img, f"{CLASSES[label]} #{index}")]
+        cells += [captioned(columns[n][0][i], f"{n} {columns[n][1][i]:.1f}") for n in ("W", "W+")]
+        cells += [captioned(start[i], f"enc {start_psnr[i]:.1f}"),
+                  captioned(columns["enc+W+"][0][i], f"enc+W+ {columns['enc+W+'][1][i]:.1f}")]
         rows.append(cells)
-        lines.append(f"| {CLASSES[label]} (#{index}) | {scores[0]:.1f} | {scores[1]:.1f} | {start_psnr:.1f} | "
-                     f"{scores[2]:.1f} |")
-        print(lines[-1], flush=True)
+        lines.append(f"| {CLASSES[label]} (#{index}) | {avg_psnr[i]:.1f} | {columns['W'][1][i]:.1f} | "
+                     f"{columns['W+'][1][i]:.1f} | {start_psnr[i]:.1f} | {columns['enc+W+'][1][i]:.1f} |")
     near = nearest_training_psnr(np.stack([p[0] for p in picks]), G.config.resolution)
     print("nearest training image PSNR (dB):", [round(v, 1) for v in near])
     return tile(rows), lines
@@ -121,7 +127,8 @@ def main() -> None:
     encoder = load_encoder(encoder_path).encoder
     figure, lines = projections(G, encoder, file_sha256(encoder_path)[:12], steps, outdir / "cache")
     Image.fromarray(figure).save(outdir / "projection_glyphs.png")
-    print("| glyph | W | W+ | encoder start | encoder + W+ |\n|---|---|---|---|---|\n" + "\n".join(lines))
+    print("| glyph | w_avg start | W | W+ | encoder start | encoder + W+ |\n|---|---|---|---|---|---|\n"
+          + "\n".join(lines))
     for method in ("sefa", "ganspace"):
         Image.fromarray(edit_figure(G, method)).save(outdir / f"projection_edits_{method}.png")
     print("edit strips: direction 0 layers 0-3, 4-7; direction 1 layers 0-3, 4-7; seeds", EDIT_SEEDS, "class",
