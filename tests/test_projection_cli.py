@@ -19,6 +19,8 @@ from projection_support import own_targets, small_generator, standin_file
 STEPS = ["--steps", "6", "--device", "cpu"]
 
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny networks: threads only add waiting
+
 @pytest.fixture(autouse=True)
 def _reference_ops(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("STYLEGAN_OPS", "ref")

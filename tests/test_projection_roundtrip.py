@@ -19,6 +19,8 @@ from training.glyphs import GlyphParams, render_glyph
 from projection_support import own_targets, small_generator
 
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny networks: threads only add waiting
+
 @pytest.fixture(autouse=True)
 def _reference_ops(monkeypatch):
     monkeypatch.setenv("STYLEGAN_OPS", "ref")
