@@ -11,6 +11,7 @@ _LAZY_EXPORTS = {  # imported on first use, so `import stylegan` (and the CLI) s
     "load": "stylegan.loading", "save": "stylegan.loading", "Networks": "stylegan.loading",
     "UnsafePickleError": "stylegan.formats.safe_pickle",
     "project": "stylegan.projection.projector", "Projection": "stylegan.projection.projector",
+    "train_encoder": "stylegan.projection.encoder_training", "load_encoder": "stylegan.projection.encoder",
 }
 __all__ = sorted(_LAZY_EXPORTS)
 

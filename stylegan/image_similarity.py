@@ -57,8 +57,13 @@ def _filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, taps.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def _ssim_terms(x: torch.Tensor, y: torch.Tensor, data_range: float, window: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """([N, C] mean luminance-contrast-structure SSIM, [N, C] mean contrast-structure term) over valid positions."""
+def _ssim_terms(x: torch.Tensor, y: torch.Tensor, data_range: float, window: int,
+                pad: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """([N, C] mean luminance-contrast-structure SSIM, [N, C] mean contrast-structure term) over valid positions
+    (pad: of the images reflect-padded by window // 2, so that every pixel is the centre of one window)."""
+    if pad:
+        x = F.pad(x, [window // 2] * 4, mode="reflect")
+        y = F.pad(y, [window // 2] * 4, mode="reflect")
     taps = gaussian_window(window)
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     mu_x, mu_y = _filter_valid(x, taps), _filter_valid(y, taps)
@@ -85,8 +90,12 @@ def ms_ssim_scales(side: int) -> int:
     return scales
 
 
-def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
-    """[N] multi-scale SSIM per image (channels averaged per scale); 1 for identical images."""
+def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0, pad: bool = False) -> torch.Tensor:
+    """[N] multi-scale SSIM per image (channels averaged per scale); 1 for identical images.
+
+    pad=True averages a map with one window centred on every pixel (reflect padding at every scale), not Wang et
+    al.'s valid windows only: as a loss on small images the valid windows miss the borders (16 px: 6x6 of 16x16
+    centres), which an optimiser then leaves unfitted (docs/PROJECTION.md §3)."""
     _check_pair(x, y)
     x, y = x.float(), y.float()
     side = min(x.shape[2:])
@@ -96,7 +105,7 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0) -> torc
     window = window_size_for(side)
     result = torch.ones(x.shape[0], dtype=torch.float32, device=x.device)
     for scale in range(scales):
-        full, cs = _ssim_terms(x, y, data_range, window)
+        full, cs = _ssim_terms(x, y, data_range, window, pad)
         term = (full if scale == scales - 1 else cs).mean(dim=1).clamp(min=0)
         result = result * term ** weights[scale]
         if scale < scales - 1:

@@ -75,6 +75,23 @@ def test_ms_ssim_is_the_product_over_scales():
     assert ms_ssim(x, x).item() == pytest.approx(1.0, abs=1e-6)
 
 
+def test_padded_ms_ssim_is_the_formula_on_reflect_padded_images_and_sees_the_borders():
+    x, y = _pair(n=1, c=2, side=24)  # 2 scales (24, 12 >= 11), each padded by 5 px
+    weights = np.array(MS_SSIM_WEIGHTS[:2]) / sum(MS_SSIM_WEIGHTS[:2])
+    xs, ys = x[0].double().numpy(), y[0].double().numpy()
+    expected = 1.0
+    for scale in range(2):
+        pad = lambda a: np.pad(a, ((0, 0), (5, 5), (5, 5)), mode="reflect")
+        terms = [_direct_ssim_terms(pad(xs)[ch], pad(ys)[ch], 255.0, 11) for ch in range(2)]
+        expected *= max(np.mean([t[0] if scale == 1 else t[1] for t in terms]), 0.0) ** weights[scale]
+        xs = xs.reshape(2, xs.shape[1] // 2, 2, xs.shape[2] // 2, 2).mean(axis=(2, 4))
+        ys = ys.reshape(2, ys.shape[1] // 2, 2, ys.shape[2] // 2, 2).mean(axis=(2, 4))
+    assert ms_ssim(x, y, pad=True).item() == pytest.approx(expected, abs=2e-5)
+    border = x.clone()
+    border[..., :3, :] = 255 - border[..., :3, :]  # the top 3 rows: at the edge of the valid windows only
+    assert 1 - ms_ssim(x, border, pad=True).item() > 20 * (1 - ms_ssim(x, border).item())  # measured 0.24, 0.006
+
+
 def test_ms_ssim_is_differentiable_and_falls_with_distortion():
     x, y = _pair(n=1, side=32)
     y.requires_grad_(True)

@@ -19,6 +19,8 @@ from projection_support import own_targets, small_generator, standin_file
 STEPS = ["--steps", "6", "--device", "cpu"]
 
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny networks: threads only add waiting
+
 @pytest.fixture(autouse=True)
 def _reference_ops(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("STYLEGAN_OPS", "ref")
@@ -91,6 +93,8 @@ def test_project_bad_inputs(files, tmp_path):
     _fails(_run(*base, "--target", tmp_path / "empty.png", *STEPS), "empty.png is empty")
     _fails(_run(*base, "--target", tmp_path / "text.png", *STEPS), "not a readable image")
     _fails(_run(*base, "--target", tmp_path / "huge.png", *STEPS), "8192")
+    _fails(_run(*base, "--target", tmp_path, *STEPS), "is a directory")
+    _fails(_run(*base, "--target", tmp_path / "missing.png", *STEPS), "no such file")
     _fails(_run(*base, "--target", files / "b.png", "--steps", "0"), "--steps", "0")
     _fails(_run(*base, "--target", files / "b.png", "--space", "z", *STEPS), "--space", "'z'")
     (tmp_path / "junk.pt").write_bytes(b"junk")
@@ -170,3 +174,41 @@ def test_directions_and_edit(files, tmp_path):
     _fails(_run("directions", "--network", net, "--method", "labels", "--out", tmp_path / "x.npz"),
            "--samples")
     _fails(_run("directions", "--network", net, "--method", "pca", "--out", tmp_path / "x.npz"), "--method")
+
+
+def test_encoder_train_then_project_from_it(files, tmp_path):
+    from stylegan.file_hash import file_sha256
+
+    enc = tmp_path / "enc.pt"
+    r = _run("encoder", "train", "--network", files / "net.pt", "--out", enc, "--kimg", "0.032", "--batch", "16",
+             "--device", "cpu")
+    assert r.exit_code == 0 and enc.is_file(), r.output
+    assert "wrote" in r.output and "ws loss" in r.output
+    out = tmp_path / "p"
+    r = _run("project", "--network", files / "net.pt", "--target", files / "b.png", "--outdir", out,
+             "--init", "encoder", "--encoder", enc, *STEPS)
+    assert r.exit_code == 0, r.output
+    assert load_ws_file(out / "projected.npz").meta["init"] == "encoder"
+
+    base = ["project", "--target", files / "b.png", "--outdir", tmp_path / "o", *STEPS]
+    _fails(_run(*base, "--network", files / "other.pt", "--init", "encoder", "--encoder", enc), "--encoder",
+           "trained for another network", file_sha256(files / "net.pt")[:12], file_sha256(files / "other.pt")[:12])
+    _fails(_run(*base, "--network", files / "net.pt", "--init", "encoder", "--encoder", files / "net.pt"),
+           "--encoder", "not an encoder file")
+    _fails(_run(*base, "--network", files / "net.pt", "--init", "encoder"), "--encoder FILE")
+    _fails(_run(*base, "--network", files / "net.pt", "--encoder", enc), "--init encoder")
+    _fails(_run("encoder", "train", "--network", files / "net.pt", "--out", tmp_path, "--kimg", "0.01"), "--out",
+           "directory")
+    _fails(_run("encoder", "train", "--network", files / "net.pt", "--kimg", "0"), "--kimg")
+
+
+def test_bench_project_prints_a_table_and_refuses_bad_lists(tmp_path):
+    """A benchmark, not a timed test: only that it runs and states what it measured."""
+    r = _run("bench", "project", "--resolutions", "8", "--spaces", "w,wplus", "--steps", "1,2", "--fmap-base", "32",
+             "--fmap-max", "8", "--latent", "8", "--json", tmp_path / "b.json")
+    assert r.exit_code == 0, r.output
+    assert "ms per step" in r.output and "threads" in r.output and "wplus" in r.output
+    assert len(json.loads((tmp_path / "b.json").read_text())["rows"]) == 2
+    _fails(_run("bench", "project", "--resolutions", "12"), "--resolutions", "'12'")
+    _fails(_run("bench", "project", "--steps", "8,2"), "--steps", "'8,2'")
+    _fails(_run("bench", "project", "--spaces", "z"), "--spaces", "'z'")

@@ -1,8 +1,9 @@
 """Round trips on the generator's own images G(w*) (an untrained network scaled to stay in range: G(w*) is
 projectable whatever the training), and on glyph images it never made: the optimiser finds what it should.
 
-Measured on the 2-core CI machine (docs/PROJECTION.md): W reaches ~38 and ~54 dB on these two targets in 300
-steps; W+ 27.3 and 30.2 dB in 600.
+Measured on the 2-core CI machine (docs/PROJECTION.md §3): W reaches ~38 and ~54 dB on these two targets in 300
+steps, W+ 31.6 and 33.7 dB. (W+ stayed at 26.7 / 29.3 dB while the pixel loss' MS-SSIM averaged valid windows
+only, which at 16 px centre on the middle 6x6 pixels: the borders were left to the small MSE term.)
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from training.glyphs import GlyphParams, render_glyph
 from projection_support import own_targets, small_generator
 
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny networks: threads only add waiting
+
 @pytest.fixture(autouse=True)
 def _reference_ops(monkeypatch):
     monkeypatch.setenv("STYLEGAN_OPS", "ref")
@@ -29,7 +32,7 @@ def clean():
     G = small_generator(noise_strength=0.0)
     targets = own_targets(G, 2)
     w = project(G, targets, ProjectionConfig(space="w", num_steps=300), progress=False)
-    wplus = project(G, targets, ProjectionConfig(space="wplus", num_steps=600), progress=False)
+    wplus = project(G, targets, ProjectionConfig(space="wplus", num_steps=300), progress=False)
     return G, targets, w, wplus
 
 
@@ -45,11 +48,22 @@ def test_w_projection_beats_the_mean_image_and_reaches_35_db(clean):
     assert (got >= 35).all(), got
 
 
-def test_wplus_projection_comes_close(clean):
-    """Measured 27.3 and 30.2 dB in 600 steps: the issue's 30 dB for every target needs more steps than the
-    suite's budget (these targets lie in W, which W+ must find among 6x the dimensions)."""
+def test_wplus_projection_reaches_30_db_on_every_target(clean):
     _, _, _, wplus = clean
-    assert min(wplus.psnr) >= 26 and max(wplus.psnr) >= 30, wplus.psnr
+    assert min(wplus.psnr) >= 30, wplus.psnr
+
+
+def test_the_pixel_loss_fits_the_borders_as_well_as_the_centre(clean):
+    """The cause of the old W+ shortfall, pinned: the border frame (outside the 6x6 centre) is fitted to within
+    3 dB of the centre."""
+    _, targets, _, wplus = clean
+    got = torch.from_numpy(wplus.images).permute(0, 3, 1, 2).float()
+    border = torch.ones(16, 16, dtype=torch.bool)
+    border[5:11, 5:11] = False
+    for i in range(2):
+        err = (got[i] - targets[i].float()).square()
+        centre_db, border_db = (10 * torch.log10(255 ** 2 / err[:, m].mean()) for m in (~border, border))
+        assert border_db > centre_db - 3 or border_db >= 30, (i, centre_db, border_db)
 
 
 def test_wplus_is_not_worse_than_w_on_images_outside_w():

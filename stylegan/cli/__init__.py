@@ -19,6 +19,7 @@ def _register() -> None:
     from .directions import directions
     from .doctor import doctor
     from .edit import edit
+    from .encoder import encoder
     from .generate import generate, interpolate, style_mixing
     from .info import info
     from .metrics import metrics
@@ -27,8 +28,8 @@ def _register() -> None:
     from .serve import serve
     from .train import train
 
-    for command in (bench, convert, dataset, directions, doctor, edit, generate, info, interpolate, metrics, plot,
-                    project, serve, style_mixing, train):
+    for command in (bench, convert, dataset, directions, doctor, edit, encoder, generate, info, interpolate, metrics,
+                    plot, project, serve, style_mixing, train):
         main.add_command(command)
 
 

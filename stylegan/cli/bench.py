@@ -206,3 +206,49 @@ def serve_command(client_counts: str, seconds: float, resolution: int, fmap_base
     click.echo("request mix per client, repeated: 6 seeds of a grid page one at a time, a psi drag (3 requests of one "
                "slot in flight at once), a 2x2 style mix")
     click.echo(timing.format_table(TABLE_HEADERS, table_rows(results)))
+
+
+@bench.command("project")
+@click.option("--resolutions", default="32,256", show_default=True, help="Comma-separated resolutions.")
+@click.option("--spaces", default="w", show_default=True, help="Comma-separated latent spaces (w, wplus).")
+@click.option("--steps", default="2,8", show_default=True,
+              help="SHORT,LONG: a step's time is (t(LONG steps) - t(SHORT steps)) / (LONG - SHORT).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
+@click.option("--fmap-base", type=click.IntRange(min=1), default=FMAP_BASE, show_default=True,
+              help="Network width budget (official).")
+@click.option("--fmap-max", type=click.IntRange(min=1), default=FMAP_MAX, show_default=True,
+              help="Most feature maps per layer (official).")
+@click.option("--latent", "latent_size", type=click.IntRange(min=1), default=LATENT_SIZE, show_default=True,
+              help="Size of z and w (official).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write every number to this JSON file.")
+def project_command(resolutions: str, spaces: str, steps: str, threads: int, fmap_base: int, fmap_max: int,
+                    latent_size: int, json_path: str) -> None:
+    """Time per step of `stylegan project` (one target, pixel loss, noise maps optimised) per resolution."""
+    from stylegan.benchmarks.projection import TABLE_HEADERS, run_projection_bench, table_rows
+
+    try:
+        res = [int(r) for r in resolutions.split(",")]
+        if any(r < 4 or r & (r - 1) for r in res):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{resolutions!r}: expected comma-separated powers of two >= 4",
+                                 param_hint="--resolutions") from None
+    space_list = _comma_list(spaces, ("w", "wplus"), "--spaces")
+    try:
+        short, long = (int(s) for s in steps.split(","))
+        if not 1 <= short < long:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{steps!r}: expected SHORT,LONG with 1 <= SHORT < LONG", param_hint="--steps") \
+            from None
+    result = run_projection_bench(res, space_list, short, long, threads, fmap_base=fmap_base, fmap_max=fmap_max,
+                                  latent_size=latent_size)
+    click.echo(f"## bench project: (t({long} steps) - t({short} steps)) / {long - short}, batch 1, pixel loss, "
+               f"fmap_base {fmap_base}, fmap_max {fmap_max}, latent {latent_size}, random weights")
+    click.echo(timing.describe_machine(result["machine"]))
+    click.echo(timing.format_table(TABLE_HEADERS, table_rows(result)))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+        click.echo(f"wrote {json_path}")

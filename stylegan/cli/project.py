@@ -1,5 +1,6 @@
 """`stylegan project`: real images -> latents (W or W+, optionally noise maps) with NVlabs projector.py's schedule.
 
+Starts at w_avg (projector.py) or, with --init encoder, at the ws an encoder of `stylegan encoder train` predicts.
 Writes, per target (in --outdir itself for one target, in --outdir/<name>/ for several): target.png, proj.png,
 projected.npz (ws + noise + the network's fingerprint: `stylegan generate --ws` renders it exactly),
 progress.gif (target | projection during the optimisation) and log.jsonl (one record per step).
@@ -18,7 +19,8 @@ import torch
 from ..atomic_write import atomic_write_bytes
 from ..images import tile, write_png
 from .generate import _check_class
-from .options import class_option, device_option, generator_of, network_option, open_network, prepare_outdir
+from .options import (class_option, device_option, generator_of, load_for_network, network_option, open_network,
+                      prepare_outdir)
 
 GIF_FRAME_MS = 80
 
@@ -59,9 +61,11 @@ def _log_lines(log: List[dict], index: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def projection_meta(target: str, loss_name: str, seed: int, class_idx: Optional[int], cfg, result, i: int) -> dict:
+def projection_meta(target: str, loss_name: str, seed: int, class_idx: Optional[int], cfg, result, i: int,
+                    init: str = "w_avg", encoder_path: Optional[Path] = None) -> dict:
     """The `meta` of target i's projected.npz (what `stylegan serve`'s projection download holds too)."""
-    return {"target": target, "space": cfg.space, "loss": loss_name, "steps": cfg.num_steps,
+    return {"target": target, "space": cfg.space, "loss": loss_name, "init": init,
+            "encoder": None if encoder_path is None else str(encoder_path), "steps": cfg.num_steps,
             "noise_steps": cfg.noise_steps, "seed": seed, "class": class_idx, "psnr": result.psnr[i],
             "ssim": result.ssim[i], "config": cfg.to_dict()}
 
@@ -86,6 +90,10 @@ def projection_meta(target: str, loss_name: str, seed: int, class_idx: Optional[
 @click.option("--vgg16", default=None, metavar="PATH|URL", help="NVIDIA's vgg16.pt TorchScript file for LPIPS.")
 @click.option("--mse-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Weight of an MSE term added to LPIPS (Image2StyleGAN).")
+@click.option("--init", "init", type=click.Choice(["w_avg", "encoder"]), default="w_avg", show_default=True,
+              help="Start: w_avg (NVlabs projector.py) or the ws an --encoder predicts for each target.")
+@click.option("--encoder", "encoder_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Encoder file of `stylegan encoder train` for this network (with --init encoder).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help="Initial (peak) learning rate.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -95,18 +103,26 @@ def projection_meta(target: str, loss_name: str, seed: int, class_idx: Optional[
 @class_option
 @device_option
 def project(network: str, targets: List[Path], outdir: Path, space: str, steps: int, noise_steps: int,
-            loss_kind: str, vgg16: Optional[str], mse_weight: float, lr: float, seed: int, num_frames: int,
-            class_idx: Optional[int], device: torch.device) -> None:
+            loss_kind: str, vgg16: Optional[str], mse_weight: float, init: str, encoder_path: Optional[Path],
+            lr: float, seed: int, num_frames: int, class_idx: Optional[int], device: torch.device) -> None:
     """Find the latents that reproduce each --target image, and write the projection's files."""
     from ..feature_nets import FeatureNetError
     from ..projection import ProjectionConfig, load_target, make_loss
     from ..projection import project as run_projection
+    from ..projection.encoder import check_encoder_for, load_encoder
     from ..projection.targets import TargetImageError
     from ..ws_file import generator_digest, save_ws_file
 
+    if (init == "encoder") != (encoder_path is not None):
+        raise click.UsageError("--encoder FILE goes with, and is required by, --init encoder")
     nets = open_network(network, device)
     G = generator_of(nets)
     _check_class(G, class_idx)
+    digest, file_digest = generator_digest(G), network_file_sha256(network)
+    encoder = None
+    if encoder_path is not None:
+        encoder = load_for_network(lambda p: load_encoder(p, device), lambda e, *a: check_encoder_for(
+            e, *a, network_sha256=file_digest), encoder_path, G, digest, network, "--encoder").encoder
     res, channels = int(G.config.resolution), int(G.config.num_channels)
     try:
         pixels = torch.stack([load_target(t, res, channels) for t in targets])
@@ -124,16 +140,15 @@ def project(network: str, targets: List[Path], outdir: Path, space: str, steps: 
     total = steps + (noise_steps if G.config.use_noise else 0)
     try:
         result = run_projection(G, pixels.to(device), cfg, loss=loss, class_idx=class_idx, seed=seed,
-                                frame_every=max(1, total // num_frames))
+                                frame_every=max(1, total // num_frames), encoder=encoder)
     except FeatureNetError as exc:
         raise click.BadParameter(str(exc), param_hint="--vgg16") from None
     except ValueError as exc:  # the mapping network's statistics
         raise click.BadParameter(str(exc), param_hint="--network") from None
-    digest, file_digest = generator_digest(G), network_file_sha256(network)
     for i, (folder, target) in enumerate(zip(folders, targets)):
         write_png(result.targets[i], folder / "target.png")
         write_png(result.images[i], folder / "proj.png")
-        meta = projection_meta(str(target), loss.name, seed, class_idx, cfg, result, i)
+        meta = projection_meta(str(target), loss.name, seed, class_idx, cfg, result, i, init, encoder_path)
         save_ws_file(folder / "projected.npz", result.ws[i:i + 1], G,
                      None if result.noise is None else [m[i:i + 1] for m in result.noise], file_digest, meta,
                      G_sha256=digest)

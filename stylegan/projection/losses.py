@@ -46,7 +46,8 @@ class LpipsLoss:
 
 
 class PixelLoss:
-    """Weight-free loss: MSE (images in [-1, 1]) + (1 - MS-SSIM) against the targets."""
+    """Weight-free loss: MSE (images in [-1, 1]) + (1 - MS-SSIM) against the targets; MS-SSIM with a window
+    centred on every pixel (ms_ssim pad=True), so the borders count as much as the centre."""
 
     name = "pixel"
 
@@ -57,7 +58,7 @@ class PixelLoss:
         targets = self.targets.to(images.device)
         images = images.float()
         mse = (images - targets).square().mean(dim=(1, 2, 3))
-        similarity = ms_ssim(images, targets, data_range=2.0)
+        similarity = ms_ssim(images, targets, data_range=2.0, pad=True)
         return {"mse": mse, "ms_ssim": similarity, "loss": mse + (1.0 - similarity)}
 
 

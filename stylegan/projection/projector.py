@@ -11,7 +11,7 @@ its own latents and noise maps, and the summed loss gives each only its own grad
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -22,9 +22,11 @@ from ..image_similarity import psnr, ssim
 from ..images import to_uint8, to_uint8_nchw
 from ..metrics.path_length import noise_shapes
 from .config import ProjectionConfig
+from .encoder import Encoder, EncoderConfig
 from .losses import PixelLoss
 from .noise_regularization import noise_regularization, normalize_noise_
 from .schedule import learning_rate_at, w_noise_scale_at
+from .targets import uint8_to_float
 
 MAPPING_BATCH = 1000
 DEFAULT_FRAMES = 50  # progress frames kept by default over the whole run
@@ -44,7 +46,7 @@ class Projection:
     ssim: List[float]
     log: List[Dict[str, Any]] = field(default_factory=list)
     frames: List[Any] = field(default_factory=list)
-    w_std: float = 0.0
+    w_std: List[float] = field(default_factory=list)  # per target: the RMS spread of its class' mapped latents
 
 
 @torch.no_grad()
@@ -91,14 +93,16 @@ def _image_scores(images: torch.Tensor, targets: torch.Tensor):
 
 def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[ProjectionConfig] = None,
             loss: Optional[Callable[[torch.Tensor], Dict[str, torch.Tensor]]] = None,
-            class_idx: Optional[int] = None, seed: int = 0, progress: Optional[bool] = None,
-            frame_every: Optional[int] = None,
+            class_idx: Optional[Union[int, Sequence[int]]] = None, seed: int = 0, progress: Optional[bool] = None,
+            frame_every: Optional[int] = None, encoder: Optional[Encoder] = None,
             on_step: Optional[Callable[[int, int, Dict[str, Any], torch.Tensor], None]] = None) -> Projection:
     """Projects uint8 targets [N, C, R, R] (or [C, R, R]) into G's latent space; see the module docstring.
 
     loss: maps images [N, C, R, R] in [-1, 1] to a dict of [N] terms with 'loss' (losses.LpipsLoss / PixelLoss;
     default PixelLoss of the targets). seed: the noise maps' start and the w noise. class_idx: the label of a
-    conditional network (w_avg and every synthesis use it). frame_every: steps between progress frames.
+    conditional network (its w_avg and w_std start the search), one for all targets or one per target.
+    frame_every: steps between progress frames.
+    encoder: start from its ws of the targets (encoder.py; their mean over layers for space 'w') instead of w_avg.
     on_step(step, total, record, images): called after every step with that step's log record and the images it
     scored (`stylegan serve` shows progress, answers other requests and cancels by raising from it).
     """
@@ -106,16 +110,27 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
     targets = _check_targets(G, targets)
     n, device = targets.shape[0], model_device(G)
     loss = loss or PixelLoss(targets.to(device))
-    labels_for(G, class_idx, 1)  # the class check, before any work
+    classes = _classes_per_target(class_idx, n)
+    for c in set(classes):
+        labels_for(G, c, 1)  # the class check, before any work
+    if encoder is not None and encoder.config != EncoderConfig.for_generator(G):
+        raise ValueError(f"the encoder was built for {encoder.config.to_dict()}, not this generator "
+                         f"({EncoderConfig.for_generator(G).to_dict()})")
     total = cfg.num_steps + cfg.noise_steps
     frame_every = frame_every or max(1, total // DEFAULT_FRAMES)
     grad_flags = [p.requires_grad for p in G.parameters()]
     G.eval().requires_grad_(False)
     try:
-        w_avg, w_std = w_statistics(G, cfg.w_avg_samples, cfg.w_avg_seed, class_idx)
+        stats = {c: w_statistics(G, cfg.w_avg_samples, cfg.w_avg_seed, c) for c in dict.fromkeys(classes)}
+        w_std = [stats[c][1] for c in classes]
         rng = torch.Generator().manual_seed(int(seed))
         layers = int(G.num_layers) if cfg.space == "wplus" else 1
-        w_opt = w_avg.view(1, 1, -1).repeat(n, layers, 1).to(device).requires_grad_(True)
+        if encoder is None:
+            w_start = torch.stack([stats[c][0] for c in classes]).view(n, 1, -1).repeat(1, layers, 1)
+        else:
+            w_start = encoder_start(encoder, targets, classes)
+            w_start = w_start if cfg.space == "wplus" else w_start.mean(dim=1, keepdim=True)
+        w_opt = w_start.to(device).requires_grad_(True)
         shapes = noise_shapes(G) or []
         noise = [torch.randn((n, 1) + tuple(s[2:]), generator=rng).to(device).requires_grad_(True) for s in shapes]
         result = Projection(ws=w_opt, noise=noise or None, images=np.zeros(0), targets=targets_as_saved(targets),
@@ -135,9 +150,9 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
                         group["lr"] = lr
                     w = w_opt
                     if stage == "latent":
-                        scale = w_noise_scale_at(step, steps, w_std, cfg)
+                        scale = torch.tensor([w_noise_scale_at(step, steps, s, cfg) for s in w_std]).view(n, 1, 1)
                         # one noise vector per target shared by all its layers: exploration in W, also for W+
-                        w = w_opt + torch.randn((n, 1, w_opt.shape[2]), generator=rng).to(device) * scale
+                        w = w_opt + (torch.randn((n, 1, w_opt.shape[2]), generator=rng) * scale).to(device)
                     ws = w.expand(n, int(G.num_layers), -1)
                     images = G.synthesis(ws, noise_mode="const", noise=noise or None)
                     terms = loss(images)
@@ -178,10 +193,41 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
             p.requires_grad_(flag)
 
 
+def _classes_per_target(class_idx: Optional[Union[int, Sequence[int]]], n: int) -> List[Optional[int]]:
+    if class_idx is None or isinstance(class_idx, (int, np.integer)):
+        return [None if class_idx is None else int(class_idx)] * n
+    classes = list(class_idx)
+    if len(classes) != n:
+        raise ValueError(f"class_idx has {len(classes)} entries for {n} targets: expected one class, or one per target")
+    return classes
+
+
+@torch.no_grad()
+def encoder_start(encoder: Encoder, targets: torch.Tensor,
+                  class_idx: Optional[Union[int, Sequence[int]]] = None) -> torch.Tensor:
+    """ws [N, num_layers, dlatent_size] float32 on the CPU: the encoder's guess for uint8 targets [N, C, R, R]
+    (class_idx: for a label-conditional encoder, one class for all targets or one per target)."""
+    device = next(encoder.parameters()).device
+    labels = None
+    if encoder.config.label_size:
+        classes = _classes_per_target(class_idx, targets.shape[0])
+        bad = [c for c in classes if c is None or not 0 <= int(c) < encoder.config.label_size]
+        if bad:
+            raise ValueError(f"class_idx={class_idx!r}: the encoder is label-conditional, expected a class in "
+                             f"[0, {encoder.config.label_size}) for every target")
+        labels = torch.zeros(targets.shape[0], encoder.config.label_size)
+        labels[torch.arange(targets.shape[0]), torch.tensor(classes)] = 1.0
+    was_training = encoder.training
+    try:
+        return encoder.eval()(uint8_to_float(targets).to(device), labels).float().cpu()
+    finally:
+        encoder.train(was_training)
+
+
 def render(G: torch.nn.Module, ws: torch.Tensor, noise: Optional[List[torch.Tensor]] = None) -> np.ndarray:
     """uint8 [N, H, W, C] of ws with explicit noise maps (or the stored ones), one image per forward: the one
     rendering that proj.png, `stylegan generate --ws` and `stylegan edit` share, so their pixels agree exactly."""
     return synthesize(G, ws, noise_mode="const", batch_size=1, progress=False, noise=noise)
 
 
-__all__ = ["project", "Projection", "render", "w_statistics"]
+__all__ = ["project", "Projection", "render", "w_statistics", "encoder_start"]

@@ -26,6 +26,8 @@ def load_target(path: Union[str, os.PathLike], resolution: int, channels: int) -
     if channels not in PIL_MODE_FOR_CHANNELS:
         raise ValueError(f"channels={channels!r}: expected one of {sorted(PIL_MODE_FOR_CHANNELS)}")
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise TargetImageError(f"{path} is a directory: expected an image file (PNG, JPEG, ...)")
     if not os.path.isfile(path):
         raise TargetImageError(f"{path}: no such file")
     if os.path.getsize(path) == 0:
