@@ -98,7 +98,7 @@ class SynthesisLayer(nn.Module):
         """x [N, in, H, W] (None for layer 0), w [N, dlatent_size], noise [N or 1, 1, H', W'] or None."""
         x = self.produce(x, w)
         if noise is not None and self.noise_strength is not None:
-            strength = self.noise_strength.view(1, -1, 1, 1)
+            strength = self.noise_strength.view(1, -1, 1, 1).to(x.dtype)  # bf16: no float32 temporary of x
             if self.kind in ("conv", "up"):  # a fresh conv/blur output that autograd does not keep: add in place
                 x = x.addcmul_(noise.to(x.dtype), strength)
             else:

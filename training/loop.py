@@ -170,14 +170,23 @@ class DiscriminatorLoss(torch.nn.Module):
 
 @contextlib.contextmanager
 def deterministic_algorithms(enabled: bool) -> Iterator[None]:
-    """Deterministic kernels where torch has them, while the block runs (a process-wide setting: restored)."""
-    old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    """Deterministic kernels where torch has them, while the block runs (a process-wide setting: restored).
+
+    Without torch's debugging fill of uninitialized memory: deterministic mode otherwise writes NaN into every
+    `torch.empty` (every op output, dtype cast and convolution buffer), which was about 20% of a CPU training step
+    (docs/PERFORMANCE.md §8.3) and changes no result of an op that writes its output before reading it."""
+    import torch.utils.deterministic as torch_deterministic
+
+    old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+           torch_deterministic.fill_uninitialized_memory)
     if enabled:
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch_deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(old[0], warn_only=old[1])
+        torch_deterministic.fill_uninitialized_memory = old[2]
 
 
 class _StopFlag:
