@@ -175,7 +175,7 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
 
     Without torch's debugging fill of uninitialized memory: deterministic mode otherwise writes NaN into every
     `torch.empty` (every op output, dtype cast and convolution buffer), which was about 20% of a CPU training step
-    (docs/PERFORMANCE.md §8.3) and changes no result of an op that writes its output before reading it."""
+    (docs/PERFORMANCE.md §8.6) and changes no result of an op that writes its output before reading it."""
     import torch.utils.deterministic as torch_deterministic
 
     old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
