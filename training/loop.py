@@ -174,8 +174,9 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     """Deterministic kernels where torch has them, while the block runs (a process-wide setting: restored).
 
     Without torch's debugging fill of uninitialized memory: deterministic mode otherwise writes NaN into every
-    `torch.empty` (every op output, dtype cast and convolution buffer), which was about 20% of a CPU training step
-    (docs/PERFORMANCE.md §8.6) and changes no result of an op that writes its output before reading it."""
+    `torch.empty` (every op output, dtype cast and convolution buffer), one extra write pass per fresh tensor that
+    changes no result of an op that writes its output before reading it (docs/PERFORMANCE.md §8.6: it carries the
+    first-touch page faults in a profile, but saves little CPU time)."""
     import torch.utils.deterministic as torch_deterministic
 
     old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),

@@ -75,7 +75,7 @@ def test_dry_run_shows_the_precision_field(tmp_path, tiny_cli):
 
 def test_deterministic_mode_skips_torchs_nan_fill_of_new_tensors_and_restores_it():
     """deterministic_algorithms keeps deterministic kernels but not the debugging NaN fill of every torch.empty
-    (about 20% of a CPU training step, docs/PERFORMANCE.md §8.6); both settings are restored afterwards."""
+    (an extra write pass per fresh tensor, docs/PERFORMANCE.md §8.6); both settings are restored afterwards."""
     import torch
     import torch.utils.deterministic as torch_deterministic
 
