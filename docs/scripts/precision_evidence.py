@@ -2,7 +2,7 @@
 §8.6). Usage: python docs/scripts/precision_evidence.py FP32_RUN_DIR BF16_RUN_DIR [OUT.png]
 
 The fp32 run's log.jsonl predates `--metrics glyph_acc` in the main command, so its glyph_acc points are the ones
-measured on its checkpoints with `stylegan metrics --metrics glyph_acc` (docs/MAIN_JOB.md §1.5, and 48 kimg
+measured on its checkpoints with `stylegan metrics --metrics glyph_acc` (docs/MAIN_JOB.md §1.5, and 32 / 48 kimg
 re-measured for this comparison); the bf16 run logs glyph_acc at its snapshots (the same protocol: 3,600 samples,
 psi 1, seed 0, float32 synthesis of G_ema).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from stylegan.atomic_write import atomic_write_bytes
 from stylegan.plot import plot_runs, read_jsonl
 
-FP32_GLYPH_ACC = {8: 0.032, 24: 0.041, 40: 0.067, 48: 0.0586, 56: 0.093, 64: 0.191, 72: 0.302,
+FP32_GLYPH_ACC = {8: 0.032, 24: 0.041, 32: 0.045, 40: 0.067, 48: 0.0586, 56: 0.093, 64: 0.191, 72: 0.302,
                   80: 0.381, 88: 0.476, 96: 0.494, 104: 0.563, 112: 0.582, 120: 0.674}
 KEYS = ("glyph_acc", "loss_G", "loss_D", "penalty", "swd_avg")
 
