@@ -10,6 +10,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from . import fp16_recipe
 from .config import DiscriminatorConfig
 from .layers import (EqualizedConv2d, EqualizedLinear, EqualizedWeight, OpContext, Resample, SwitchableImpl,
                      activation_gain, bias_act, minibatch_stddev)
@@ -42,7 +43,7 @@ class DownConv(EqualizedWeight):
         else:
             x = self.resample.box_down(conv2d(x, self.weight, padding=1, impl=impl, transform=self.weight_transform(),
                                               pre=blur))
-        return bias_act(x, self.scaled_bias(), self.act, self.ctx)
+        return bias_act(x, self.scaled_bias(), self.act, self.ctx, fp16_recipe.conv_clamp())
 
     def extra_repr(self) -> str:
         o, i, _, _ = self.weight.shape
@@ -146,12 +147,15 @@ class Discriminator(SwitchableImpl, nn.Module):
             c = None
 
         top = cfg.max_lod - k
-        x = self.fromrgb[top](img)
+        # fp16 recipe: each block (and FromRGB) in float16 or float32 by its resolution; no-op otherwise
+        at, R = fp16_recipe.run_at_resolution, cfg.resolution
+        x = at(4 << top, R, self.fromrgb[top], img)
         for level in range(top, 0, -1):
-            x = self.blocks[level - 1](x)
+            x = at(4 << level, R, self.blocks[level - 1], x)
             if level == top and frac > 0:
-                x = torch.lerp(x, self.fromrgb[level - 1](self.resample.box_down(img)), frac)
-        return self.epilogue(x, c)
+                x_lo = at(2 << level, R, self.fromrgb[level - 1], self.resample.box_down(img))
+                x = torch.lerp(x, x_lo.to(x.dtype), frac)
+        return at(4, R, self.epilogue, x, c)
 
 
 __all__ = ["Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "DownConv"]

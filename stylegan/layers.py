@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from stylegan import ops
+from stylegan import fp16_recipe, ops
 from stylegan.ops.build import VALID_IMPLS
 from stylegan.ops.conv2d import WeightTransform, conv2d
 from stylegan.ops.linear import linear
@@ -71,14 +71,17 @@ def activation_gain(nonlinearity: str) -> float:
     return 1.0 if nonlinearity == "linear" else math.sqrt(2.0)
 
 
-def bias_act(x: torch.Tensor, b: Optional[torch.Tensor], act: str, ctx: OpContext) -> torch.Tensor:
+def bias_act(x: torch.Tensor, b: Optional[torch.Tensor], act: str, ctx: OpContext,
+             clamp: Optional[float] = None) -> torch.Tensor:
     """x + b followed by the official activation (gain 1: official lrelu has no sqrt(2) output gain), fused.
-    Under autocast x may be bfloat16 while the bias parameter is float32: the bias is cast to x's dtype."""
+    Under autocast x may be bfloat16 while the bias parameter is float32: the bias is cast to x's dtype.
+    clamp: the fp16 recipe's conv_clamp (fp16_recipe.conv_clamp()), None otherwise."""
     if b is not None and b.dtype != x.dtype:
         b = b.to(x.dtype)
     if act == "linear":
-        return ops.bias_act(x, b, act="linear", gain=1.0, impl=ctx.impl)
-    return ops.bias_act(x, b, act=act, alpha=LRELU_ALPHA if act == "lrelu" else None, gain=1.0, impl=ctx.impl)
+        return ops.bias_act(x, b, act="linear", gain=1.0, clamp=clamp, impl=ctx.impl)
+    return ops.bias_act(x, b, act=act, alpha=LRELU_ALPHA if act == "lrelu" else None, gain=1.0, clamp=clamp,
+                        impl=ctx.impl)
 
 
 class EqualizedWeight(nn.Module):
@@ -152,10 +155,11 @@ class EqualizedConv2d(EqualizedWeight):
                       transform=self.weight_transform())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.act == "linear":
+        clamp = fp16_recipe.conv_clamp()  # None except under the fp16 recipe
+        if self.act == "linear" and clamp is None:
             return conv2d(x, self.weight, self.scaled_bias(), padding=self.weight.shape[-1] // 2,
                           impl=self.ctx.impl, transform=self.weight_transform())
-        return bias_act(self.conv(x), self.scaled_bias(), self.act, self.ctx)
+        return bias_act(self.conv(x), self.scaled_bias(), self.act, self.ctx, clamp)
 
     def extra_repr(self) -> str:
         o, i, k, _ = self.weight.shape

@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from . import fp16_recipe
 from .config import GeneratorConfig
 from .layers import EqualizedLinear, OpContext, activation_gain, pixel_norm
 
@@ -55,8 +56,12 @@ class MappingNetwork(nn.Module):
             raise ValueError("c (labels) was given but label_size=0: pass c=None")
 
     def forward(self, z: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Returns ws [N, num_layers, dlatent_size] (the same w tiled over layers, as the official broadcast)."""
+        """Returns ws [N, num_layers, dlatent_size] (the same w tiled over layers, as the official broadcast);
+        in float32 under the fp16 recipe, as official."""
         self.check_inputs(z, c)
+        return fp16_recipe.run_in_float32(self._forward, z, c)
+
+    def _forward(self, z: torch.Tensor, c: Optional[torch.Tensor]) -> torch.Tensor:
         x = z
         if self.embed is not None:
             x = torch.cat([z, c.to(z.dtype) @ self.embed], dim=1)

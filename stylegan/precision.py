@@ -8,11 +8,12 @@ same rule, and the choice must be printed and saved the same way everywhere.
   in bfloat16 (oneDNN on CPU, tensor cores on CUDA); the fused ops (bias_act, upfirdn2d) take bfloat16 in their
   kernels; parameters, optimiser state, G_ema, w_avg, losses and penalties stay float32. No clamp is needed
   (bfloat16 has float32's exponent range).
-- `fp16`: reserved for the NVlabs stylegan2-ada recipe (CUDA only: the 4 highest resolutions in float16, conv
-  outputs clamped to +-256, non-finite gradients replaced). It is not built yet, so it is refused with a message
-  (FP16_NOT_AVAILABLE) instead of running float16 without the recipe's safeguards.
+- `fp16` (CUDA only): the NVlabs stylegan2-ada recipe (stylegan/fp16_recipe.py): autocast to float16 in the
+  `num_fp16_res` highest resolutions only, conv outputs clamped to +-256, non-finite gradients replaced before each
+  optimiser step. On a CPU it is refused: CPUs have no fast float16 convolutions, and bf16 (same speed where the
+  CPU has native bf16, no overflow) is the CPU's mixed precision.
 - `auto`: bf16 on a CPU with native bf16 (`amx_bf16` / `avx512_bf16` in its flags) and on CUDA devices with bf16
-  (compute capability >= 8.0), else fp32 (older GPUs will get the fp16 recipe once it exists).
+  (compute capability >= 8.0), the fp16 recipe on older CUDA devices, else fp32.
 """
 from __future__ import annotations
 
@@ -23,13 +24,15 @@ from typing import Any, Callable, ContextManager, Iterable, Optional, Sequence, 
 
 import torch
 
+from .fp16_recipe import DEFAULT_NUM_FP16_RES, Recipe, recipe_region
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # CPU flags (/proc/cpuinfo) of native bfloat16 arithmetic: Intel AMX, AVX512-BF16 (Intel Cooper Lake+, AMD Zen 4+).
 NATIVE_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 BF16_CUDA_CAPABILITY = (8, 0)
-FP16_NOT_AVAILABLE = ("precision 'fp16' (the NVlabs fp16 recipe, CUDA only) is not available yet; use bf16 (a CPU "
-                      "with native bf16, or a CUDA device of compute capability >= 8.0) or fp32")
+FP16_ON_CPU = ("precision 'fp16' is for CUDA devices only (the NVlabs fp16 recipe); on a CPU use bf16 (fast where "
+               "the CPU has native bf16) or fp32")
 
 
 class SlowPrecisionWarning(UserWarning):
@@ -59,12 +62,14 @@ def native_bf16_flag(flags: Iterable[str]) -> Optional[str]:
 
 @dataclass(frozen=True)
 class Precision:
-    """A resolved precision: `name` is 'fp32', 'bf16' or 'fp16' for `device_type`; `reason` says why (printed)."""
+    """A resolved precision: `name` is 'fp32', 'bf16' or 'fp16' for `device_type`; `reason` says why (printed);
+    `num_fp16_res`: the fp16 recipe's number of float16 resolutions (unused otherwise)."""
 
     name: str
     device_type: str
     requested: str = "fp32"
     reason: str = ""
+    num_fp16_res: int = DEFAULT_NUM_FP16_RES
 
     @property
     def dtype(self) -> torch.dtype:
@@ -78,7 +83,13 @@ class Precision:
         """The region G's and D's forward run in: nothing for fp32, torch.autocast otherwise."""
         if not self.mixed:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+        region = torch.autocast(device_type=self.device_type, dtype=self.dtype)
+        if self.name != "fp16":
+            return region
+        stack = contextlib.ExitStack()  # fp16: the recipe decides per layer (stylegan/fp16_recipe.py)
+        stack.enter_context(recipe_region(Recipe(self.num_fp16_res)))
+        stack.enter_context(region)
+        return stack
 
     def run(self, fn: Callable[..., torch.Tensor], *args: Any, **kwargs: Any) -> torch.Tensor:
         """fn(*args, **kwargs) in the autocast region, its tensor result returned in float32 (what consumes G's
@@ -92,19 +103,23 @@ class Precision:
     def describe(self) -> str:
         """One line for the start of a run: what runs and why."""
         why = f" ({self.reason})" if self.reason else ""
-        return f"precision {self.name}{why}"
+        recipe = f", float16 in the {self.num_fp16_res} highest resolutions" if self.name == "fp16" else ""
+        return f"precision {self.name}{why}{recipe}"
 
 
 FP32 = Precision("fp32", "cpu", "fp32", "")
 
 
 def resolve_precision(requested: str, device: torch.device, flags: Optional[Sequence[str]] = None,
-                      cuda_capability: Optional[Tuple[int, int]] = None, warn: bool = True) -> Precision:
+                      cuda_capability: Optional[Tuple[int, int]] = None, warn: bool = True,
+                      num_fp16_res: int = DEFAULT_NUM_FP16_RES) -> Precision:
     """The precision `requested` means on `device`. `flags` (CPU) and `cuda_capability` (CUDA) default to this
-    machine's; tests inject them. fp16 is a ValueError (on a CPU: the recipe is for GPUs; on CUDA: not built yet);
-    bf16 on a CPU without native bf16 runs after one SlowPrecisionWarning; bf16 on a CUDA device without it is a
-    ValueError."""
+    machine's; tests inject them. fp16 on a CPU is a ValueError (the recipe is for GPUs); bf16 on a CPU without
+    native bf16 runs after one SlowPrecisionWarning; bf16 on a CUDA device without it is a ValueError.
+    `num_fp16_res`: the fp16 recipe's float16 resolutions (`stylegan train --fp16-res`)."""
     requested = parse_precision(requested)
+    if isinstance(num_fp16_res, bool) or not isinstance(num_fp16_res, int) or num_fp16_res < 0:
+        raise ValueError(f"num_fp16_res={num_fp16_res!r} is invalid: expected an int >= 0")
     device = torch.device(device)
     kind = device.type
     if requested == "fp32":
@@ -112,8 +127,7 @@ def resolve_precision(requested: str, device: torch.device, flags: Optional[Sequ
     if kind == "cpu":
         flag = native_bf16_flag(cpu_flags() if flags is None else flags)
         if requested == "fp16":
-            raise ValueError("precision 'fp16' is for CUDA devices only (the NVlabs fp16 recipe); on a CPU use "
-                             "bf16 (fast where the CPU has native bf16) or fp32")
+            raise ValueError(FP16_ON_CPU)
         if requested == "auto":
             if flag:
                 return Precision("bf16", kind, requested, f"auto: the CPU has native bf16 ({flag})")
@@ -128,9 +142,10 @@ def resolve_precision(requested: str, device: torch.device, flags: Optional[Sequ
         if requested == "auto":
             if cap >= BF16_CUDA_CAPABILITY:
                 return Precision("bf16", kind, requested, f"auto: {name} has bf16")
-            return Precision("fp32", kind, requested, f"auto: {name} has no bf16")
+            return Precision("fp16", kind, requested, f"auto: {name} has no bf16: the fp16 recipe",
+                             num_fp16_res=num_fp16_res)
         if requested == "fp16":
-            raise ValueError(FP16_NOT_AVAILABLE)
+            return Precision("fp16", kind, requested, "requested", num_fp16_res=num_fp16_res)
         if cap < BF16_CUDA_CAPABILITY:
             raise ValueError(f"precision 'bf16' needs a CUDA device of compute capability >= 8.0; {device} is "
                              f"{name} (use fp32)")
@@ -141,4 +156,4 @@ def resolve_precision(requested: str, device: torch.device, flags: Optional[Sequ
 
 
 __all__ = ["PRECISIONS", "Precision", "FP32", "parse_precision", "resolve_precision", "native_bf16_flag",
-           "cpu_flags", "SlowPrecisionWarning", "FP16_NOT_AVAILABLE"]
+           "cpu_flags", "SlowPrecisionWarning", "FP16_ON_CPU"]

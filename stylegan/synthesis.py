@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import nn
 
+from . import fp16_recipe
 from .config import GeneratorConfig
 from .layers import (EqualizedConv2d, EqualizedLinear, OpContext, Resample, activation_gain, bias_act,
                      instance_norm_modulate, pixel_norm, upscale2d_nearest)
@@ -98,12 +99,12 @@ class SynthesisLayer(nn.Module):
         """x [N, in, H, W] (None for layer 0), w [N, dlatent_size], noise [N or 1, 1, H', W'] or None."""
         x = self.produce(x, w)
         if noise is not None and self.noise_strength is not None:
-            strength = self.noise_strength.view(1, -1, 1, 1)
+            strength = self.noise_strength.view(1, -1, 1, 1).to(x.dtype)  # bf16: no float32 temporary of x
             if self.kind in ("conv", "up"):  # a fresh conv/blur output that autograd does not keep: add in place
                 x = x.addcmul_(noise.to(x.dtype), strength)
             else:
                 x = torch.addcmul(x, noise.to(x.dtype), strength)
-        x = bias_act(x, None if self.bias_before_blur else self.bias, self.act, self.ctx)
+        x = bias_act(x, None if self.bias_before_blur else self.bias, self.act, self.ctx, fp16_recipe.conv_clamp())
         if self.use_pixel_norm:
             x = pixel_norm(x)
         scale = shift = None
@@ -207,14 +208,16 @@ class SynthesisNetwork(nn.Module):
 
         x = None
         img_lo = None
+        # fp16 recipe: each layer (and ToRGB) in float16 or float32 by its resolution; no-op otherwise
+        at, R = fp16_recipe.run_at_resolution, cfg.resolution
         for level in range(top + 1):
             for i in (2 * level, 2 * level + 1):
-                x = self.layers[i](x, ws[:, i], noises[i])
+                x = at(layer_resolution(i), R, self.layers[i], x, ws[:, i], noises[i])
             if frac > 0 and level == top - 1:
-                img_lo = self.torgb[level](x)
-        img = self.torgb[top](x)
+                img_lo = at(4 << level, R, self.torgb[level], x)
+        img = at(4 << top, R, self.torgb[top], x)
         if img_lo is not None:
-            img = torch.lerp(img, upscale2d_nearest(img_lo), frac)
+            img = torch.lerp(img, upscale2d_nearest(img_lo).to(img.dtype), frac)
         return img
 
 

@@ -51,20 +51,26 @@ def test_fp16_on_a_cpu_is_a_clear_error():
             P.resolve_precision("fp16", CPU, flags=flags)
 
 
-@pytest.mark.parametrize("capability, want", [((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32"), ((6, 1), "fp32")])
+@pytest.mark.parametrize("capability, want", [((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp16"), ((6, 1), "fp16")])
 def test_auto_on_cuda_follows_the_compute_capability(capability, want):
     got = P.resolve_precision("auto", torch.device("cuda"), cuda_capability=capability)
     assert got.name == want and got.device_type == "cuda"
     assert f"sm{capability[0]}{capability[1]}" in got.reason
 
 
-def test_cuda_bf16_needs_sm80_and_fp16_is_not_available_yet():
+def test_cuda_bf16_needs_sm80_and_fp16_is_the_recipe_with_its_resolutions():
     cuda = torch.device("cuda")
     assert P.resolve_precision("bf16", cuda, cuda_capability=(8, 6)).name == "bf16"
     with pytest.raises(ValueError, match="'bf16' needs a CUDA device of compute capability >= 8.0.*sm75"):
         P.resolve_precision("bf16", cuda, cuda_capability=(7, 5))
-    with pytest.raises(ValueError, match="'fp16' .* is not available yet; use bf16"):
-        P.resolve_precision("fp16", cuda, cuda_capability=(8, 0))
+    got = P.resolve_precision("fp16", cuda, cuda_capability=(8, 0), num_fp16_res=2)
+    assert (got.name, got.dtype, got.num_fp16_res) == ("fp16", torch.float16, 2)
+    assert got.describe() == "precision fp16 (requested), float16 in the 2 highest resolutions"
+    auto = P.resolve_precision("auto", cuda, cuda_capability=(7, 0))
+    assert auto.num_fp16_res == 4 and "the fp16 recipe" in auto.reason
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=r"num_fp16_res=.* is invalid: expected an int >= 0"):
+            P.resolve_precision("fp16", cuda, cuda_capability=(8, 0), num_fp16_res=bad)
 
 
 def test_fp32_is_fp32_everywhere_and_opens_no_autocast_region():

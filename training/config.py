@@ -22,6 +22,7 @@ from ..config import GeneratorConfig, JsonConfig
 from ..devices import DEVICE_NAME
 from ..generate import MAX_SEED
 from ..metrics.protocols import PROTOCOLS, parse_metric_names, protocol_for
+from ..fp16_recipe import DEFAULT_NUM_FP16_RES
 from ..precision import PRECISIONS
 from .ada import ADA_INTERVAL, ADA_KIMG, ADA_KIMG_RESUME, ADA_TARGET
 from .augment import AUGPIPES
@@ -173,6 +174,10 @@ class TrainConfig(JsonConfig):
                        "fast on CPUs with amx_bf16/avx512_bf16 and CUDA sm80+), auto (bf16 where native, else "
                        "fp32). Weights, optimiser state and losses stay fp32.",
         choices={n: n for n in PRECISIONS}))
+    # stylegan/fp16_recipe.py (official num_fp16_res, stylegan2-ada-pytorch): used by --precision fp16 only
+    num_fp16_res: int = _opt(DEFAULT_NUM_FP16_RES, cli=CliOption(
+        "--fp16-res", "--precision fp16 (CUDA): how many of the highest resolutions run in float16 (official "
+                      "num_fp16_res); the others run in float32."))
     workers: int = _opt(2, cli=CliOption("--workers", "DataLoader worker processes."))
     tick_kimg: float = _opt(4.0, cli=CliOption("--tick", "kimg between status lines / log records."))
     snapshot_ticks: int = _opt(5, cli=CliOption(
@@ -353,6 +358,8 @@ class TrainConfig(JsonConfig):
         check(isinstance(self.fused_scale, bool) or self.fused_scale == "auto", "fused_scale",
               "True, False or 'auto'")
         check(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
+        check(isinstance(self.num_fp16_res, int) and not isinstance(self.num_fp16_res, bool)
+              and self.num_fp16_res >= 0, "num_fp16_res", "an int >= 0")
         check(self.resume_pkl is None or (isinstance(self.resume_pkl, str) and bool(self.resume_pkl)),
               "resume_pkl", "None or a network file (path or URL)")
         max_freezed = self.resolution_log2 - 2

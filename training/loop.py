@@ -36,6 +36,7 @@ from ..devices import resolve_device
 from ..generator import random_crossover_point
 from ..images import box_downsample
 from ..loading import nonfinite_tensors
+from ..fp16_recipe import nan_to_num_grads_
 from ..precision import FP32, Precision, resolve_precision
 from .checkpoint import (Checkpoint, TrainState, atomic_torch_save, checkpoint_name, open_checkpoint,
                          prune_checkpoints, set_rng_states)
@@ -170,14 +171,24 @@ class DiscriminatorLoss(torch.nn.Module):
 
 @contextlib.contextmanager
 def deterministic_algorithms(enabled: bool) -> Iterator[None]:
-    """Deterministic kernels where torch has them, while the block runs (a process-wide setting: restored)."""
-    old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    """Deterministic kernels where torch has them, while the block runs (a process-wide setting: restored).
+
+    Without torch's debugging fill of uninitialized memory: deterministic mode otherwise writes NaN into every
+    `torch.empty` (every op output, dtype cast and convolution buffer), one extra write pass per fresh tensor that
+    changes no result of an op that writes its output before reading it (docs/PERFORMANCE.md §8.6: it carries the
+    first-touch page faults in a profile, but saves little CPU time)."""
+    import torch.utils.deterministic as torch_deterministic
+
+    old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+           torch_deterministic.fill_uninitialized_memory)
     if enabled:
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch_deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(old[0], warn_only=old[1])
+        torch_deterministic.fill_uninitialized_memory = old[2]
 
 
 class _StopFlag:
@@ -252,6 +263,12 @@ class Trainer:
         np.random.seed(cfg.seed % 2 ** 32)
         random.seed(cfg.seed)
 
+        # before any data work: a precision this device cannot run is refused at once (fp16 on a CPU)
+        self.precision = resolve_precision(cfg.precision, self.device, warn=False,  # the line below says it
+                                           num_fp16_res=cfg.num_fp16_res)
+        if cfg.precision != self.precision.name:  # config.json and checkpoints hold what `auto` chose
+            cfg = self.cfg = dataclasses.replace(cfg, precision=self.precision.name)
+        self.log(self.precision.describe())
         level_phases = [self.phase(n) for n in level_starts(cfg)]
         for p in level_phases:  # before any work: every level's minibatch must split into mbstd groups per rank
             problem = mbstd_batch_problem(p.batch, self.dist.world_size)
@@ -265,10 +282,6 @@ class Trainer:
         self.label_size = self.dataset.num_classes if cfg.cond else 0
 
         build_ops_first(self.dist, impl, self.device)  # several ranks: rank 0 compiles, the others load the cache
-        self.precision = resolve_precision(cfg.precision, self.device, warn=False)  # the line below says it
-        if cfg.precision != self.precision.name:  # config.json and checkpoints hold what `auto` chose
-            cfg = self.cfg = dataclasses.replace(cfg, precision=self.precision.name)
-        self.log(self.precision.describe())
         if resume is not None and not isinstance(resume, Checkpoint):
             resume = open_checkpoint(resume, self.outdir)
         self.source: Optional[Source] = None
@@ -482,6 +495,7 @@ class Trainer:
             loss_D, terms = self.D_loss(reals, fakes, c_real, phase.lod, u)
             self.opt_D.zero_grad(set_to_none=True)
             loss_D.backward()
+            self._repair_grads(self.D)
             self.opt_D.step()
             if cfg.loss == "wgan":  # the original WGAN's Lipschitz constraint, after every critic update
                 clip_weights_(self.D, cfg.wgan_clip)
@@ -500,12 +514,19 @@ class Trainer:
         loss_G, g_terms = self.G_loss(z, c_fake, z2, cut, noise, phase.lod)
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
+        self._repair_grads(self.G)
         self.opt_G.step()
         self._set_D_trainable(True)
         if self.ada is not None and self.ada.due():  # official: after the iteration, every ada_interval minibatches
             self.augment.p = self.ada.update(self.augment.p, B)
         return {"loss_G": g_terms["loss"], "loss_D": d_terms["loss"], "penalty": d_terms["penalty"],
                 "ada_rt": d_terms["real_sign"]}
+
+    def _repair_grads(self, net: torch.nn.Module) -> None:
+        """The fp16 recipe: NaN/Inf in the gradients replaced before the step, as the official loop does instead
+        of a loss scaler (stylegan/fp16_recipe.py); fp32 and bf16 (float32's range) are left exactly as they are."""
+        if self.precision.name == "fp16":
+            nan_to_num_grads_(net.parameters())
 
     def _set_D_trainable(self, trainable: bool) -> None:
         """requires_grad of D's parameters, except the Freeze-D ones, which never train."""

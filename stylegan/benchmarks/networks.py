@@ -107,11 +107,11 @@ def measure_point(resolution: int, impl: str, batch: int = 8, repeat: int = 3, f
         out = {"resolution": resolution, "impl": impl, "precision": trainer.precision.name, "batch": batch,
                "lod": phase.lod,
                "fused_scale": trainer.cfg.fused_scale, "g_forward_img_s": batch / fwd.median_s,
-               "g_forward_ms": fwd.median_ms}
+               "g_forward_ms": fwd.median_ms, "g_forward_cpu_s": fwd.cpu_median_s}
         if train:
             with deterministic_algorithms(trainer.cfg.deterministic):  # as Trainer.run does
                 step = measure(lambda: trainer.step(phase, loader), repeat=repeat, warmup=1)
-            out.update(train_img_s=batch / step.median_s, train_step_s=step.median_s)
+            out.update(train_img_s=batch / step.median_s, train_step_s=step.median_s, train_step_cpu_s=step.cpu_median_s)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     return out
 
@@ -153,8 +153,9 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
                     print(f"  measured {res} px impl={impl} precision={result['precision']}", file=sys.stderr,
                           flush=True)
     info = info or machine_info()
-    headers = ["res", "impl", "precision", "G fwd img/s", "train img/s", "train step s", "auto/ref train",
-               "vs fp32 G fwd", "vs fp32 train", "peak RSS MiB"]
+    headers = ["res", "impl", "precision", "G fwd img/s", "train img/s", "train step s", "step CPU s",
+               "auto/ref train", "vs fp32 G fwd", "vs fp32 train", "vs fp32 G fwd CPU", "vs fp32 train CPU",
+               "peak RSS MiB"]
     table_rows = []
     nan = float("nan")
     by_key = {(r["resolution"], r["impl"], r["precision"]): r for r in rows}
@@ -164,14 +165,19 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
         fp32 = by_key.get((r["resolution"], r["impl"], "fp32"))
         mixed = fp32 is not None and r["precision"] != "fp32"
         table_rows.append([r["resolution"], r["impl"], r["precision"], r["g_forward_img_s"],
-                           r.get("train_img_s", nan), r.get("train_step_s", nan), ratio,
+                           r.get("train_img_s", nan), r.get("train_step_s", nan), r.get("train_step_cpu_s", nan),
+                           ratio,
                            r["g_forward_img_s"] / fp32["g_forward_img_s"] if mixed else nan,
                            r.get("train_img_s", nan) / fp32["train_img_s"] if mixed and train else nan,
+                           fp32["g_forward_cpu_s"] / r["g_forward_cpu_s"] if mixed else nan,
+                           fp32.get("train_step_cpu_s", nan) / r.get("train_step_cpu_s", nan) if mixed and train
+                           else nan,
                            r["peak_rss_mib"]])
     used_fused = rows[0].get("fused_scale", fused_scale) if rows else fused_scale
     table = (f"{describe_machine(info)}\nbatch {batch}, fmap_base {fmap_base}, fmap_max {fmap_max}, "
              f"latent {latent_size}, lod {lod:g}, fused_scale {used_fused}, malloc {malloc}, median of {repeat}; "
-             f"train = stylegan.training.loop.Trainer.step (WGAN-GP D step, G_ema, G step)\n"
+             f"train = stylegan.training.loop.Trainer.step (WGAN-GP D step, G_ema, G step); "
+             f"'CPU' columns: this process's CPU time (less sensitive to other jobs on the machine)\n"
              + format_table(headers, table_rows))
     if echo:
         print(table)

@@ -32,11 +32,14 @@ MALLOC_SETTINGS = ("default", "tuned")
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call over `runs` timed calls (after warm-up)."""
+    """Seconds per call over `runs` timed calls (after warm-up). `cpu_median_s`: this process's CPU time per call
+    (user + system, all its threads): on a CPU shared with other jobs it counts the work done rather than the
+    waiting, so ratios of it move less with the load than wall-time ratios."""
 
     median_s: float
     min_s: float
     runs: int
+    cpu_median_s: float = float("nan")
 
     @property
     def median_ms(self) -> float:
@@ -66,13 +69,14 @@ def measure(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
         if budget_s is not None:
             repeat = max(1, min(repeat, int(budget_s / max(time.perf_counter() - start, 1e-9))))
     synchronize(device)
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    return Timing(statistics.median(times), min(times), repeat)
+        cpu_times.append(time.process_time() - cpu_start)
+    return Timing(statistics.median(times), min(times), repeat, statistics.median(cpu_times))
 
 
 def copy_bandwidth_gbps(device: torch.device = torch.device("cpu"), nbytes: int = 128 << 20,

@@ -134,32 +134,39 @@ def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_bas
         click.echo(f"wrote {json_path}")
 
 
+def _resolution_list(text: str) -> List[int]:
+    try:
+        return [int(r) for r in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of ints", param_hint="--resolutions")
+
+
 @bench.command("networks")
 @click.option("--resolutions", default="32,64,128,256", show_default=True, help="Comma-separated resolutions.")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Minibatch.")
+@click.option("--no-train", is_flag=True, help="Generation only: time G's forward, not the training step.")
 @_network_options
-def networks_command(resolutions: str, batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max: int,
-                     latent_size: int, json_path: str, fused_scale: str, precisions: str, impls: str) -> None:
+def networks_command(resolutions: str, batch: int, no_train: bool, repeat: int, malloc: str, fmap_base: int,
+                     fmap_max: int, latent_size: int, json_path: str, fused_scale: str, precisions: str,
+                     impls: str) -> None:
     """G forward images/s and a full G+D WGAN-GP step images/s per resolution, impl auto vs ref, per precision,
     peak memory."""
-    try:
-        res = [int(r) for r in resolutions.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"{resolutions!r} is not a comma-separated list of ints", param_hint="--resolutions")
-    _run_network_points(res, batch, 0.0, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
+    _run_network_points(_resolution_list(resolutions), batch, 0.0, not no_train, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
                         fused_scale, precisions, impls)
 
 
 @bench.command("train")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Minibatch.")
+@click.option("--resolutions", default="32,64", show_default=True,
+              help="Comma-separated resolutions (the published baselines are at 32 and 64).")
 @_network_options
-def train_command(batch: int, repeat: int, malloc: str, fmap_base: int, fmap_max: int, latent_size: int,
-                  json_path: str, fused_scale: str, precisions: str, impls: str) -> None:
+def train_command(batch: int, resolutions: str, repeat: int, malloc: str, fmap_base: int, fmap_max: int,
+                  latent_size: int, json_path: str, fused_scale: str, precisions: str, impls: str) -> None:
     """WGAN-GP training images/s and peak memory at 32 and 64 px mid-fade (alpha 0.5), impl auto vs ref, per
     precision (--precision fp32,bf16: side by side in one run).
 
     Times the real training step (Trainer.step of `stylegan train`) with the training defaults."""
-    _run_network_points([32, 64], batch, 0.5, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
+    _run_network_points(_resolution_list(resolutions), batch, 0.5, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
                         fused_scale, precisions, impls)
 
 

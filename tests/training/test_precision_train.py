@@ -71,3 +71,19 @@ def test_dry_run_shows_the_precision_field(tmp_path, tiny_cli):
                            + tiny_cli)
     assert r.exit_code == 0, r.output
     assert '"precision": "bf16"' in r.output
+
+
+def test_deterministic_mode_skips_torchs_nan_fill_of_new_tensors_and_restores_it():
+    """deterministic_algorithms keeps deterministic kernels but not the debugging NaN fill of every torch.empty
+    (an extra write pass per fresh tensor, docs/PERFORMANCE.md §8.6); both settings are restored afterwards."""
+    import torch
+    import torch.utils.deterministic as torch_deterministic
+
+    from stylegan.training.loop import deterministic_algorithms
+
+    before = torch_deterministic.fill_uninitialized_memory
+    with deterministic_algorithms(True):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch_deterministic.fill_uninitialized_memory is False
+    assert torch_deterministic.fill_uninitialized_memory == before
+    assert not torch.are_deterministic_algorithms_enabled()
