@@ -40,17 +40,20 @@ def _serve_modules():
               help="Address to listen on. Anything but loopback exposes the server to the network: a warning.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               help="TCP port (0: any free port).")
+@click.option("--vgg16", default=None, metavar="PATH|URL",
+              help="NVIDIA's vgg16.pt TorchScript file for the projection's LPIPS loss (loss=lpips; auto uses it). "
+                   "Checked at start; without it the page projects with the pixel loss unless the file is cached.")
 @device_option
 @precision_option
 def serve(networks: Tuple[str, ...], run_dir: Optional[Path], directions_files: Tuple[Path, ...], host: str,
-          port: int, device: torch.device, precision: str) -> None:
+          port: int, vgg16: Optional[str], device: torch.device, precision: str) -> None:
     """Serve a page to explore the networks in a browser: seeds, truncation, style mixing, interpolation,
     projection and edits, and a training run's curves; every image equals the CLI's file for the same options."""
     uvicorn = _serve_modules()
     from ..serve.app import create_app
 
     state = build_state(list(networks), run_dir, list(directions_files), device,
-                        resolve_precision_option(precision, device))
+                        resolve_precision_option(precision, device), vgg16)
     if host not in LOOPBACK_HOSTS:
         click.echo(f"warning: listening on {host}, not loopback: anyone who can reach this machine can use the "
                    f"server (and its CPU/GPU); prefer the default 127.0.0.1 with an SSH tunnel", err=True)
@@ -72,8 +75,10 @@ def serve(networks: Tuple[str, ...], run_dir: Optional[Path], directions_files: 
 
 
 def build_state(networks: List[str], run_dir: Optional[Path], directions_files: List[Path], device: torch.device,
-                precision) -> "ServeState":
-    """Loads every network (click errors name the option) and the direction files; the ServeState to serve."""
+                precision, vgg16: Optional[str] = None) -> "ServeState":
+    """Loads every network (click errors name the option), the direction files and the VGG16 file (downloaded
+    and checked now, so a bad one fails at start, not in a job); the ServeState to serve."""
+    from ..feature_nets import FeatureNetError, load_feature_net
     from ..serve.state import ServeState, ServedNetwork, attach_direction_sets
     from ..ws_file import generator_digest
 
@@ -86,4 +91,10 @@ def build_state(networks: List[str], run_dir: Optional[Path], directions_files: 
         attach_direction_sets(served, directions_files)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--directions") from None
-    return ServeState(served, device, precision, run_dir)
+    vgg16_path = None
+    if vgg16 is not None:
+        try:
+            vgg16_path = load_feature_net(vgg16, "vgg16", device).path
+        except FeatureNetError as exc:
+            raise click.BadParameter(str(exc), param_hint="--vgg16") from None
+    return ServeState(served, device, precision, run_dir, vgg16_path)

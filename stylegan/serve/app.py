@@ -181,7 +181,7 @@ def create_app(state: ServeState) -> FastAPI:
         served = _network(state, query)
         if upload is None or isinstance(upload, str):
             raise ParamError("image", "image is missing: expected an image file (multipart field 'image')")
-        options = parse_project_fields(query, served)
+        options = parse_project_fields(query, served, state.vgg16)
         name = upload_name(upload.filename)
         data = await upload.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
@@ -191,7 +191,7 @@ def create_app(state: ServeState) -> FastAPI:
         except TargetImageError as exc:
             return error(415, str(exc))
         try:
-            job = state.jobs.start(served=served, target_name=name, target=target,
+            job = state.jobs.start(served=served, target_name=name, target=target, vgg16=state.vgg16,
                                    **options)
         except Busy:
             return error(503, "busy")

@@ -9,6 +9,7 @@ import collections
 import secrets
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -40,6 +41,7 @@ class ProjectJob:
     seed: int
     loss_kind: str
     class_idx: Optional[int]
+    vgg16: Optional[Path] = None               # the server's --vgg16 file (None: the cached official one)
     state: str = "queued"
     step: int = 0
     total_steps: int = 0
@@ -77,7 +79,7 @@ class ProjectJob:
         G, device = self.served.G, next(self.served.G.parameters()).device
         try:
             pixels = self.target[None]
-            loss, self.note = make_loss(self.loss_kind, pixels, None, device, 0.0)
+            loss, self.note = make_loss(self.loss_kind, pixels, self.vgg16, device, 0.0)
             cfg = ProjectionConfig(space=self.space, num_steps=self.steps, noise_steps=self.noise_steps,
                                    initial_learning_rate=cli_default(project_command, "lr"))
 

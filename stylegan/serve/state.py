@@ -62,6 +62,7 @@ class ServeState:
     device: torch.device
     precision: Precision = FP32
     run_dir: Optional[Path] = None
+    vgg16: Optional[Path] = None  # NVIDIA's vgg16.pt for loss=lpips (serve --vgg16, resolved at start)
     worker: Worker = field(default_factory=Worker)
     cache: ResponseCache = field(default_factory=ResponseCache)
     jobs: object = None   # jobs.JobStore, set by the app

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from typing import Any, Dict, Tuple
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -41,14 +42,15 @@ async def read_upload_form(request: Any) -> Any:
     return await request.form(max_files=1, max_fields=len(PROJECT_FIELDS))
 
 
-def parse_project_fields(query: Query, served) -> Dict[str, Any]:
-    """The job's options from the form fields, with `stylegan project`'s defaults."""
+def parse_project_fields(query: Query, served, vgg16: Optional[Path] = None) -> Dict[str, Any]:
+    """The job's options from the form fields, with `stylegan project`'s defaults (vgg16: the server's
+    --vgg16 file, if any)."""
     from ..projection.losses import vgg16_available
 
     loss = query.choice("loss", LOSSES, cli_default(project_command, "loss_kind"))
-    if loss == "lpips" and not vgg16_available(None):
-        raise ParamError("loss", "loss='lpips' needs NVIDIA's vgg16.pt, which is not cached on the server: run "
-                                 "`stylegan project --vgg16 PATH|URL` once, or use loss=pixel")
+    if loss == "lpips" and not vgg16_available(vgg16):
+        raise ParamError("loss", "loss='lpips' needs NVIDIA's vgg16.pt, which the server was not given and has "
+                                 "not cached: start it with `stylegan serve --vgg16 PATH|URL`, or use loss=pixel")
     return dict(space=query.choice("space", SPACES, cli_default(project_command, "space")),
                 steps=query.integer("steps", cli_default(project_command, "steps"), 1, MAX_PROJECT_STEPS),
                 noise_steps=query.integer("noise_steps", cli_default(project_command, "noise_steps"), 0,

@@ -10,10 +10,14 @@ import time
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 from serve_support import client_of, make_state, run_cli, run_header_command
 
-from projection_support import own_targets, small_generator
+from stylegan.precision import FP32
+from stylegan.ws_file import load_ws_file
+
+from projection_support import own_targets, small_generator, standin_file
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -87,6 +91,35 @@ def test_a_projection_job_answers_the_files_of_stylegan_project(served, nets, ta
     assert edit.content == (tmp_path / "edit.png").read_bytes()
     assert c.get(f"/api/edit?job={job}&directions=sefa&seed=1").json()["parameter"] == "job"
     assert c.get(f"/api/edit?job={job}&directions=sefa&psi=0.5").json()["parameter"] == "psi"
+
+
+def test_serve_vgg16_gives_the_lpips_projection_of_stylegan_project(nets, target_png, tmp_path, monkeypatch):
+    """`serve --vgg16 FILE` (a stand-in of the official signature): loss=lpips is the CLI's LPIPS projection."""
+    import click
+
+    from stylegan.cli.serve import build_state
+
+    vgg = standin_file(tmp_path / "vgg16.pt")
+    state = make_state([nets["net"]])
+    with client_of(state) as c:  # without the file (none cached): a 400 naming the option to pass
+        refused = c.post("/api/project", files={"image": ("a.png", target_png, "image/png")}, data={"loss": "lpips"})
+        assert refused.status_code == 400 and refused.json()["parameter"] == "loss"
+        assert "--vgg16" in refused.json()["error"]
+    state = build_state([str(nets["net"])], None, [], torch.device("cpu"), FP32, str(vgg))
+    with client_of(state) as c:
+        job = _start(c, target_png, steps=4, loss="lpips", seed=1)
+        status = _wait(c, job, ("done", "failed"))
+        assert status["state"] == "done" and status["note"] is None, status
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "a.png").write_bytes(target_png)
+        run_cli("project", "--network", nets["net"], "--target", "a.png", "--outdir", "out", "--steps", "4",
+                "--loss", "lpips", "--vgg16", str(vgg), "--seed", "1", "--device", "cpu")
+        assert c.get(f"/api/jobs/{job}/image").content == (tmp_path / "out/proj.png").read_bytes()
+        (tmp_path / "job.npz").write_bytes(c.get(f"/api/jobs/{job}/ws").content)
+        assert load_ws_file(tmp_path / "job.npz").meta["loss"] == "lpips"
+    (tmp_path / "junk.pt").write_bytes(b"not torchscript")
+    with pytest.raises(click.BadParameter, match="TorchScript"):
+        build_state([str(nets["net"])], None, [], torch.device("cpu"), FP32, str(tmp_path / "junk.pt"))
 
 
 def test_a_running_job_can_be_cancelled_and_image_requests_are_answered_meanwhile(served, target_png):
