@@ -187,7 +187,9 @@ def test_a_burst_of_200_requests_neither_fails_nor_grows_without_bound(nets):
         statuses = [a.status_code for a in answers]
         assert set(statuses[:180]) <= {200, 409, 503}, set(statuses)
         assert statuses[180:] == [400] * 20
-        assert statuses.count(200) >= 20
+        assert statuses.count(200) >= 1  # how many of the rest are 503 depends on the machine's speed
+        busy = [url for url, status in zip(urls, statuses) if status == 503]
+        assert all(c.get(url).status_code == 200 for url in busy)  # a busy answer is only "ask again"
         assert len(state.cache) <= 16 and state.cache.bytes <= 1 << 20
         assert state.worker.pending() == 0
         assert _rss_bytes() - rss_before < 200 << 20
