@@ -38,11 +38,14 @@ def _seeds_text(seeds: List[int]) -> str:
     return ",".join(str(s) for s in seeds)
 
 
-def _common_options(psi: float, cutoff: Optional[int], noise: str, class_idx: Optional[int]) -> List[object]:
+def _common_options(psi: float, cutoff: Optional[int], noise: Optional[str], class_idx: Optional[int]
+                    ) -> List[object]:
+    """The sampling options of a CLI command (noise None: a command without --noise-mode, e.g. edit)."""
     options: List[object] = ["--trunc", repr(psi)]
     if cutoff is not None:
         options += ["--trunc-cutoff", cutoff]
-    options += ["--noise-mode", noise]
+    if noise is not None:
+        options += ["--noise-mode", noise]
     if class_idx is not None:
         options += ["--class", class_idx]
     return options
@@ -292,9 +295,7 @@ class EditRequest:
             path = str(chosen.path)
         if self.job is None:
             t = self.truncation
-            source: List[object] = ["--seeds", self.seed, "--trunc", repr(t.psi)]
-            source += [] if t.cutoff is None else ["--trunc-cutoff", t.cutoff]
-            source += [] if t.class_idx is None else ["--class", t.class_idx]
+            source: List[object] = ["--seeds", self.seed, *_common_options(t.psi, t.cutoff, None, t.class_idx)]
         else:
             source = ["--ws", "projected.npz"]
         layers = [] if self.layers_text is None else ["--layers", self.layers_text]
