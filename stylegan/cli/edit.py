@@ -1,7 +1,6 @@
 """`stylegan edit`: a strip (or grid) of images moved along one direction, on chosen layers only."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import List, Optional
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 
 from ..atomic_write import atomic_write_bytes
-from ..images import tile, write_png
+from ..images import animation_bytes, tile, write_png
 from .generate import _check_class, _check_psi
 from .options import (SeedList, class_option, device_option, generator_of, load_for_network, network_option,
                       open_network, prepare_outfile, truncation_options)
@@ -93,12 +92,7 @@ def edit(network: str, ws_path: Optional[Path], seeds: Optional[List[int]], psi:
     message = f"wrote {out} ({images.shape[1]} source(s) x {len(steps)} strengths, {dirs.method} direction {index}, " \
               f"layers {layer_ids[0]}-{layer_ids[-1]})"
     if gif:
-        import PIL.Image
-
-        frames = [tile([[img] for img in images[s]]) for s in range(len(steps))]
-        pil = [PIL.Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
-        buffer = io.BytesIO()
-        pil[0].save(buffer, format="GIF", save_all=True, append_images=pil[1:], loop=0, duration=GIF_FRAME_MS)
-        atomic_write_bytes(out.with_suffix(".gif"), buffer.getvalue())
+        frames = np.stack([tile([[img] for img in images[s]]) for s in range(len(steps))])
+        atomic_write_bytes(out.with_suffix(".gif"), animation_bytes(frames, "GIF", GIF_FRAME_MS))
         message += f" and {out.with_suffix('.gif')}"
     click.echo(message)

@@ -7,7 +7,6 @@ progress.gif (target | projection during the optimisation) and log.jsonl (one re
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from ..atomic_write import atomic_write_bytes
-from ..images import tile, write_png
+from ..images import animation_bytes, tile, write_png
 from .generate import _check_class
 from .options import (class_option, device_option, generator_of, load_for_network, network_option, open_network,
                       prepare_outdir)
@@ -43,15 +42,6 @@ def _target_folders(outdir: Path, targets: List[Path]) -> List[Path]:
         return [outdir]
     stems = [t.stem for t in targets]
     return [outdir / (s if stems.count(s) == 1 else f"{i:02d}-{s}") for i, s in enumerate(stems)]
-
-
-def _gif_bytes(frames: List[np.ndarray]) -> bytes:
-    import PIL.Image
-
-    images = [PIL.Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
-    buffer = io.BytesIO()
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0, duration=GIF_FRAME_MS)
-    return buffer.getvalue()
 
 
 def _log_lines(log: List[dict], index: int) -> bytes:
@@ -153,7 +143,7 @@ def project(network: str, targets: List[Path], outdir: Path, space: str, steps: 
                      None if result.noise is None else [m[i:i + 1] for m in result.noise], file_digest, meta,
                      G_sha256=digest)
         frames = [tile([[result.targets[i], frame[i]]]) for _, frame in result.frames]
-        atomic_write_bytes(folder / "progress.gif", _gif_bytes(frames))
+        atomic_write_bytes(folder / "progress.gif", animation_bytes(np.stack(frames), "GIF", GIF_FRAME_MS))
         atomic_write_bytes(folder / "log.jsonl", _log_lines(result.log, i))
         click.echo(f"{target}: PSNR {result.psnr[i]:.2f} dB, SSIM {result.ssim[i]:.4f} ({space}, {loss.name} loss) "
                    f"-> {folder}")
