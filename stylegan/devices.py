@@ -31,3 +31,11 @@ def resolve_device(name: Union[str, torch.device]) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
     return device
+
+
+def rng_devices(device: Union[str, torch.device]) -> list:
+    """The CUDA device indices whose RNG `torch.random.fork_rng` must save for work on `device` ([] on the CPU)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]

@@ -338,7 +338,7 @@ class TrainConfig(JsonConfig):
             try:
                 protocol_for(name, self.metrics_num)
             except ValueError as exc:
-                raise ConfigError("metrics_num", self.metrics_num, str(exc).split(": ", 1)[-1]) from None
+                raise ConfigError("metrics_num", self.metrics_num, str(exc).split(": expected ", 1)[-1]) from None
         check(_is_int(self.seed) and 0 <= self.seed <= MAX_SEED, "seed", f"an integer in [0, {MAX_SEED}]")
         for name in ("G_beta1", "G_beta2", "D_beta1", "D_beta2", "dlatent_avg_beta", "style_mixing_prob"):
             check(_is_number(getattr(self, name)) and 0.0 <= getattr(self, name) <= 1.0, name, "a number in [0, 1]")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..atomic_write import atomic_write_bytes
-from ..devices import resolve_device
+from ..devices import resolve_device, rng_devices
 from ..generator import random_crossover_point
 from ..images import box_downsample
 from ..loading import nonfinite_tensors
@@ -444,8 +444,9 @@ class Trainer:
         snapshot = state.cur_tick % cfg.snapshot_ticks == 0 or done
         metric_keys: Tuple[str, ...] = ()
         if snapshot and self.is_main:
-            record.update(self.snapshots.metrics(self.G_ema, phase))
-            chosen = self.snapshots.chosen_metrics(self.G_ema, phase)
+            with torch.random.fork_rng(devices=rng_devices(self.device)):  # what a snapshot draws never moves training
+                record.update(self.snapshots.metrics(self.G_ema, phase))
+                chosen = self.snapshots.chosen_metrics(self.G_ema, phase)
             metric_keys = tuple(k for k, v in chosen.items() if isinstance(v, float))
             record.update(chosen)
         logger.write(record, metric_keys)
@@ -455,7 +456,8 @@ class Trainer:
                                      f"(last checkpoint {path.name}); try a lower learning rate")
         if snapshot:
             if self.is_main:
-                self.snapshots.save_fakes(self.G_ema, phase, state.images_shown)
+                with torch.random.fork_rng(devices=rng_devices(self.device)):
+                    self.snapshots.save_fakes(self.G_ema, phase, state.images_shown)
             self.save_checkpoint(phase.lod)
         return record
 

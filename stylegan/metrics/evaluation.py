@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..devices import rng_devices
 from ..images import box_downsample
 from ..precision import FP32, Precision
 from .swd import (DIR_REPEATS, DIRS_PER_REPEAT, MIN_RESOLUTION, NHOODS_PER_IMAGE, DescriptorBuilder, DescriptorSet,
@@ -168,12 +169,11 @@ def swd_for_generator(G: torch.nn.Module, reals: Any, num: int, psi: float = 1.0
     c_all = _fake_labels(labels_real, label_size, num, gen)
 
     builder: Optional[DescriptorBuilder] = None
-    devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=num, desc="fakes", unit="img", leave=False)
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
+    with torch.random.fork_rng(devices=rng_devices(dev)), torch.no_grad():
         torch.manual_seed(derive_seed(seed, 4))
         for i in range(0, num, batch):
             z = z_all[i:i + batch].to(dev)

@@ -157,7 +157,8 @@ def load_weights_file(path: Union[str, Path], kind: str, sha256: Optional[str] =
     payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT or payload.get("kind") != kind:
         raise ValueError(f"{path} is not a format-{WEIGHTS_FORMAT} glyph classifier of kind {kind!r}")
-    model = GlyphClassifier(spec.channels, spec.num_classes)
+    with torch.random.fork_rng(devices=[]):  # the throw-away init must not move the caller's RNG (a training run)
+        model = GlyphClassifier(spec.channels, spec.num_classes)
     model.load_state_dict(payload["state_dict"])
     return model.eval()
 

@@ -122,6 +122,14 @@ def test_shipped_weights_match_their_hash_and_load(kind):
     assert not model.training and model.num_classes == gc.KINDS[kind].num_classes
 
 
+@pytest.mark.parametrize("kind", sorted(gc.KINDS))
+def test_loading_weights_leaves_the_callers_rng_alone(kind):
+    """A training run loads the classifier at its first snapshot: the load must not draw from the global RNG."""
+    before = torch.get_rng_state()
+    gc.load_weights_file(gc.weights_path(kind), kind, gc.KINDS[kind].sha256)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_digit_classifier_reads_the_reals_modes():
     """Fresh held-out stacked glyphs (a seed neither trained on nor the shipped held-out set) and the dataset's own
     seed-0 images: the mode read from the three channels is the label."""
