@@ -226,27 +226,34 @@ def pixel_norm(x: torch.Tensor, eps: float = PIXEL_NORM_EPS, dim: int = 1) -> to
 
 def instance_norm_modulate(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],
                            normalize: bool = True, eps: float = INSTANCE_NORM_EPS) -> torch.Tensor:
-    """Instance norm (float32, biased variance, no affine) then style modulation y = x*scale + shift, in 3 passes.
+    """Instance norm (biased variance, no affine) then style modulation y = x*scale + shift.
 
-    Why this form: (x - mean) * (rsqrt(var+eps)*scale) + shift costs one var_mean read, one subtraction and one
-    addcmul over the feature map, all per-(n,c) factors being tiny [N, C, 1, 1] tensors. The mean is subtracted
-    first, as the official code does, so a constant feature map (var = 0, e.g. the const layer at init) gives
-    exactly `shift`; folding the mean into the addcmul would amplify rounding by rsqrt(eps) = 1e4 there.
+    Why this form: the map is centred before its variance is taken, as the official code does, and what the
+    rounded mean leaves (m2, the mean of the centred map) is taken out of the variance and folded into the shift,
+    so a constant map (var = 0, e.g. the const layer at init) gives `shift` to within float rounding instead of
+    its rounding amplified by rsqrt(eps) = 1e4. Plain sums instead of torch.var_mean (whose per-element update is
+    many times slower on the CPU); every per-(n,c) factor is a tiny [N, C, 1, 1] tensor. float32 (and float16,
+    converted) maps are normalised in float32. A bf16 map stays bf16: CPU sums of bf16 accumulate in float32 and
+    the per-(n,c) factors are float32; float16 is not kept (squaring a centred value above 256, which the fp16
+    recipe's +-256 clamp allows, overflows it).
     scale/shift: [N, C, 1, 1] (scale already includes the official "+1"), or None for use_styles=False.
     """
+    if not normalize:
+        return x if scale is None else torch.addcmul(shift, x, scale)
     orig_dtype = x.dtype
-    if normalize:
-        xf = x.float()
-        var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=0)
-        a = torch.rsqrt(var + eps)
-        if scale is not None:
-            a = a * scale.float()
-        xc = xf - mean
-        y = xc * a if shift is None else torch.addcmul(shift.float(), xc, a)
-        return y.to(orig_dtype)
-    if scale is None:
-        return x
-    return torch.addcmul(shift, x, scale)
+    work_dtype = torch.bfloat16 if orig_dtype == torch.bfloat16 else torch.float32
+    xw = x.to(work_dtype)
+    hw = x.shape[2] * x.shape[3]
+    mean = xw.sum(dim=(2, 3), keepdim=True).float() / hw
+    xc = xw - mean.to(work_dtype)
+    m2 = xc.sum(dim=(2, 3), keepdim=True).float() / hw
+    var = (xc.square().sum(dim=(2, 3), keepdim=True).float() / hw - m2.square()).clamp_min(0.0)
+    a = torch.rsqrt(var + eps)
+    if scale is not None:
+        a = a * scale.float()
+    offset = -m2 * a if shift is None else shift.float() - m2 * a
+    y = (xc * a.to(work_dtype)).add_(offset.to(work_dtype))  # not addcmul: its broadcast CPU kernel is slower
+    return y.to(orig_dtype)
 
 
 def minibatch_stddev(x: torch.Tensor, group_size: int, num_features: int = 1, eps: float = MBSTD_EPS
