@@ -121,9 +121,11 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
                        fmap_max: int = FMAP_MAX, latent_size: int = LATENT_SIZE, train: bool = True,
                        isolate: bool = True,
                        echo: bool = True, lod: float = 0.0, fused_scale: Optional[Union[bool, str]] = None,
-                       precisions: Sequence[str] = ("fp32",)) -> Dict[str, object]:
+                       precisions: Sequence[str] = ("fp32",), rosinality: Optional[str] = None) -> Dict[str, object]:
     """Returns {'machine', 'rows', 'table'} for G forward and WGAN-GP step images/s, auto vs ref, per precision
     (and prints it); the ratio columns compare with impl 'ref' and with fp32 of the same resolution and impl.
+    rosinality: a checkout of the peer project; adds its fp32 row per resolution (peer_rosinality.py) and the
+    'vs rosinality' columns (train img/s, and CPU time per image).
 
     Defaults are the official architecture (TrainConfig's network-size defaults) at each resolution, batch
     8, on CPU; lower fmap_max for a quick run. isolate=True measures every point in its own subprocess under the
@@ -152,16 +154,29 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
                 if echo:
                     print(f"  measured {res} px impl={impl} precision={result['precision']}", file=sys.stderr,
                           flush=True)
+        if rosinality is not None and train:
+            from . import peer_rosinality
+            if isolate:
+                result = peer_rosinality.run_point(rosinality, res, batch, repeat, env_for_malloc(malloc))
+                result.pop("machine", None)
+            else:
+                result = peer_rosinality.measure_point(rosinality, res, batch, repeat)
+            rows.append(result)
+            if echo:
+                print(f"  measured {res} px rosinality fp32", file=sys.stderr, flush=True)
     info = info or machine_info()
     headers = ["res", "impl", "precision", "G fwd img/s", "train img/s", "train step s", "step CPU s",
                "auto/ref train", "vs fp32 G fwd", "vs fp32 train", "vs fp32 G fwd CPU", "vs fp32 train CPU",
                "peak RSS MiB"]
+    if rosinality is not None and train:
+        headers[-1:-1] = ["vs rosinality train", "vs rosinality train CPU"]
     table_rows = []
     nan = float("nan")
     by_key = {(r["resolution"], r["impl"], r["precision"]): r for r in rows}
     for r in rows:
         ref = by_key.get((r["resolution"], "ref", r["precision"]))
-        ratio = (r.get("train_img_s", nan) / ref["train_img_s"] if ref and train and r["impl"] != "ref" else nan)
+        ratio = (r.get("train_img_s", nan) / ref["train_img_s"] if ref and train and r["impl"] in IMPLS
+                 and r["impl"] != "ref" else nan)
         fp32 = by_key.get((r["resolution"], r["impl"], "fp32"))
         mixed = fp32 is not None and r["precision"] != "fp32"
         table_rows.append([r["resolution"], r["impl"], r["precision"], r["g_forward_img_s"],
@@ -173,6 +188,11 @@ def run_networks_bench(resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, batch: 
                            fp32.get("train_step_cpu_s", nan) / r.get("train_step_cpu_s", nan) if mixed and train
                            else nan,
                            r["peak_rss_mib"]])
+        if rosinality is not None and train:
+            peer = by_key.get((r["resolution"], "rosinality", "fp32"))
+            ours = peer is not None and r is not peer
+            table_rows[-1][-1:-1] = [r["train_img_s"] / peer["train_img_s"] if ours else nan,
+                                     peer["train_step_cpu_s"] / r["train_step_cpu_s"] if ours else nan]
     used_fused = rows[0].get("fused_scale", fused_scale) if rows else fused_scale
     table = (f"{describe_machine(info)}\nbatch {batch}, fmap_base {fmap_base}, fmap_max {fmap_max}, "
              f"latent {latent_size}, lod {lod:g}, fused_scale {used_fused}, malloc {malloc}, median of {repeat}; "

@@ -102,7 +102,7 @@ def _comma_list(text: str, allowed, param_hint: str) -> List[str]:
 
 
 def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_base, fmap_max, latent_size,
-                        json_path, fused_scale=None, precisions="fp32", impls="auto,ref") -> None:
+                        json_path, fused_scale=None, precisions="fp32", impls="auto,ref", rosinality=None) -> None:
     from stylegan.benchmarks.networks import IMPLS, run_networks_bench
     from stylegan.precision import PRECISIONS, resolve_precision
 
@@ -117,6 +117,16 @@ def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_bas
     problem = mbstd_batch_problem(batch)  # the training step's own rule, checked before any subprocess starts
     if problem is not None:
         raise click.BadParameter(problem, param_hint="--batch")
+    if rosinality is not None:
+        from stylegan.benchmarks.peer_rosinality import checkout_problem, step_for
+        problem = checkout_problem(rosinality)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--rosinality")
+        for res in resolutions:
+            try:
+                step_for(res)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--resolutions") from None
     fused = None if fused_scale is None else FUSED_SCALE_CHOICES[fused_scale]
     results = {}
     for setting in _malloc_settings(malloc):
@@ -125,7 +135,8 @@ def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_bas
             results[setting] = run_networks_bench(resolutions, batch=batch, repeat=repeat, malloc=setting,
                                                   fmap_base=fmap_base, fmap_max=fmap_max, latent_size=latent_size,
                                                   train=train, lod=lod, fused_scale=fused,
-                                                  precisions=precision_list, impls=impl_list)
+                                                  precisions=precision_list, impls=impl_list,
+                                                  rosinality=rosinality)
         except timing.SubprocessError as exc:
             raise click.ClickException(f"a measurement with malloc={setting} failed: {exc}") from None
     if json_path:
@@ -159,15 +170,19 @@ def networks_command(resolutions: str, batch: int, no_train: bool, repeat: int, 
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Minibatch.")
 @click.option("--resolutions", default="32,64", show_default=True,
               help="Comma-separated resolutions (the published baselines are at 32 and 64).")
+@click.option("--rosinality", type=str, default=None,
+              help="A checkout of github.com/rosinality/style-based-gan-pytorch: adds its fp32 WGAN-GP iteration "
+                   "(official widths, alpha 0.5) per resolution, timed in the same run.")
 @_network_options
 def train_command(batch: int, resolutions: str, repeat: int, malloc: str, fmap_base: int, fmap_max: int,
-                  latent_size: int, json_path: str, fused_scale: str, precisions: str, impls: str) -> None:
+                  latent_size: int, json_path: str, fused_scale: str, precisions: str, impls: str,
+                  rosinality: str) -> None:
     """WGAN-GP training images/s and peak memory at 32 and 64 px mid-fade (alpha 0.5), impl auto vs ref, per
-    precision (--precision fp32,bf16: side by side in one run).
+    precision (--precision fp32,bf16: side by side in one run), optionally against rosinality's step.
 
     Times the real training step (Trainer.step of `stylegan train`) with the training defaults."""
-    _run_network_points(_resolution_list(resolutions), batch, 0.5, True, repeat, malloc, fmap_base, fmap_max, latent_size, json_path,
-                        fused_scale, precisions, impls)
+    _run_network_points(_resolution_list(resolutions), batch, 0.5, True, repeat, malloc, fmap_base, fmap_max,
+                        latent_size, json_path, fused_scale, precisions, impls, rosinality)
 
 
 @bench.command("serve")
