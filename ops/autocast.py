@@ -9,7 +9,7 @@ of an autocast op does. Without autocast at forward time nothing changes: the fl
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 import torch
 
@@ -34,4 +34,15 @@ def compute_dtype(device_type: str, *tensors: torch.Tensor) -> torch.dtype:
     return captured_dtype(device_type) or tensors[0].dtype
 
 
-__all__ = ["captured_dtype", "replay", "compute_dtype"]
+def run_in_float32(fn: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
+    """fn(*args) with autocast switched off and the floating-point tensor arguments cast to float32, when an
+    autocast region is active on their device; otherwise exactly fn(*args) (the float32 path is untouched)."""
+    device_type = next((a.device.type for a in args if isinstance(a, torch.Tensor)), "cpu")
+    if captured_dtype(device_type) is None:
+        return fn(*args)
+    args = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+    with torch.autocast(device_type=device_type, enabled=False):
+        return fn(*args)
+
+
+__all__ = ["captured_dtype", "replay", "compute_dtype", "run_in_float32"]

@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 
+from stylegan.ops.autocast import run_in_float32
+
 DEFAULT_NUM_FP16_RES = 4      # stylegan2-ada-pytorch train.py: num_fp16_res = 4
 CONV_CLAMP = 256.0            # stylegan2-ada-pytorch train.py: conv_clamp = 256
 MIN_FP16_RESOLUTION = 8       # training/networks.py: max(..., 8): 4x4 never runs in fp16
@@ -80,29 +82,11 @@ def conv_clamp() -> Optional[float]:
 def run_at_resolution(resolution: int, max_resolution: int, fn: Callable[..., torch.Tensor], *args: Any
                       ) -> torch.Tensor:
     """fn(*args) for a layer at `resolution`: as it is without a recipe or where the recipe runs float16, else in
-    float32 (run_in_float32)."""
+    float32 (autocast off, float32 inputs: the official float32 blocks cast their inputs to their own dtype)."""
     recipe = active()
     if recipe is None or recipe.uses_fp16(resolution, max_resolution):
         return fn(*args)
     return run_in_float32(fn, *args)
-
-
-def run_in_float32(fn: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
-    """fn(*args) with autocast switched off and the floating-point tensor arguments cast to float32 (the official
-    float32 blocks cast their inputs to their own dtype; the mapping network never runs in float16) - under the
-    recipe only; otherwise fn(*args) exactly."""
-    if active() is None:
-        return fn(*args)
-    args = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
-    with torch.autocast(device_type=_device_type(args), enabled=False):
-        return fn(*args)
-
-
-def _device_type(args: Iterable[Any]) -> str:
-    for t in args:
-        if isinstance(t, torch.Tensor):
-            return t.device.type
-    return "cpu"
 
 
 @torch.no_grad()
@@ -115,4 +99,4 @@ def nan_to_num_grads_(parameters: Iterable[torch.nn.Parameter]) -> None:
 
 
 __all__ = ["DEFAULT_NUM_FP16_RES", "CONV_CLAMP", "Recipe", "fp16_resolution", "active", "recipe_region",
-           "conv_clamp", "run_at_resolution", "run_in_float32", "nan_to_num_grads_"]
+           "conv_clamp", "run_at_resolution", "nan_to_num_grads_"]

@@ -62,6 +62,20 @@ def test_generator_every_lod_in_bf16_tracks_fp32(nets, no_reference):
         assert rel_rms(got, want) < 0.05, f"lod {lod}: {rel_rms(got, want):.3f}"
 
 
+def test_the_mapping_network_stays_float32_under_bf16(nets):
+    """As in stylegan2-ada, the mapping network runs in float32 inside a mixed-precision region (its gradient
+    collects every layer's style gradient); its ws equal the fp32 ones exactly, and its backward is float32 too."""
+    G, _ = nets
+    z = torch.randn(4, G.config.latent_size, generator=torch.Generator().manual_seed(2))
+    want = G.mapping(z)
+    with BF16.autocast():
+        got = G.mapping(z.requires_grad_(True))
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    (grad,) = torch.autograd.grad(got.square().sum(), z)
+    (grad_fp32,) = torch.autograd.grad(G.mapping(z).square().sum(), z)
+    assert torch.equal(grad, grad_fp32)
+
+
 def test_bf16_tensors_reach_the_kernels(nets, monkeypatch):
     """Under autocast the conv outputs are bfloat16, and bias_act / upfirdn2d run their kernels on them."""
     G, D = nets
