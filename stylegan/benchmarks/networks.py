@@ -15,7 +15,6 @@ fp32, bf16, auto) is the run's TrainConfig.precision; G forward runs under the s
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import resource
@@ -27,7 +26,7 @@ import torch
 
 from ..precision import PRECISIONS
 from ..training.config import FUSED_SCALE_CHOICES, TrainConfig
-from .timing import describe_machine, env_for_malloc, format_table, machine_info, measure, run_with_env
+from .timing import describe_machine, env_for_malloc, format_table, machine_info, measure, run_with_env, write_point
 
 DEFAULT_RESOLUTIONS = (32, 64, 128, 256)
 IMPLS = ("auto", "ref")
@@ -220,14 +219,8 @@ def _main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--json-out", required=True)
     a = p.parse_args(argv)
     fused = None if a.fused_scale is None else FUSED_SCALE_CHOICES[a.fused_scale]
-    try:
-        result = measure_point(a.resolution, a.impl, a.batch, a.repeat, a.fmap_base, a.fmap_max, a.latent_size,
-                               not a.no_train, a.lod, fused, a.precision)
-    except ValueError as exc:  # a bad option: one line for the parent to relay, not a traceback
-        sys.exit(f"error: {exc}")
-    result["machine"] = machine_info()
-    with open(a.json_out, "w", encoding="utf-8") as f:
-        json.dump(result, f)
+    write_point(a.json_out, lambda: measure_point(a.resolution, a.impl, a.batch, a.repeat, a.fmap_base, a.fmap_max,
+                                                  a.latent_size, not a.no_train, a.lod, fused, a.precision))
 
 
 if __name__ == "__main__":

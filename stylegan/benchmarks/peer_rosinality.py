@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import math
 import resource
 import sys
@@ -26,7 +25,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from .timing import machine_info, measure, run_with_env
+from .timing import measure, run_with_env, write_point
 
 PUBLISHED_AT = "https://github.com/rosinality/style-based-gan-pytorch"
 CODE_SIZE = 512  # train.py's code_size
@@ -145,13 +144,7 @@ def _main(argv=None) -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json-out", required=True)
     a = p.parse_args(argv)
-    try:
-        result = measure_point(a.path, a.resolution, a.batch, a.repeat)
-    except ValueError as exc:
-        sys.exit(f"error: {exc}")
-    result["machine"] = machine_info()
-    with open(a.json_out, "w", encoding="utf-8") as f:
-        json.dump(result, f)
+    write_point(a.json_out, lambda: measure_point(a.path, a.resolution, a.batch, a.repeat))
 
 
 if __name__ == "__main__":

@@ -199,6 +199,18 @@ class SubprocessError(RuntimeError):
     """A re-executed measurement failed; the message carries the end of its output."""
 
 
+def write_point(json_out: str, measure_fn: Callable[[], Dict[str, object]]) -> None:
+    """The child side of run_with_env: measure_fn()'s result plus machine_info() into `json_out`; a ValueError
+    (a bad option) exits with its one line for the parent to relay, not a traceback."""
+    try:
+        result = measure_fn()
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    result["machine"] = machine_info()
+    with open(json_out, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+
+
 def run_with_env(module: str, args: Sequence[str], env: Dict[str, str], timeout: float = 3600) -> dict:
     """Runs `python -m module *args --json-out FILE` under `env` and returns the JSON it wrote.
 
