@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Union
+from typing import List, Union
 
 import torch
 
@@ -33,7 +33,7 @@ def resolve_device(name: Union[str, torch.device]) -> torch.device:
     return device
 
 
-def rng_devices(device: Union[str, torch.device]) -> list:
+def rng_devices(device: Union[str, torch.device]) -> List[int]:
     """The CUDA device indices whose RNG `torch.random.fork_rng` must save for work on `device` ([] on the CPU)."""
     device = torch.device(device)
     if device.type != "cuda":
