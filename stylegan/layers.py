@@ -233,8 +233,8 @@ def instance_norm_modulate(x: torch.Tensor, scale: Optional[torch.Tensor], shift
     so a constant map (var = 0, e.g. the const layer at init) gives `shift` to within float rounding instead of
     its rounding amplified by rsqrt(eps) = 1e4. Plain sums instead of torch.var_mean (whose per-element update is
     many times slower on the CPU); every per-(n,c) factor is a tiny [N, C, 1, 1] tensor. float32 (and float16,
-    converted) maps are normalised in float32. A bf16 map stays bf16: CPU sums of bf16 accumulate in float32 and
-    the per-(n,c) factors are float32; float16 is not kept (squaring a centred value above 256, which the fp16
+    converted) maps are normalised in float32. A bf16 map stays bf16: torch's sums of bf16 accumulate in float32
+    (the result is rounded to bf16 once) and the per-(n,c) factors are float32; float16 is not kept (squaring a centred value above 256, which the fp16
     recipe's +-256 clamp allows, overflows it).
     scale/shift: [N, C, 1, 1] (scale already includes the official "+1"), or None for use_styles=False.
     """
