@@ -25,7 +25,7 @@ def main(out: str, *named_runs: str) -> None:
         runs.append((name, read_jsonl(Path(folder) / "log.jsonl")))
     if not runs:
         raise SystemExit(__doc__)
-    image = plot_runs(runs, KEYS, width=800, panel_height=170)
+    image = plot_runs(runs, KEYS, width=1000, panel_height=170)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
     atomic_write_bytes(Path(out), buffer.getvalue())
