@@ -64,6 +64,71 @@ def ops_command(device: str, repeat: int, malloc: str, json_path: str, quick: bo
         click.echo(f"\nwrote {json_path}")
 
 
+@bench.command("conv")
+@click.option("--resolutions", default=",".join(str(r) for r in (8, 16, 32, 64, 128, 256)), show_default=True,
+              help="Comma-separated resolutions (powers of two, 4-1024); the width at each is the official nf.")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Minibatch.")
+@click.option("--dtypes", default="fp32,bf16", show_default=True,
+              help="Comma-separated dtypes, one row each: fp32, bf16, fp16 (fp16: CUDA only).")
+@click.option("--layouts", default="nchw,channels_last", show_default=True,
+              help="Comma-separated memory formats, one row each: nchw, channels_last.")
+@click.option("--fmap-base", type=click.IntRange(min=1), default=FMAP_BASE, show_default=True,
+              help="Network width budget (official).")
+@click.option("--fmap-max", type=click.IntRange(min=1), default=FMAP_MAX, show_default=True,
+              help="Most feature maps per layer (official).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where the convolutions run.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed calls per measurement (the median is reported).")
+@click.option("--malloc", type=click.Choice(["default", "tuned", "both"]), default="tuned", show_default=True,
+              help="glibc allocator settings (one subprocess, one table each).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write every number to this JSON file.")
+def conv_command(resolutions: str, batch: int, dtypes: str, layouts: str, fmap_base: int, fmap_max: int,
+                 device: str, repeat: int, malloc: str, json_path: str) -> None:
+    """3x3 convolution speed per resolution, dtype and memory format at the networks' widths: the ceiling of
+    what --precision bf16|fp16 (and channels-last) can gain in a convolution-bound step on this machine."""
+    from stylegan.benchmarks.conv import DTYPES, LAYOUTS, report
+    from stylegan.precision import FP16_ON_CPU
+
+    res = _power_of_two_list(resolutions, 4, 1024)
+    dtype_list = _comma_list(dtypes, tuple(DTYPES), "--dtypes")
+    layout_list = _comma_list(layouts, LAYOUTS, "--layouts")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available to torch on this machine", param_hint="--device")
+    if device == "cpu" and "fp16" in dtype_list:
+        raise click.BadParameter(FP16_ON_CPU, param_hint="--dtypes")
+    args = ["--resolutions", ",".join(map(str, res)), "--dtypes", ",".join(dtype_list), "--layouts",
+            ",".join(layout_list), "--batch", str(batch), "--fmap-base", str(fmap_base), "--fmap-max",
+            str(fmap_max), "--device", device, "--repeat", str(repeat)]
+    results: Dict[str, dict] = {}
+    for setting in _malloc_settings(malloc):
+        click.echo(f"measuring with malloc={setting} ...", err=True)
+        try:
+            results[setting] = timing.run_with_env("stylegan.benchmarks.conv", args, timing.env_for_malloc(setting))
+        except timing.SubprocessError as exc:
+            raise click.ClickException(f"the measurement with malloc={setting} failed: {exc}") from None
+        click.echo("")
+        click.echo(f"## bench conv, malloc={setting}")
+        click.echo(report(results[setting]))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+        click.echo(f"\nwrote {json_path}")
+
+
+def _power_of_two_list(text: str, lowest: int, highest: int) -> List[int]:
+    """Comma-separated powers of two in [lowest, highest], or a BadParameter naming the text."""
+    try:
+        values = [int(r) for r in text.split(",")]
+        if any(v < lowest or v > highest or v & (v - 1) for v in values):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected comma-separated powers of two from {lowest} to {highest}",
+                                 param_hint="--resolutions") from None
+    return values
+
+
 def _network_options(fn):
     """Options shared by `bench networks` and `bench train`."""
     options = [
@@ -249,13 +314,7 @@ def project_command(resolutions: str, spaces: str, steps: str, threads: int, fma
     """Time per step of `stylegan project` (one target, pixel loss, noise maps optimised) per resolution."""
     from stylegan.benchmarks.projection import TABLE_HEADERS, run_projection_bench, table_rows
 
-    try:
-        res = [int(r) for r in resolutions.split(",")]
-        if any(r < 4 or r & (r - 1) for r in res):
-            raise ValueError
-    except ValueError:
-        raise click.BadParameter(f"{resolutions!r}: expected comma-separated powers of two >= 4",
-                                 param_hint="--resolutions") from None
+    res = _power_of_two_list(resolutions, 4, 1024)
     space_list = _comma_list(spaces, ("w", "wplus"), "--spaces")
     try:
         short, long = (int(s) for s in steps.split(","))
