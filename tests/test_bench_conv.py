@@ -110,8 +110,3 @@ def test_cuda_without_a_gpu_is_refused():
     res = CliRunner().invoke(main, ["bench", "conv", "--device", "cuda"])
     assert res.exit_code == 2 and "CUDA is not available" in res.output
 
-
-def test_bench_project_shares_the_resolution_rule():
-    res = CliRunner().invoke(main, ["bench", "project", "--resolutions", "32,48"])
-    assert res.exit_code == 2
-    assert "'32,48': expected comma-separated powers of two from 4 to 1024" in res.output

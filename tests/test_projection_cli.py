@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from stylegan.benchmarks.projection import table_rows
 from stylegan.cli import main
 from stylegan.loading import save
 from stylegan.ws_file import load_ws_file
@@ -205,10 +206,15 @@ def test_encoder_train_then_project_from_it(files, tmp_path):
 def test_bench_project_prints_a_table_and_refuses_bad_lists(tmp_path):
     """A benchmark, not a timed test: only that it runs and states what it measured."""
     r = _run("bench", "project", "--resolutions", "8", "--spaces", "w,wplus", "--steps", "1,2", "--fmap-base", "32",
-             "--fmap-max", "8", "--latent", "8", "--json", tmp_path / "b.json")
+             "--fmap-max", "8", "--latent", "8", "--precision", "fp32,bf16", "--json", tmp_path / "b.json")
     assert r.exit_code == 0, r.output
-    assert "ms per step" in r.output and "threads" in r.output and "wplus" in r.output
-    assert len(json.loads((tmp_path / "b.json").read_text())["rows"]) == 2
+    assert "ms per step" in r.output and "threads" in r.output and "wplus" in r.output and "vs fp32" in r.output
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(row["space"], row["precision"]) for row in rows] == [("w", "fp32"), ("w", "bf16"), ("wplus", "fp32"),
+                                                                  ("wplus", "bf16")]
+    table = table_rows({"rows": rows})
+    assert table[1][5] == pytest.approx(rows[0]["ms_per_step"] / rows[1]["ms_per_step"]) and table[0][5] != table[0][5]
+    _fails(_run("bench", "project", "--precision", "fp16"), "--precision", "precision 'fp16' is for CUDA devices only")
     _fails(_run("bench", "project", "--resolutions", "12"), "--resolutions", "'12'")
     _fails(_run("bench", "project", "--steps", "8,2"), "--steps", "'8,2'")
     _fails(_run("bench", "project", "--spaces", "z"), "--spaces", "'z'")

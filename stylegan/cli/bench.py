@@ -169,14 +169,8 @@ def _comma_list(text: str, allowed, param_hint: str) -> List[str]:
 def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_base, fmap_max, latent_size,
                         json_path, fused_scale=None, precisions="fp32", impls="auto,ref", rosinality=None) -> None:
     from stylegan.benchmarks.networks import IMPLS, run_networks_bench
-    from stylegan.precision import PRECISIONS, resolve_precision
 
-    precision_list = _comma_list(precisions, PRECISIONS, "--precision")
-    for name in precision_list:  # a precision this machine cannot run fails here, not in a subprocess
-        try:
-            click.echo(resolve_precision(name, torch.device("cpu"), warn=False).describe(), err=True)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--precision") from None
+    precision_list = _cpu_precisions(precisions)
     impl_list = _comma_list(impls, IMPLS, "--impls")
 
     problem = mbstd_batch_problem(batch)  # the training step's own rule, checked before any subprocess starts
@@ -208,6 +202,20 @@ def _run_network_points(resolutions, batch, lod, train, repeat, malloc, fmap_bas
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump({k: {"machine": v["machine"], "rows": v["rows"]} for k, v in results.items()}, f, indent=1)
         click.echo(f"wrote {json_path}")
+
+
+def _cpu_precisions(text: str) -> List[str]:
+    """--precision as a list; one this machine's CPU cannot run is refused here (not in a subprocess), and what
+    each one runs is said on stderr."""
+    from stylegan.precision import PRECISIONS, resolve_precision
+
+    precision_list = _comma_list(text, PRECISIONS, "--precision")
+    for name in precision_list:
+        try:
+            click.echo(resolve_precision(name, torch.device("cpu"), warn=False).describe(), err=True)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--precision") from None
+    return precision_list
 
 
 def _resolution_list(text: str) -> List[int]:
@@ -309,8 +317,10 @@ def serve_command(client_counts: str, seconds: float, resolution: int, fmap_base
               help="Size of z and w (official).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write every number to this JSON file.")
+@click.option("--precision", "precisions", default="fp32", show_default=True,
+              help="Comma-separated precisions, one row each (e.g. fp32,bf16; stylegan project --precision).")
 def project_command(resolutions: str, spaces: str, steps: str, threads: int, fmap_base: int, fmap_max: int,
-                    latent_size: int, json_path: str) -> None:
+                    latent_size: int, json_path: str, precisions: str) -> None:
     """Time per step of `stylegan project` (one target, pixel loss, noise maps optimised) per resolution."""
     from stylegan.benchmarks.projection import TABLE_HEADERS, run_projection_bench, table_rows
 
@@ -323,8 +333,9 @@ def project_command(resolutions: str, spaces: str, steps: str, threads: int, fma
     except ValueError:
         raise click.BadParameter(f"{steps!r}: expected SHORT,LONG with 1 <= SHORT < LONG", param_hint="--steps") \
             from None
-    result = run_projection_bench(res, space_list, short, long, threads, fmap_base=fmap_base, fmap_max=fmap_max,
-                                  latent_size=latent_size)
+    precision_list = _cpu_precisions(precisions)
+    result = run_projection_bench(res, space_list, short, long, threads, precision_list, fmap_base=fmap_base,
+                                  fmap_max=fmap_max, latent_size=latent_size)
     click.echo(f"## bench project: (t({long} steps) - t({short} steps)) / {long - short}, batch 1, pixel loss, "
                f"fmap_base {fmap_base}, fmap_max {fmap_max}, latent {latent_size}, random weights")
     click.echo(timing.describe_machine(result["machine"]))

@@ -19,7 +19,7 @@ from ..atomic_write import atomic_write_bytes
 from ..images import animation_bytes, tile, write_png
 from .generate import _check_class
 from .options import (class_option, device_option, generator_of, load_for_network, network_option, open_network,
-                      prepare_outdir)
+                      precision_option, prepare_outdir, resolve_precision_option)
 
 GIF_FRAME_MS = 80
 
@@ -52,11 +52,12 @@ def _log_lines(log: List[dict], index: int) -> bytes:
 
 
 def projection_meta(target: str, loss_name: str, seed: int, class_idx: Optional[int], cfg, result, i: int,
-                    init: str = "w_avg", encoder_path: Optional[Path] = None) -> dict:
+                    init: str = "w_avg", encoder_path: Optional[Path] = None, precision: str = "fp32") -> dict:
     """The `meta` of target i's projected.npz (what `stylegan serve`'s projection download holds too)."""
     return {"target": target, "space": cfg.space, "loss": loss_name, "init": init,
             "encoder": None if encoder_path is None else str(encoder_path), "steps": cfg.num_steps,
-            "noise_steps": cfg.noise_steps, "seed": seed, "class": class_idx, "psnr": result.psnr[i],
+            "noise_steps": cfg.noise_steps, "seed": seed, "class": class_idx, "precision": precision,
+            "psnr": result.psnr[i],
             "ssim": result.ssim[i], "config": cfg.to_dict()}
 
 
@@ -92,10 +93,15 @@ def projection_meta(target: str, loss_name: str, seed: int, class_idx: Optional[
               help="Frames of progress.gif over the whole run.")
 @class_option
 @device_option
+@precision_option
 def project(network: str, targets: List[Path], outdir: Path, space: str, steps: int, noise_steps: int,
             loss_kind: str, vgg16: Optional[str], mse_weight: float, init: str, encoder_path: Optional[Path],
-            lr: float, seed: int, num_frames: int, class_idx: Optional[int], device: torch.device) -> None:
-    """Find the latents that reproduce each --target image, and write the projection's files."""
+            lr: float, seed: int, num_frames: int, class_idx: Optional[int], device: torch.device,
+            precision: str) -> None:
+    """Find the latents that reproduce each --target image, and write the projection's files.
+
+    --precision sets the synthesis network's arithmetic during the steps; proj.png, its PSNR and SSIM are always
+    rendered in fp32, as `stylegan generate --ws` renders projected.npz."""
     from ..feature_nets import FeatureNetError
     from ..projection import ProjectionConfig, load_target, make_loss
     from ..projection import project as run_projection
@@ -105,6 +111,7 @@ def project(network: str, targets: List[Path], outdir: Path, space: str, steps: 
 
     if (init == "encoder") != (encoder_path is not None):
         raise click.UsageError("--encoder FILE goes with, and is required by, --init encoder")
+    resolved = resolve_precision_option(precision, device)
     nets = open_network(network, device)
     G = generator_of(nets)
     _check_class(G, class_idx)
@@ -130,7 +137,7 @@ def project(network: str, targets: List[Path], outdir: Path, space: str, steps: 
     total = steps + (noise_steps if G.config.use_noise else 0)
     try:
         result = run_projection(G, pixels.to(device), cfg, loss=loss, class_idx=class_idx, seed=seed,
-                                frame_every=max(1, total // num_frames), encoder=encoder)
+                                frame_every=max(1, total // num_frames), encoder=encoder, precision=resolved)
     except FeatureNetError as exc:
         raise click.BadParameter(str(exc), param_hint="--vgg16") from None
     except ValueError as exc:  # the mapping network's statistics
@@ -138,7 +145,8 @@ def project(network: str, targets: List[Path], outdir: Path, space: str, steps: 
     for i, (folder, target) in enumerate(zip(folders, targets)):
         write_png(result.targets[i], folder / "target.png")
         write_png(result.images[i], folder / "proj.png")
-        meta = projection_meta(str(target), loss.name, seed, class_idx, cfg, result, i, init, encoder_path)
+        meta = projection_meta(str(target), loss.name, seed, class_idx, cfg, result, i, init, encoder_path,
+                               resolved.name)
         save_ws_file(folder / "projected.npz", result.ws[i:i + 1], G,
                      None if result.noise is None else [m[i:i + 1] for m in result.noise], file_digest, meta,
                      G_sha256=digest)

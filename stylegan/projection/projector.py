@@ -21,6 +21,7 @@ from ..generate import labels_for, model_device, synthesize
 from ..image_similarity import psnr, ssim
 from ..images import to_uint8, to_uint8_nchw
 from ..metrics.path_length import noise_shapes
+from ..precision import FP32, Precision
 from .config import ProjectionConfig
 from .encoder import Encoder, EncoderConfig
 from .losses import PixelLoss
@@ -95,7 +96,8 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
             loss: Optional[Callable[[torch.Tensor], Dict[str, torch.Tensor]]] = None,
             class_idx: Optional[Union[int, Sequence[int]]] = None, seed: int = 0, progress: Optional[bool] = None,
             frame_every: Optional[int] = None, encoder: Optional[Encoder] = None,
-            on_step: Optional[Callable[[int, int, Dict[str, Any], torch.Tensor], None]] = None) -> Projection:
+            on_step: Optional[Callable[[int, int, Dict[str, Any], torch.Tensor], None]] = None,
+            precision: Precision = FP32) -> Projection:
     """Projects uint8 targets [N, C, R, R] (or [C, R, R]) into G's latent space; see the module docstring.
 
     loss: maps images [N, C, R, R] in [-1, 1] to a dict of [N] terms with 'loss' (losses.LpipsLoss / PixelLoss;
@@ -105,6 +107,9 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
     encoder: start from its ws of the targets (encoder.py; their mean over layers for space 'w') instead of w_avg.
     on_step(step, total, record, images): called after every step with that step's log record and the images it
     scored (`stylegan serve` shows progress, answers other requests and cancels by raising from it).
+    precision (stylegan.precision): the synthesis network's arithmetic during the optimisation steps; the loss
+    takes its images in float32, and the result (images, PSNR, SSIM) is always rendered in float32 by `render`,
+    so proj.png is what `stylegan generate --ws` draws from the same file.
     """
     cfg = config or ProjectionConfig()
     targets = _check_targets(G, targets)
@@ -154,7 +159,7 @@ def project(G: torch.nn.Module, targets: torch.Tensor, config: Optional[Projecti
                         # one noise vector per target shared by all its layers: exploration in W, also for W+
                         w = w_opt + (torch.randn((n, 1, w_opt.shape[2]), generator=rng) * scale).to(device)
                     ws = w.expand(n, int(G.num_layers), -1)
-                    images = G.synthesis(ws, noise_mode="const", noise=noise or None)
+                    images = precision.run(G.synthesis, ws, noise_mode="const", noise=noise or None)
                     terms = loss(images)
                     reg = noise_regularization(noise) if noise else torch.zeros(n, device=device)
                     total_loss = terms["loss"].sum() + reg.sum() * cfg.regularize_noise_weight

@@ -192,7 +192,7 @@ def create_app(state: ServeState) -> FastAPI:
             return error(415, str(exc))
         try:
             job = state.jobs.start(served=served, target_name=name, target=target, vgg16=state.vgg16,
-                                   **options)
+                                   precision=state.precision, **options)
         except Busy:
             return error(503, "busy")
         job.target_png = target_png

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..images import to_uint8
+from ..precision import FP32, Precision
 from .state import ServedNetwork
 from .worker import Busy, Worker
 
@@ -42,6 +43,7 @@ class ProjectJob:
     loss_kind: str
     class_idx: Optional[int]
     vgg16: Optional[Path] = None               # the server's --vgg16 file (None: the cached official one)
+    precision: Precision = FP32                # the server's --precision: the optimisation steps' arithmetic
     state: str = "queued"
     step: int = 0
     total_steps: int = 0
@@ -92,7 +94,8 @@ class ProjectJob:
                     raise Cancelled()
 
             result = project(G, pixels.to(device), cfg, loss=loss, class_idx=self.class_idx, seed=self.seed,
-                             progress=False, frame_every=self.steps + self.noise_steps + 1, on_step=on_step)
+                             progress=False, frame_every=self.steps + self.noise_steps + 1, on_step=on_step,
+                             precision=self.precision)
         except Cancelled:
             self.state = "cancelled"
             return
@@ -104,7 +107,7 @@ class ProjectJob:
         self.ws, self.noise = result.ws, result.noise
         self.npz = ws_file_bytes(result.ws, G, result.noise, self.served.file_sha256,
                                  projection_meta(self.target_name, loss.name, self.seed, self.class_idx, cfg, result,
-                                                 0), G_sha256=self.served.digest)
+                                                 0, precision=self.precision.name), G_sha256=self.served.digest)
         self.current = result.images[0]
         self.psnr = float(result.psnr[0])
         self.state = "done"

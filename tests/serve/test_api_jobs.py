@@ -93,6 +93,27 @@ def test_a_projection_job_answers_the_files_of_stylegan_project(served, nets, ta
     assert c.get(f"/api/edit?job={job}&directions=sefa&psi=0.5").json()["parameter"] == "psi"
 
 
+def test_a_bf16_server_projects_as_stylegan_project_precision_bf16(nets, target_png, tmp_path, monkeypatch):
+    from stylegan.precision import resolve_precision
+
+    try:
+        bf16 = resolve_precision("bf16", torch.device("cpu"), warn=False)
+    except ValueError as exc:
+        pytest.skip(f"bf16 does not run here: {exc}")
+    with client_of(make_state([nets["net"]], precision=bf16)) as c:
+        job = _start(c, target_png, steps=5, seed=2)
+        assert _wait(c, job, ("done", "failed"))["state"] == "done"
+        (tmp_path / "job.npz").write_bytes(c.get(f"/api/jobs/{job}/ws").content)
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "a.png").write_bytes(target_png)
+        run_cli("project", "--network", nets["net"], "--target", "a.png", "--outdir", "out", "--steps", "5",
+                "--seed", "2", "--device", "cpu", "--precision", "bf16")
+        assert load_ws_file(tmp_path / "job.npz").meta["precision"] == "bf16"
+        with np.load(tmp_path / "job.npz") as ours, np.load(tmp_path / "out/projected.npz") as cli:
+            assert np.array_equal(ours["ws"], cli["ws"])  # the same bf16 steps
+        assert c.get(f"/api/jobs/{job}/image").content == (tmp_path / "out/proj.png").read_bytes()
+
+
 def test_serve_vgg16_gives_the_lpips_projection_of_stylegan_project(nets, target_png, tmp_path, monkeypatch):
     """`serve --vgg16 FILE` (a stand-in of the official signature): loss=lpips is the CLI's LPIPS projection."""
     import click
