@@ -28,7 +28,7 @@ setup(
     package_data={"stylegan.cuda": ["*.h", "*.cuh", "*.cpp", "*.cu"], "stylegan.metrics": ["weights/*.pt"],
                   "stylegan.serve": ["static/*"]},
     install_requires=["torch>=2.1", "ninja", "numpy", "pillow", "click>=8", "tqdm"],
-    extras_require={"test": ["pytest", "scipy", *SERVE_REQUIRES, "httpx", "playwright"], "serve": SERVE_REQUIRES,
+    extras_require={"test": ["pytest", "scipy", *SERVE_REQUIRES, "httpx2", "playwright"], "serve": SERVE_REQUIRES,
                     "tensorboard": ["tensorboard"]},
     entry_points={"console_scripts": ["stylegan = stylegan.cli:main"]},
 )

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 pytest.importorskip("fastapi", reason="stylegan serve needs the serve extra: pip install 'stylegan[serve]'")
-pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx (the test extra)")
+pytest.importorskip("httpx2", reason="FastAPI's TestClient needs httpx2 (the test extra)")
 pytest.importorskip("multipart", reason="uploads need python-multipart (the serve extra)")
 
 from fastapi.testclient import TestClient  # noqa: E402
