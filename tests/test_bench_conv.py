@@ -51,9 +51,14 @@ def test_ratios_and_ceiling_come_from_the_times():
             _row(16, "bf16", "nchw", 5.0, 20.0)]
     table = conv.table_rows(rows)
     assert [r[-2:] for r in table] == [[1.0, 1.0], [2.0, 1.5], [4.0, 3.0], [1.0, 1.0], [2.0, 1.5]]
-    (line,) = conv.ceilings(rows)
-    assert line.startswith("bf16 vs fp32 nchw, fwd+bwd: 1.50x to 3.00x (best at 8 px, channels_last)")
-    assert conv.ceilings(rows[:1]) == []  # no mixed dtype, no ceiling line
+    assert conv.ceilings(rows) == [
+        "bf16 nchw vs fp32 nchw, fwd+bwd: 1.50x over all resolutions together (1.50x to 1.50x per resolution)",
+        "bf16 channels_last vs fp32 nchw, fwd+bwd: 3.00x over all resolutions together (3.00x to 3.00x per "
+        "resolution)"]
+    rows.append(_row(16, "bf16", "channels_last", 1.0, 6.0))  # 42 s of fp32 against 10 s: 4.2x together
+    assert conv.ceilings(rows)[1].startswith("bf16 channels_last vs fp32 nchw, fwd+bwd: 4.20x over all resolutions "
+                                             "together (3.00x to 5.00x per resolution)")
+    assert conv.ceilings(rows[:1]) == []  # fp32 NCHW alone: nothing to compare
 
 
 def test_each_point_runs_in_the_dtype_and_layout_asked(monkeypatch):
@@ -84,7 +89,7 @@ def test_cli_prints_the_table_and_writes_the_json(tmp_path):
                                     "--fmap-max", "16", "--repeat", "1", "--malloc", "default", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "## bench conv, malloc=default" in res.output
-    assert "bf16 vs fp32 nchw, fwd+bwd:" in res.output
+    assert "bf16 channels_last vs fp32 nchw, fwd+bwd:" in res.output
     data = json.loads(out.read_text())["default"]
     assert len(data["rows"]) == 2 * 2 * 2
     assert {(r["resolution"], r["channels"]) for r in data["rows"]} == {(8, 16), (16, 8)}

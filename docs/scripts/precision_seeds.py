@@ -1,7 +1,8 @@
 """The seed statistics of docs/PERFORMANCE.md §8.8.2: glyph_acc at one kimg for groups of README main-job runs.
 
-Usage: python docs/scripts/precision_seeds.py KIMG GROUP:SEED=RUN_DIR [GROUP:SEED=RUN_DIR ...]
+Usage: python docs/scripts/precision_seeds.py KIMG[,KIMG...] GROUP:SEED=RUN_DIR [GROUP:SEED=RUN_DIR ...]
 e.g.   ... 120 fp32:0=runs/fp32_s0 bf16:0=runs/bf16_s0 fp32-ref:0=runs/ref_s0 ...
+With several KIMG, a run's value is its mean glyph_acc over those snapshots (less snapshot-to-snapshot noise).
 
 Prints each run's value, each group's mean and standard deviation, the same-seed differences of every group from
 the first one, and for every other group the difference of means with an exact two-sided permutation p-value (all
@@ -41,19 +42,19 @@ def permutation_p(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def main(kimg_text: str, *items: str) -> None:
-    kimg = float(kimg_text)
+    kimgs = [float(k) for k in kimg_text.split(",")]
     groups: Dict[str, Dict[str, float]] = {}
     for item in items:
         label, sep, folder = item.partition("=")
         group, colon, seed = label.partition(":")
         if not sep or not colon or not group or not seed or not folder:
             raise SystemExit(f"{item!r}: expected GROUP:SEED=RUN_DIR")
-        groups.setdefault(group, {})[seed] = value_at(folder, kimg)
+        groups.setdefault(group, {})[seed] = statistics.mean(value_at(folder, k) for k in kimgs)
     if len(groups) < 2:
         raise SystemExit(__doc__)
     names = list(groups)
     base = names[0]
-    print(f"glyph_acc at {kimg:g} kimg")
+    print(f"glyph_acc at {' and '.join(f'{k:g}' for k in kimgs)} kimg" + (" (mean)" if len(kimgs) > 1 else ""))
     for name in names:
         values = groups[name]
         spread = statistics.stdev(values.values()) if len(values) > 1 else float("nan")
