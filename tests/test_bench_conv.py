@@ -15,6 +15,7 @@ from stylegan.benchmarks import conv
 from stylegan.cli import main
 from stylegan.config import GeneratorConfig
 from stylegan.generator import Generator
+from stylegan.precision import cpu_flags, native_bf16_flag
 
 
 def test_widths_are_those_of_the_generator_blocks():
@@ -94,6 +95,8 @@ def test_cli_prints_the_table_and_writes_the_json(tmp_path):
     assert len(data["rows"]) == 2 * 2 * 2
     assert {(r["resolution"], r["channels"]) for r in data["rows"]} == {(8, 16), (16, 8)}
     assert data["machine"]["torch_threads"] >= 1
+    assert data["device"].startswith("cpu (native bf16: " if native_bf16_flag(cpu_flags()) else "cpu (no native bf16")
+    assert data["device"] in res.output
 
 
 @pytest.mark.parametrize("args, hint, message", [

@@ -75,7 +75,13 @@ def measure_all(resolutions: Sequence[int], batch: int, dtypes: Sequence[str], l
                 fmap_base: int, fmap_max: int, device: torch.device, repeat: int) -> Dict[str, object]:
     rows = [measure_conv(res, block_channels(res, fmap_base, fmap_max), batch, dtype, layout, device, repeat)
             for res in resolutions for layout in layouts for dtype in dtypes]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:  # whether bf16 runs in hardware here or is emulated (and slower than fp32)
+        from ..precision import cpu_flags, native_bf16_flag
+
+        flag = native_bf16_flag(cpu_flags())
+        name = f"cpu (native bf16: {flag})" if flag else "cpu (no native bf16: bf16 is emulated)"
     return {"rows": rows, "batch": batch, "repeat": repeat, "fmap_base": fmap_base, "fmap_max": fmap_max,
             "device": name}
 

@@ -8,6 +8,7 @@ import click
 import torch
 
 from stylegan.benchmarks import timing
+from stylegan.benchmarks.conv import DEFAULT_RESOLUTIONS as CONV_RESOLUTIONS
 from stylegan.benchmarks.networks import FMAP_BASE, FMAP_MAX, FUSED_SCALE_CHOICES, LATENT_SIZE
 from stylegan.training.config import mbstd_batch_problem
 
@@ -65,7 +66,7 @@ def ops_command(device: str, repeat: int, malloc: str, json_path: str, quick: bo
 
 
 @bench.command("conv")
-@click.option("--resolutions", default=",".join(str(r) for r in (8, 16, 32, 64, 128, 256)), show_default=True,
+@click.option("--resolutions", default=",".join(str(r) for r in CONV_RESOLUTIONS), show_default=True,
               help="Comma-separated resolutions (powers of two, 4-1024); the width at each is the official nf.")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Minibatch.")
 @click.option("--dtypes", default="fp32,bf16", show_default=True,

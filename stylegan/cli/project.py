@@ -57,8 +57,7 @@ def projection_meta(target: str, loss_name: str, seed: int, class_idx: Optional[
     return {"target": target, "space": cfg.space, "loss": loss_name, "init": init,
             "encoder": None if encoder_path is None else str(encoder_path), "steps": cfg.num_steps,
             "noise_steps": cfg.noise_steps, "seed": seed, "class": class_idx, "precision": precision,
-            "psnr": result.psnr[i],
-            "ssim": result.ssim[i], "config": cfg.to_dict()}
+            "psnr": result.psnr[i], "ssim": result.ssim[i], "config": cfg.to_dict()}
 
 
 @click.command()
