@@ -96,10 +96,10 @@ def test_targets_are_centre_cropped_and_lanczos_resized(tmp_path):
     got = load_target(tmp_path / "wide.png", 16, 3)
     expected = PIL.Image.fromarray(pixels[:, 10:40]).resize((16, 16), PIL.Image.LANCZOS)
     assert got.dtype == torch.uint8 and got.shape == (3, 16, 16)
-    assert torch.equal(got, torch.from_numpy(np.asarray(expected)).permute(2, 0, 1))
+    assert torch.equal(got, torch.from_numpy(np.array(expected)).permute(2, 0, 1))
     gray = load_target(tmp_path / "wide.png", 16, 1)  # converted before the resize
     expected_gray = PIL.Image.fromarray(pixels).convert("L").crop((10, 0, 40, 30)).resize((16, 16), PIL.Image.LANCZOS)
-    assert gray.shape == (1, 16, 16) and torch.equal(gray[0], torch.from_numpy(np.asarray(expected_gray)))
+    assert gray.shape == (1, 16, 16) and torch.equal(gray[0], torch.from_numpy(np.array(expected_gray)))
 
 
 def test_bad_target_files_are_refused(tmp_path):
