@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from ..config import GeneratorConfig
+from ..precision import DTYPES, cpu_flags, native_bf16_flag  # DTYPES: the one name -> dtype map of --precision
 from .timing import describe_machine, format_table, measure, write_point
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LAYOUTS = ("nchw", "channels_last")
 DEFAULT_RESOLUTIONS = (8, 16, 32, 64, 128, 256)
 KERNEL = 3  # every convolution of G's and D's blocks is 3x3 (the official networks)
@@ -78,8 +78,6 @@ def measure_all(resolutions: Sequence[int], batch: int, dtypes: Sequence[str], l
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:  # whether bf16 runs in hardware here or is emulated (and slower than fp32)
-        from ..precision import cpu_flags, native_bf16_flag
-
         flag = native_bf16_flag(cpu_flags())
         name = f"cpu (native bf16: {flag})" if flag else "cpu (no native bf16: bf16 is emulated)"
     return {"rows": rows, "batch": batch, "repeat": repeat, "fmap_base": fmap_base, "fmap_max": fmap_max,
